@@ -1,0 +1,120 @@
+"""Which languages codedouble understands and how to get a tree-sitter parser and query for each."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Callable
+
+import tree_sitter as ts
+
+
+def _python() -> object:
+    import tree_sitter_python
+
+    return tree_sitter_python.language()
+
+
+def _javascript() -> object:
+    import tree_sitter_javascript
+
+    return tree_sitter_javascript.language()
+
+
+def _typescript() -> object:
+    import tree_sitter_typescript
+
+    return tree_sitter_typescript.language_typescript()
+
+
+def _tsx() -> object:
+    import tree_sitter_typescript
+
+    return tree_sitter_typescript.language_tsx()
+
+
+def _go() -> object:
+    import tree_sitter_go
+
+    return tree_sitter_go.language()
+
+
+def _rust() -> object:
+    import tree_sitter_rust
+
+    return tree_sitter_rust.language()
+
+
+def _java() -> object:
+    import tree_sitter_java
+
+    return tree_sitter_java.language()
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    name: str
+    extensions: tuple[str, ...]
+    grammar: Callable[[], object]
+    # Folder under grammars/ holding this language's queries (TSX shares TypeScript's).
+    query_dir: str
+
+
+LANGUAGES: dict[str, LanguageSpec] = {
+    spec.name: spec
+    for spec in (
+        LanguageSpec("python", (".py", ".pyi"), _python, "python"),
+        LanguageSpec("javascript", (".js", ".mjs", ".cjs", ".jsx"), _javascript, "javascript"),
+        LanguageSpec("typescript", (".ts", ".mts", ".cts"), _typescript, "typescript"),
+        LanguageSpec("tsx", (".tsx",), _tsx, "typescript"),
+        LanguageSpec("go", (".go",), _go, "go"),
+        LanguageSpec("rust", (".rs",), _rust, "rust"),
+        LanguageSpec("java", (".java",), _java, "java"),
+    )
+}
+
+_BY_EXTENSION: dict[str, str] = {ext: spec.name for spec in LANGUAGES.values() for ext in spec.extensions}
+
+
+class UnknownLanguageError(ValueError):
+    pass
+
+
+def language_for_path(path: str) -> str | None:
+    """The language name for a file path by its extension, or None if codedouble does not mine it."""
+    suffix = PurePosixPath(path).suffix.lower()
+    # `.d.ts` declaration files hold no function bodies worth learning from.
+    if path.endswith(".d.ts"):
+        return None
+    return _BY_EXTENSION.get(suffix)
+
+
+def spec(language: str) -> LanguageSpec:
+    try:
+        return LANGUAGES[language]
+    except KeyError:
+        known = ", ".join(sorted(LANGUAGES))
+        raise UnknownLanguageError(f"unknown language {language!r}; codedouble knows: {known}") from None
+
+
+@functools.cache
+def ts_language(language: str) -> ts.Language:
+    return ts.Language(spec(language).grammar())
+
+
+@functools.cache
+def query_source(language: str, name: str = "definitions") -> str:
+    folder = spec(language).query_dir
+    return resources.files(__package__).joinpath(folder, f"{name}.scm").read_text(encoding="utf-8")
+
+
+@functools.cache
+def query(language: str, name: str = "definitions") -> ts.Query:
+    return ts.Query(ts_language(language), query_source(language, name))
+
+
+def parser(language: str) -> ts.Parser:
+    # Parsers hold per-parse state, so callers keep their own rather than sharing a cached one.
+    return ts.Parser(ts_language(language))
