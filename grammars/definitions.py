@@ -12,6 +12,7 @@ Capture names used by every `grammars/<lang>/definitions.scm`:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import tree_sitter as ts
@@ -40,7 +41,7 @@ class Definition:
 class ParsedFile:
     language: str
     definitions: tuple[Definition, ...]  # in source order, outer before inner
-    header: str  # imports / package lines, joined in source order
+    header: str  # imports / package lines, joined in source order ("" unless asked for)
     has_error: bool
 
     def enclosing_signatures(self, index: int) -> tuple[str, ...]:
@@ -53,42 +54,93 @@ class ParsedFile:
         return tuple(reversed(chain))
 
     def children(self, index: int) -> list[Definition]:
-        return [d for d in self.definitions if d.parent == index]
+        """The definitions directly inside definitions[index], in source order."""
+        return self._children.get(index, [])
+
+    @functools.cached_property
+    def _children(self) -> dict[int, list[Definition]]:
+        by_parent: dict[int, list[Definition]] = {}
+        for d in self.definitions:
+            if d.parent is not None:
+                by_parent.setdefault(d.parent, []).append(d)
+        return by_parent
 
 
 def _text(source: bytes, node: ts.Node) -> str:
     return source[node.start_byte : node.end_byte].decode("utf-8", errors="replace")
 
 
+# Fields by which a wrapper node holds the definition it wraps: Python's decorated_definition (`definition`),
+# a JS/TS `export` (`declaration`), `f = () => {}` in a declarator, class field or object pair (`value`).
+_WRAPPED_FIELDS = ("definition", "declaration", "value")
+
+
+def _body(node: ts.Node) -> ts.Node | None:
+    """The body that ends a definition's signature: its own, or that of the definition it wraps."""
+    current: ts.Node | None = node
+    while current is not None:
+        body = current.child_by_field_name("body")
+        if body is not None:
+            return body
+        inner: ts.Node | None = None
+        for field in _WRAPPED_FIELDS:
+            inner = current.child_by_field_name(field)
+            if inner is not None:
+                break
+        if inner is None and current.type in ("lexical_declaration", "variable_declaration"):
+            # `const f = () => {}` holds its declarator without a field name.
+            inner = next((c for c in current.named_children if c.type == "variable_declarator"), None)
+        current = inner
+    return None
+
+
 def _signature(source: bytes, node: ts.Node) -> str:
-    body = node.child_by_field_name("body")
-    if body is None:
-        # Python's decorated_definition holds the def in `definition`; its body is the signature's end.
-        inner = node.child_by_field_name("definition")
-        body = inner.child_by_field_name("body") if inner is not None else None
+    body = _body(node)
     end = body.start_byte if body is not None and body.start_byte > node.start_byte else node.end_byte
     text = source[node.start_byte : end].decode("utf-8", errors="replace").rstrip()
     if body is None:
-        text = text.split("\n", 1)[0]
+        # No body node (Go's `type T struct {`): the first line, up to the brace that opens the body.
+        text = text.split("\n", 1)[0].split("{", 1)[0].rstrip()
     return text
 
 
+def header(language: str, source: bytes, tree: ts.Tree) -> str:
+    """The file's imports / package lines, the header a completion should see."""
+    # Header patterns are rooted at the file's root node, so a depth-0 cursor finds them without walking the tree.
+    cursor = ts.QueryCursor(query(language))
+    cursor.set_max_start_depth(0)
+    nodes = [n for _pattern, caps in cursor.matches(tree.root_node) for n in caps.get("import", [])]
+    nodes.sort(key=lambda n: n.start_byte)
+    return "\n".join(_text(source, n) for n in nodes)[:MAX_HEADER_CHARS]
+
+
 def parse(language: str, source: bytes, ts_parser: ts.Parser | None = None) -> ParsedFile:
-    """Parse `source` and list its definitions with qualified names and the file header."""
+    """Parse `source` and list all its definitions with qualified names, and the file header."""
     tree = (ts_parser or parser(language)).parse(source)
+    return extract(language, source, tree, with_header=True)
+
+
+def extract(
+    language: str,
+    source: bytes,
+    tree: ts.Tree,
+    byte_range: tuple[int, int] | None = None,
+    with_header: bool = False,
+) -> ParsedFile:
+    """The definitions of an already parsed file; with `byte_range`, only those overlapping it (and their
+    enclosing definitions), which is all a small change to a big file needs."""
     root = tree.root_node
+    cursor = ts.QueryCursor(query(language))
+    if byte_range is not None:
+        cursor.set_byte_range(*byte_range)
 
     # Collect one entry per definition node; a name node matched by two patterns (a Python function and
     # the decorated_definition around it) keeps the outermost, so decorators belong to the definition.
     found: dict[int, tuple[ts.Node, str, str, str | None]] = {}  # name node id -> (node, kind, name, receiver)
     scopes: dict[int, str] = {}  # node id -> qualifier, for @scope nodes
-    headers: list[ts.Node] = []
-    for _pattern, caps in ts.QueryCursor(query(language)).matches(root):
-        if "import" in caps:
-            headers.extend(caps["import"])
-            continue
+    for _pattern, caps in cursor.matches(root):
         names = caps.get("name")
-        if not names:
+        if not names or "import" in caps:
             continue
         name_node = names[0]
         if "scope" in caps:
@@ -135,7 +187,9 @@ def parse(language: str, source: bytes, ts_parser: ts.Parser | None = None) -> P
                 has_error=node.has_error,
             )
         )
-
-    headers.sort(key=lambda n: n.start_byte)
-    header = "\n".join(_text(source, n) for n in headers)[:MAX_HEADER_CHARS]
-    return ParsedFile(language=language, definitions=tuple(definitions), header=header, has_error=root.has_error)
+    return ParsedFile(
+        language=language,
+        definitions=tuple(definitions),
+        header=header(language, source, tree) if with_header else "",
+        has_error=root.has_error,
+    )

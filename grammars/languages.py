@@ -84,11 +84,12 @@ class UnknownLanguageError(ValueError):
 
 def language_for_path(path: str) -> str | None:
     """The language name for a file path by its extension, or None if codedouble does not mine it."""
-    suffix = PurePosixPath(path).suffix.lower()
-    # `.d.ts` declaration files hold no function bodies worth learning from.
-    if path.endswith(".d.ts"):
+    name = PurePosixPath(path).name.lower()
+    # Declaration files (`.d.ts`, and `.d.mts` / `.d.cts` for ES / CommonJS modules) hold no function
+    # bodies worth learning from.
+    if name.endswith((".d.ts", ".d.mts", ".d.cts")):
         return None
-    return _BY_EXTENSION.get(suffix)
+    return _BY_EXTENSION.get(PurePosixPath(name).suffix)
 
 
 def spec(language: str) -> LanguageSpec:

@@ -1,0 +1,157 @@
+"""Which definitions a file change touched, from the before and after versions of the file.
+
+A changed line belongs to the innermost definition around it. Rather than diffing lines and looking up
+their definitions, each definition's own lines (its text with nested definitions cut out) are compared
+between the two versions, matched by qualified name: the same changed-definition set, with no line diff
+to compute, and a definition that merely moved within the file is not reported as changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from codedouble.grammars.definitions import Definition, ParsedFile
+
+
+@dataclass(frozen=True)
+class DefinitionChange:
+    qualified_name: str
+    kind: str
+    change: str  # added, modified, deleted
+    before: str | None
+    after: str | None
+    line: int  # 1-based, in the after version (before, when deleted)
+    enclosing: tuple[str, ...]
+    has_error: bool  # tree-sitter could not parse one of the two versions of this definition
+
+
+def _line_start(source: bytes, start: int) -> int:
+    """Widen a definition to the start of its line when only indentation precedes it, so methods keep theirs."""
+    line_start = source.rfind(b"\n", 0, start) + 1
+    return line_start if not source[line_start:start].strip() else start
+
+
+def _text(source: bytes, d: Definition) -> str:
+    return source[_line_start(source, d.start_byte) : d.end_byte].decode("utf-8")
+
+
+def _own_lines(source: bytes, parsed: ParsedFile, index: int) -> tuple[str, ...]:
+    d = parsed.definitions[index]
+    pieces: list[bytes] = []
+    cursor = d.start_byte
+    for child in parsed.children(index):
+        pieces.append(source[cursor : _line_start(source, child.start_byte)])
+        cursor = child.end_byte
+    pieces.append(source[cursor : d.end_byte])
+    text = b"".join(pieces).decode("utf-8")
+    return tuple(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def _keyed(parsed: ParsedFile) -> dict[tuple[str, int], int]:
+    """Definitions keyed by qualified name and occurrence, so overloads and redefinitions pair up in order."""
+    seen: dict[str, int] = {}
+    keyed: dict[tuple[str, int], int] = {}
+    for i, d in enumerate(parsed.definitions):
+        n = seen.get(d.qualified_name, 0)
+        seen[d.qualified_name] = n + 1
+        keyed[(d.qualified_name, n)] = i
+    return keyed
+
+
+def definition_changes(
+    before_src: bytes | None,
+    before: ParsedFile | None,
+    after_src: bytes | None,
+    after: ParsedFile | None,
+) -> Iterator[DefinitionChange]:
+    """The definitions added, modified or deleted between two versions of one file (either may be absent)."""
+    old = _keyed(before) if before is not None else {}
+    new = _keyed(after) if after is not None else {}
+    for key, j in new.items():
+        assert after is not None and after_src is not None
+        d = after.definitions[j]
+        i = old.get(key)
+        if i is None:
+            yield DefinitionChange(
+                d.qualified_name, d.kind, "added", None, _text(after_src, d), d.start_line + 1,
+                after.enclosing_signatures(j), d.has_error,
+            )  # fmt: skip
+            continue
+        assert before is not None and before_src is not None
+        if _own_lines(before_src, before, i) == _own_lines(after_src, after, j):
+            continue
+        b = before.definitions[i]
+        yield DefinitionChange(
+            d.qualified_name, d.kind, "modified", _text(before_src, b), _text(after_src, d), d.start_line + 1,
+            after.enclosing_signatures(j), d.has_error or b.has_error,
+        )  # fmt: skip
+    for key, i in old.items():
+        if key in new:
+            continue
+        assert before is not None and before_src is not None
+        b = before.definitions[i]
+        yield DefinitionChange(
+            b.qualified_name, b.kind, "deleted", _text(before_src, b), None, b.start_line + 1,
+            before.enclosing_signatures(i), b.has_error,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Region:
+    """The one span two versions of a file differ in: [start, old_end) before, [start, new_end) after."""
+
+    start: int
+    old_end: int
+    new_end: int
+
+    def to_before(self, offset: int) -> int:
+        """Map an offset in the after-version to the before-version (offsets inside the change clamp to it)."""
+        if offset <= self.start:
+            return offset
+        return offset - self.new_end + self.old_end if offset >= self.new_end else self.old_end
+
+    def to_after(self, offset: int) -> int:
+        if offset <= self.start:
+            return offset
+        return offset - self.old_end + self.new_end if offset >= self.old_end else self.new_end
+
+
+_CHUNK = 4096
+
+
+def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
+    # Compare whole chunks in C first, then halve the first differing chunk: no byte-by-byte Python loop.
+    i = 0
+    while i + _CHUNK <= limit and a[i : i + _CHUNK] == b[i : i + _CHUNK]:
+        i += _CHUNK
+    lo, hi = i, min(i + _CHUNK, limit)  # the answer lies in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    i = 0
+    while i + _CHUNK <= limit and a[len(a) - i - _CHUNK : len(a) - i] == b[len(b) - i - _CHUNK : len(b) - i]:
+        i += _CHUNK
+    lo, hi = i, min(i + _CHUNK, limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def changed_region(before: bytes, after: bytes) -> Region:
+    """The smallest single span outside which `before` and `after` are byte for byte the same."""
+    limit = min(len(before), len(after))
+    start = _common_prefix(before, after, limit)
+    suffix = _common_suffix(before, after, limit - start)  # bounded so it never overlaps the prefix
+    return Region(start, len(before) - suffix, len(after) - suffix)

@@ -1,0 +1,124 @@
+"""The dataset directory `codedouble mine` writes and `codedouble train` reads.
+
+    DATASET/manifest.json          what was mined, from where, with which options, and the counts
+    DATASET/records/part-NNNN.jsonl  change records, one shard per mining run
+    DATASET/report.txt             the data report of the whole dataset
+
+The manifest is the commit point: it is replaced atomically after its shards are complete, and lists them,
+so an interrupted run leaves the previous dataset readable and its stray shard is swept on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from codedouble.trainer.mining.records import RECORD_FORMAT, ChangeRecord
+
+DATASET_FORMAT = 1
+MANIFEST = "manifest.json"
+RECORDS_DIR = "records"
+
+
+class DatasetError(ValueError):
+    pass
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temporary file beside it, fsynced, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_manifest(dataset: Path) -> dict[str, Any] | None:
+    """The dataset's manifest, None when the directory holds no dataset yet."""
+    path = dataset / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} is not a readable codedouble manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble" or "dataset_format" not in manifest:
+        raise DatasetError(f"{dataset} holds a manifest.json that codedouble did not write; choose another --out")
+    if manifest["dataset_format"] != DATASET_FORMAT or manifest.get("record_format") != RECORD_FORMAT:
+        raise DatasetError(
+            f"{dataset} was written in dataset format {manifest['dataset_format']}/record format "
+            f"{manifest.get('record_format')}; this codedouble reads {DATASET_FORMAT}/{RECORD_FORMAT}: mine again with --fresh"
+        )
+    return manifest
+
+
+def write_manifest(dataset: Path, manifest: dict[str, Any]) -> None:
+    manifest = {"tool": "codedouble", "dataset_format": DATASET_FORMAT, "record_format": RECORD_FORMAT, **manifest}
+    write_atomic(dataset / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def sweep_unlisted_shards(dataset: Path, listed: list[str]) -> None:
+    """Remove shards an interrupted or replaced run left behind; the manifest is the truth."""
+    folder = dataset / RECORDS_DIR
+    if not folder.is_dir():
+        return
+    keep = {Path(name).name for name in listed}
+    for path in folder.iterdir():
+        if path.name not in keep and (path.suffix in {".jsonl", ".tmp"}):
+            path.unlink(missing_ok=True)
+
+
+class ShardWriter:
+    """Writes one shard of records to a temporary name; `commit()` gives it its final name."""
+
+    def __init__(self, dataset: Path, name: str) -> None:
+        folder = dataset / RECORDS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / name
+        self._tmp = folder / f".{name}.tmp"
+        self._file = self._tmp.open("w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: ChangeRecord) -> None:
+        self._file.write(record.to_json())
+        self._file.write("\n")
+        self.count += 1
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _shard_lines(dataset: Path, manifest: dict[str, Any]) -> Iterator[str]:
+    for name in manifest.get("shards", []):
+        with (dataset / RECORDS_DIR / name).open(encoding="utf-8") as f:
+            yield from f
+
+
+def load_records(dataset: Path) -> Iterator[ChangeRecord]:
+    """Every record of a mined dataset, in the order mined (oldest commit first within each run)."""
+    manifest = read_manifest(dataset)
+    if manifest is None:
+        raise DatasetError(f"{dataset} holds no codedouble dataset (no {MANIFEST}); run `codedouble mine` first")
+    for line in _shard_lines(dataset, manifest):
+        yield ChangeRecord.from_dict(json.loads(line))
+
+
+def content_hashes(dataset: Path, manifest: dict[str, Any]) -> set[str]:
+    """The content hashes already in the dataset, so an incremental run drops repeats of earlier changes."""
+    return {json.loads(line)["content_hash"] for line in _shard_lines(dataset, manifest)}

@@ -1,0 +1,209 @@
+"""Read-only access to a git repository through two long-lived git processes.
+
+`git log --raw` streams every commit with the blob ids of its changed files, and one `git cat-file --batch`
+process serves the blobs. Neither writes to the repository: optional locks are off and nothing touches its
+config, so mining a repository leaves it byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+NULL_SHA = "0" * 40
+# Each log record starts with this byte, which cannot open a raw diff entry.
+_RECORD = b"\x1e"
+_LOG_FORMAT = "%x1e%H%x00%P%x00%aE%x00%aN%x00%aI%x00%cI%x00%ae%x00%B%x00"
+# git gives up on rename detection past this many files; a generous limit keeps big moves followed.
+_RENAME_LIMIT = "2000"
+
+
+class GitError(RuntimeError):
+    """A git command failed, or the path is not a usable repository."""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # never refresh the index or take locks in the mined repository
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["LC_ALL"] = "C"
+    return env
+
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    """Run one short git command in `repo` and return its stdout."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "core.quotepath=off", *args],
+        capture_output=True,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    if check and done.returncode != 0:
+        message = done.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"git {' '.join(args)} failed in {repo}: {message}")
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    status: str  # A, M, D, R (renamed), T (type changed)
+    old_path: str | None
+    new_path: str | None
+    old_blob: str | None  # None when the file was added
+    new_blob: str | None  # None when the file was deleted
+    old_mode: str
+    new_mode: str
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    parents: tuple[str, ...]
+    author_email: str  # after .mailmap
+    author_name: str  # after .mailmap
+    raw_author_email: str  # as written in the commit
+    authored_at: str  # ISO 8601 with the author's offset
+    committed_at: str
+    message: str
+    files: tuple[FileDiff, ...]
+
+
+def _parse_entries(tokens: list[bytes]) -> list[FileDiff]:
+    files: list[FileDiff] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i].lstrip(b"\n")
+        i += 1
+        if not token.startswith(b":"):
+            continue
+        old_mode, new_mode, old_blob, new_blob, status = token[1:].decode().split(" ")
+        kind = status[0]
+        if kind in "RC":
+            old_path, new_path = tokens[i].decode("utf-8", "surrogateescape"), tokens[i + 1].decode("utf-8", "surrogateescape")
+            i += 2
+        else:
+            old_path = new_path = tokens[i].decode("utf-8", "surrogateescape")
+            i += 1
+        if kind == "C":  # a copy leaves its source in place: the new path is an addition
+            kind, old_path, old_blob = "A", None, NULL_SHA
+        files.append(
+            FileDiff(
+                status=kind,
+                old_path=None if kind == "A" else old_path,
+                new_path=None if kind == "D" else new_path,
+                old_blob=None if old_blob == NULL_SHA else old_blob,
+                new_blob=None if new_blob == NULL_SHA else new_blob,
+                old_mode=old_mode,
+                new_mode=new_mode,
+            )
+        )
+    return files
+
+
+def _parse_record(block: bytes) -> CommitInfo:
+    fields = block.split(b"\0")
+    sha, parents, email, name, authored, committed, raw_email, message = (
+        f.decode("utf-8", errors="replace") for f in fields[:8]
+    )
+    return CommitInfo(
+        sha=sha,
+        parents=tuple(parents.split()),
+        author_email=email.lower(),
+        author_name=name,
+        raw_author_email=raw_email.lower(),
+        authored_at=authored,
+        committed_at=committed,
+        message=message.strip(),
+        files=tuple(_parse_entries(fields[8:])),
+    )
+
+
+def log(repo: Path, revisions: list[str], extra: list[str] | None = None) -> Iterator[CommitInfo]:
+    """Stream the commits of `revisions`, oldest first, with their raw file diffs against the first parent.
+
+    Merge commits come through with no files (git shows no raw diff for them without -m), so callers can
+    count them and move on.
+    """
+    cmd = [
+        "git", "-C", str(repo), "-c", "core.quotepath=off", "-c", f"diff.renameLimit={_RENAME_LIMIT}",
+        "log", f"--format={_LOG_FORMAT}", "--raw", "-z", "--no-abbrev", "-M", "--root", "--reverse",
+        "--use-mailmap", *(extra or []), *revisions, "--",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=_env())
+    assert proc.stdout is not None
+    buffer = b""
+    try:
+        while chunk := proc.stdout.read(1 << 16):
+            buffer += chunk
+            *complete, buffer = buffer.split(_RECORD)
+            for block in complete:
+                if block:
+                    yield _parse_record(block)
+        if buffer:
+            yield _parse_record(buffer)
+    finally:
+        proc.stdout.close()
+        stderr = proc.stderr.read() if proc.stderr else b""
+        code = proc.wait()
+    if code != 0:
+        raise GitError(f"git log failed in {repo}: {stderr.decode('utf-8', errors='replace').strip()}")
+
+
+@dataclass(frozen=True)
+class Blob:
+    size: int
+    data: bytes | None  # None when the blob was larger than the reader's limit (its bytes are skipped)
+
+
+class BlobReader:
+    """One `git cat-file --batch` process serving blob contents by id for the whole run."""
+
+    # Requests written before reading answers; kept well under a pipe buffer so the two sides never deadlock.
+    _BATCH = 256
+
+    def __init__(self, repo: Path, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._proc = subprocess.Popen(
+            ["git", "-C", str(repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_env(),
+        )
+
+    def read_many(self, shas: list[str]) -> dict[str, Blob]:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        out: dict[str, Blob] = {}
+        for start in range(0, len(shas), self._BATCH):
+            batch = shas[start : start + self._BATCH]
+            self._proc.stdin.write("".join(f"{sha}\n" for sha in batch).encode())
+            self._proc.stdin.flush()
+            for sha in batch:
+                header = self._proc.stdout.readline().split()
+                if len(header) < 3 or header[1] == b"missing":
+                    raise GitError(f"object {sha} is missing from the repository (is it corrupt or shallow?)")
+                size = int(header[2])
+                if size > self.max_bytes:
+                    remaining = size + 1  # the object and its trailing newline
+                    while remaining:
+                        remaining -= len(self._proc.stdout.read(min(remaining, 1 << 20)))
+                    out[sha] = Blob(size, None)
+                else:
+                    out[sha] = Blob(size, self._proc.stdout.read(size + 1)[:-1])
+        return out
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        if self._proc.stdout:
+            self._proc.stdout.close()
+        self._proc.wait()
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""Whose commits are mined: the engineer's identities (with .mailmap aliases merged) and who counts as a bot."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from codedouble.trainer.mining.gitio import git
+
+# Automation that commits under its own identity. A GitHub `<id>+<user>@users.noreply.github.com` address is
+# a person hiding their email, so `noreply` alone is a bot only as the whole local part.
+_BOT_NAME = re.compile(r"\[bot\]|^(dependabot|renovate|pre-commit-ci|github-actions|greenkeeper|snyk-bot)\b", re.I)
+_BOT_LOCAL_PARTS = frozenset(
+    {
+        "noreply", "no-reply", "bot", "action", "actions", "github-actions", "dependabot", "renovate",
+        "pre-commit-ci", "greenkeeper", "snyk-bot", "ci", "jenkins", "buildbot", "travis", "semantic-release-bot",
+    }
+)  # fmt: skip
+
+
+def is_bot(name: str, email: str) -> bool:
+    local = email.split("@", 1)[0].split("+")[-1].lower()
+    return bool(_BOT_NAME.search(name) or "[bot]" in email.lower() or local in _BOT_LOCAL_PARTS)
+
+
+class UnknownAuthorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Identities:
+    emails: frozenset[str]  # lower-case; after .mailmap and as given
+    all_authors: bool
+
+    def matches(self, mapped_email: str, raw_email: str) -> bool:
+        return self.all_authors or mapped_email in self.emails or raw_email in self.emails
+
+    def describe(self) -> str:
+        return "all authors (bots excluded)" if self.all_authors else ", ".join(sorted(self.emails))
+
+
+def author_counts(repo: Path, revision: str) -> Counter[str]:
+    """Non-merge commits per author (`Name <email>`, after .mailmap) reachable from `revision`."""
+    out = git(repo, "log", "--no-merges", "--use-mailmap", "--format=%aN <%aE>", revision)
+    return Counter(line for line in out.splitlines() if line)
+
+
+def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) -> Identities:
+    """The identities to mine. With no --author, the repository's configured user.email is the engineer."""
+    if all_authors:
+        return Identities(frozenset(), True)
+    given = [a.strip().lower() for a in authors if a.strip()]
+    if not given:
+        configured = git(repo, "config", "--get", "user.email", check=False).strip().lower()
+        if not configured:
+            raise UnknownAuthorError(
+                "no user.email is configured for this repository and no --author was given; "
+                "name yourself with --author EMAIL (repeatable) or mine everyone with --all-authors.\n"
+                + _known_identities(repo, revision)
+            )
+        given = [configured]
+    emails = set(given)
+    # .mailmap may map each alias onto a canonical address; commits carry either one.
+    mapped = git(repo, "check-mailmap", *(f"<{e}>" for e in given), check=False)
+    emails.update(m.group(1).lower() for m in re.finditer(r"<([^>]*)>", mapped))
+    identities = Identities(frozenset(emails), False)
+    counts = author_counts(repo, revision)
+    if not any(identities.matches(_email(who), _email(who)) for who in counts):
+        raise UnknownAuthorError(
+            f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(repo, revision, counts)
+        )
+    return identities
+
+
+def _email(who: str) -> str:
+    return who.rsplit("<", 1)[-1].rstrip(">").lower()
+
+
+def _known_identities(repo: Path, revision: str, counts: Counter[str] | None = None, limit: int = 15) -> str:
+    counts = counts if counts is not None else author_counts(repo, revision)
+    if not counts:
+        return "The history has no non-merge commits."
+    lines = [f"  {n:6d}  {who}" for who, n in counts.most_common(limit)]
+    more = f"\n  ... and {len(counts) - limit} more" if len(counts) > limit else ""
+    return "Identities in this history (commits, author):\n" + "\n".join(lines) + more
