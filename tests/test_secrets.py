@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from codedouble.trainer.mining import secrets
 from codedouble.trainer.mining.secrets import PLACEHOLDER, Scrubbed, SecretScrubber
 
@@ -92,6 +91,7 @@ PLANTED: list[tuple[str, str, str]] = [
     # detect-secrets' is_indirect_reference filter would let this one through
     (f'conn = psycopg.connect(host="db", password="{PASSWORD}")', PASSWORD, "Secret Keyword"),
     (f'blob = "{BASE64_BLOB}"', BASE64_BLOB, "Base64 High Entropy String"),
+    (f'api_key = "{BASE64_BLOB}"', BASE64_BLOB, "Secret Keyword"),  # two plugins agree: the keyword names it
     (f"digest = '{HEX_BLOB}'", HEX_BLOB, "Hex High Entropy String"),
 ]
 
@@ -128,6 +128,25 @@ def test_private_key_in_one_line_string_literal(scrubber: SecretScrubber) -> Non
     result = scrubber.scrub(text)
     assert result.text == f'KEY = "{PLACEHOLDER}\\n"\nnext_line()\n'
     assert result.kinds == ("Private Key",)
+
+
+def test_putty_key_file_goes_whole(scrubber: SecretScrubber) -> None:
+    private = [rand(B64, 64) for _ in range(4)]
+    ppk = "\n".join(
+        [
+            "PuTTY-User-Key-File-2: ssh-rsa",
+            "Encryption: none",
+            "Comment: rsa-key-20240611",
+            "Public-Lines: 2",
+            "AAAAB3NzaC1yc2EAAAABJQAAAQEA" + rand(B64, 36),
+            rand(B64, 64),
+            "Private-Lines: 4",
+            *private,
+            "Private-MAC: " + rand("0123456789abcdef", 40),
+        ]
+    )
+    result = scrubber.scrub(f'PPK = """{ppk}\n"""\n')
+    assert result == Scrubbed(f'PPK = """{PLACEHOLDER}\n"""\n', ("Private Key",))
 
 
 def test_truncated_private_key_is_scrubbed_to_the_end(scrubber: SecretScrubber) -> None:
@@ -327,7 +346,7 @@ def test_cache_and_prefilters_do_not_change_results() -> None:
 def test_cache_is_bounded() -> None:
     scrubber = SecretScrubber(cache_size=100)
     scrubber.scrub("\n".join(f"value_{i} = compute({i}, 'some text here')" for i in range(1000)))
-    info = scrubber._scan.cache_info()  # type: ignore[attr-defined]
+    info = scrubber._scan.cache_info()  # type: ignore[attr-defined,unused-ignore]
     assert info.currsize <= 100
     assert scrubber.scrub(f'password = "{PASSWORD}"').kinds == ("Secret Keyword",)
 

@@ -162,14 +162,3 @@ def _point(source: bytes, offset: int) -> tuple[int, int]:
     """Tree-sitter's (row, byte column) for a byte offset."""
     row = source.count(b"\n", 0, offset)
     return row, offset - (source.rfind(b"\n", 0, offset) + 1)
-
-
-_extractor: Extractor | None = None
-
-
-def process_batch(batch: list[CommitWork]) -> list[CommitResult]:
-    """Entry point for pool workers: one Extractor per process, built on first use."""
-    global _extractor
-    if _extractor is None:
-        _extractor = Extractor()
-    return [_extractor.process(work) for work in batch]

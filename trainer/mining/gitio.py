@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 NULL_SHA = "0" * 40
 # Each log record starts with this byte, which cannot open a raw diff entry.
@@ -121,19 +124,37 @@ def _parse_record(block: bytes) -> CommitInfo:
     )
 
 
-def log(repo: Path, revisions: list[str], extra: list[str] | None = None) -> Iterator[CommitInfo]:
-    """Stream the commits of `revisions`, oldest first, with their raw file diffs against the first parent.
+def log(
+    repo: Path, revisions: list[str], extra: list[str] | None = None, shas: list[str] | None = None
+) -> Iterator[CommitInfo]:
+    """Stream the commits of `revisions` oldest first (or exactly `shas`, in their order), with their raw
+    file diffs against the first parent.
 
     Merge commits come through with no files (git shows no raw diff for them without -m), so callers can
     count them and move on.
     """
+    walk = ["--no-walk=unsorted", "--stdin"] if shas is not None else ["--reverse", *(extra or []), *revisions]
     cmd = [
         "git", "-C", str(repo), "-c", "core.quotepath=off", "-c", f"diff.renameLimit={_RENAME_LIMIT}",
-        "log", f"--format={_LOG_FORMAT}", "--raw", "-z", "--no-abbrev", "-M", "--root", "--reverse",
-        "--use-mailmap", *(extra or []), *revisions, "--",
+        "log", f"--format={_LOG_FORMAT}", "--raw", "-z", "--no-abbrev", "-M", "--root", "--use-mailmap",
+        *walk, "--",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=_env())
+    # stderr goes to a file: a pipe nobody reads until the end could fill up and stall git.
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        stdin=subprocess.PIPE if shas is not None else subprocess.DEVNULL,
+        env=_env(),
+    )
     assert proc.stdout is not None
+    if shas is not None:
+        # Fed from a thread so that a long list never blocks against output nobody is reading yet.
+        stdin = proc.stdin
+        assert stdin is not None
+        payload = "".join(f"{sha}\n" for sha in shas).encode()
+        threading.Thread(target=_feed, args=(stdin, payload), daemon=True).start()
     buffer = b""
     try:
         while chunk := proc.stdout.read(1 << 16):
@@ -146,10 +167,20 @@ def log(repo: Path, revisions: list[str], extra: list[str] | None = None) -> Ite
             yield _parse_record(buffer)
     finally:
         proc.stdout.close()
-        stderr = proc.stderr.read() if proc.stderr else b""
         code = proc.wait()
+        errors.seek(0)
+        stderr = errors.read()
+        errors.close()
     if code != 0:
         raise GitError(f"git log failed in {repo}: {stderr.decode('utf-8', errors='replace').strip()}")
+
+
+def _feed(stream: IO[bytes], payload: bytes) -> None:
+    try:
+        stream.write(payload)
+        stream.close()
+    except BrokenPipeError:  # git stopped early; its exit status tells why
+        pass
 
 
 @dataclass(frozen=True)

@@ -7,30 +7,24 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from codedouble.grammars.languages import language_for_path
 from codedouble.trainer.mining import dataset, filters
-from codedouble.trainer.mining.extract import CommitResult, CommitWork, Extractor, FileWork, process_batch
-from codedouble.trainer.mining.gitio import BlobReader, CommitInfo, FileDiff, GitError, git, log
-from codedouble.trainer.mining.identity import Identities, is_bot, resolve
+from codedouble.trainer.mining.extract import CommitResult
+from codedouble.trainer.mining.gitio import GitError, git
+from codedouble.trainer.mining.identity import Identities, resolve
 from codedouble.trainer.mining.report import KEPT, Counts, render
+from codedouble.trainer.mining.walk import Walk, mine_chunk, mine_commits
 
-# Reasons a commit is left out, as the report names them.
-MERGE = "merge commit"
-BOT = "bot"
-OTHER_AUTHOR = "another author"
-SHALLOW = "shallow-clone boundary"
 DUPLICATE = "exact duplicate"
 
 # Below this many commits the cost of starting worker processes outweighs a second core.
 PARALLEL_MIN_COMMITS = 400
-_REGULAR_FILE_MODES = frozenset({"100644", "100755"})
 
 
 class MineError(RuntimeError):
@@ -110,161 +104,113 @@ def _shallow_boundary(root: Path) -> frozenset[str]:
     return frozenset(path.read_text().split()) if path.exists() else frozenset()
 
 
-def _commit_reason(c: CommitInfo, identities: Identities, explicitly_named: bool, boundary: frozenset[str]) -> str | None:
-    if len(c.parents) > 1:
-        return MERGE
-    if c.sha in boundary:
-        return SHALLOW
-    if not identities.matches(c.author_email, c.raw_author_email):
-        return OTHER_AUTHOR
-    if is_bot(c.author_name, c.author_email) and not explicitly_named:
-        return BOT
-    return None
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def _file_work(
-    diff: FileDiff, blobs: dict[str, Any], path_filter: filters.PathFilter, files: Counts
-) -> FileWork | None:
-    """Pair a diff with its blobs, or count why it is left out."""
-    path = diff.new_path or diff.old_path
-    assert path is not None
-    reason = path_filter.reject(path)
-    modes = {m for m in (diff.old_mode, diff.new_mode) if m != "000000"}
-    if reason is None and not modes <= _REGULAR_FILE_MODES:
-        reason = filters.NOT_A_FILE
-    sides: list[bytes | None] = []
-    for sha in (diff.old_blob, diff.new_blob):
-        if reason is not None or sha is None:
-            sides.append(None)
-            continue
-        blob = blobs[sha]
-        if blob.data is None:
-            reason = filters.TOO_LARGE
-        else:
-            reason = filters.reject_content(blob.data)
-        sides.append(blob.data)
-    if reason is not None:
-        files.files[reason] += 1
-        return None
-    language = language_for_path(path)
-    assert language is not None
-    old_path = diff.old_path if diff.status == "R" else None
-    return FileWork(
-        path=path, old_path=old_path, language=language, before=sides[0], after=sides[1],
-        before_blob=diff.old_blob, after_blob=diff.new_blob,
-    )  # fmt: skip
-
-
-def _commit_works(
-    root: Path,
-    revisions: list[str],
-    options: MineOptions,
-    identities: Identities,
-    counts: Counts,
-    on_commit: Callable[[], None],
-) -> Iterator[CommitWork]:
-    """Read the history and the blobs it needs; yields only commits with files worth parsing."""
-    boundary = _shallow_boundary(root)
-    path_filter = filters.PathFilter(options.include, options.exclude)
-    extra = [f"--since={options.since}"] if options.since else []
-    extra += [f"--until={options.until}"] if options.until else []
-    with BlobReader(root, options.max_file_bytes) as reader:
-        for c in log(root, revisions, extra):
-            on_commit()
-            reason = _commit_reason(c, identities, bool(options.authors), boundary)
-            if reason is not None:
-                counts.commits[reason] += 1
-                continue
-            counts.commits[KEPT] += 1
-            wanted = [d for d in c.files if path_filter.reject(d.new_path or d.old_path or "") is None]
-            shas = sorted({sha for d in wanted for sha in (d.old_blob, d.new_blob) if sha})
-            blobs = reader.read_many(shas) if shas else {}
-            works = [w for d in c.files if (w := _file_work(d, blobs, path_filter, counts)) is not None]
-            if works:
-                yield CommitWork(commit=c, files=tuple(works))
-
-
-def _batches(works: Iterable[CommitWork], size: int) -> Iterator[list[CommitWork]]:
-    batch: list[CommitWork] = []
-    for work in works:
-        batch.append(work)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _process_all(works: Iterable[CommitWork], jobs: int) -> Iterator[CommitResult]:
-    """Results in commit order; with jobs > 1, parsing and scrubbing run in worker processes."""
-    if jobs <= 1:
-        extractor = Extractor()
-        yield from map(extractor.process, works)
-        return
-    # forkserver: workers must not inherit the pipes of the git processes (git would never see EOF).
-    # A bounded window of batches in flight keeps the history's blobs out of memory.
+def _mine_parallel(walk: Walk, shas: list[str], jobs: int, counts: Counts, on_commits: Callable[[int], None]) -> Iterator[CommitResult]:
+    """Contiguous chunks of the commit list mined in worker processes; results come back in commit order."""
+    # Small enough to keep both cores busy to the end, big enough that a chunk's git processes pay off.
+    size = max(32, min(512, len(shas) // (jobs * 8) or 1))
+    # forkserver: workers must not inherit this process's pipes to git (git would never see EOF).
     context = multiprocessing.get_context("forkserver")
-    window: deque[Future[list[CommitResult]]] = deque()
+    window: deque[tuple[int, Future[tuple[Counts, list[CommitResult]]]]] = deque()
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        for batch in _batches(works, 8):
-            window.append(pool.submit(process_batch, batch))
-            if len(window) >= jobs * 4:
-                yield from window.popleft().result()
+        chunks = _chunks(shas, size)
+        for chunk in chunks:
+            window.append((len(chunk), pool.submit(mine_chunk, walk, chunk)))
+            if len(window) < jobs * 2:
+                continue
+            n, future = window.popleft()
+            chunk_counts, results = future.result()
+            counts.add(chunk_counts)
+            on_commits(n)
+            yield from results
         while window:
-            yield from window.popleft().result()
+            n, future = window.popleft()
+            chunk_counts, results = future.result()
+            counts.add(chunk_counts)
+            on_commits(n)
+            yield from results
 
 
-def _time_span(records_span: tuple[str | None, str | None], authored_at: str) -> tuple[str | None, str | None]:
-    first, last = records_span
+def _time_span(span: tuple[str | None, str | None], authored_at: str) -> tuple[str | None, str | None]:
+    first, last = span
     when = datetime.fromisoformat(authored_at).astimezone(timezone.utc).isoformat()
     return (min(first, when) if first else when, max(last, when) if last else when)
 
 
+@dataclass
+class _Plan:
+    """What this run mines: everything, or only the commits since the dataset's last head."""
+
+    revisions: list[str]
+    previous: dict[str, Any] | None  # the manifest this run extends; None for a full run
+    notes: list[str]
+
+
+def _plan(root: Path, head: str, out: Path, options: MineOptions) -> _Plan:
+    previous = None if options.fresh else dataset.read_manifest(out)
+    if previous is None:
+        return _Plan([head], None, [])
+    if previous.get("repository") != str(root):
+        raise MineError(
+            f"{out} holds a dataset of another repository ({previous.get('repository')}); "
+            "choose another --out, or pass --fresh to replace it"
+        )
+    if previous.get("options_fingerprint") != options.fingerprint():
+        return _Plan([head], None, ["the mining options changed since the last run: mining the whole history again"])
+    if not _is_ancestor(root, previous["head"], head):
+        return _Plan([head], None, ["the history was rewritten since the last run: mining the whole history again"])
+    return _Plan([head, f"^{previous['head']}"], previous, [])
+
+
 def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True) -> MineResult:
+    """Mine `repo_path` into the dataset directory `out`; only new commits when `out` already holds its dataset."""
     from tqdm import tqdm
 
     root, head = open_repository(repo_path)
-    head = git(root, "rev-parse", "--verify", f"{options.revision}^{{commit}}").strip() if options.revision != "HEAD" else head
+    if options.revision != "HEAD":
+        try:
+            head = git(root, "rev-parse", "--verify", f"{options.revision}^{{commit}}").strip()
+        except GitError:
+            raise MineError(f"{options.revision!r} does not name a commit in {root}") from None
     identities = resolve(root, head, list(options.authors), options.all_authors)
     _prepare_output(out)
-
-    previous = None if options.fresh else dataset.read_manifest(out)
-    notes: list[str] = []
-    revisions = [head]
-    counts = Counts()
-    incremental = False
-    if previous is not None:
-        same_repo = previous.get("repository") == str(root.resolve())
-        same_options = previous.get("options_fingerprint") == options.fingerprint()
-        if same_repo and same_options and _is_ancestor(root, previous["head"], head):
-            incremental = True
-            revisions = [head, f"^{previous['head']}"]
-            counts = Counts.from_dict(previous["counts"])
-        elif not same_repo:
-            raise MineError(
-                f"{out} holds a dataset of another repository ({previous.get('repository')}); "
-                "choose another --out, or pass --fresh to replace it"
-            )
-        else:
-            why = "the mining options changed" if not same_options else "the history was rewritten"
-            notes.append(f"{why} since the last run: mining the whole history again")
-
-    if incremental and previous is not None and previous["head"] == head:
-        report = render(counts, _heading(root, head, identities, incremental=True))
+    plan = _plan(root, head, out, options)
+    previous = plan.previous
+    counts = Counts.from_dict(previous["counts"]) if previous else Counts()
+    if previous is not None and previous["head"] == head:
+        report = render(counts, _heading(root, head, identities))
         return MineResult(out, 0, 0, True, counts, report, [f"up to date: no new commits since {head[:12]}"])
 
-    total = int(git(root, "rev-list", "--count", *revisions, "--").strip() or 0)
-    jobs = options.jobs or (min(2, os.cpu_count() or 1) if total >= PARALLEL_MIN_COMMITS else 1)
-    seen = dataset.content_hashes(out, previous) if incremental and previous is not None else set()
-    run = int(previous.get("runs", [{}])[-1].get("run", 0)) + 1 if incremental and previous else 1
+    walk = Walk(
+        root=root,
+        identities=identities,
+        authors_named=bool(options.authors),
+        shallow_boundary=_shallow_boundary(root),
+        path_filter=filters.PathFilter(options.include, options.exclude),
+        max_file_bytes=options.max_file_bytes,
+    )
+    dates = [f"--since={options.since}"] if options.since else []
+    dates += [f"--until={options.until}"] if options.until else []
+    shas = git(root, "rev-list", "--reverse", *dates, *plan.revisions, "--").split()
+    jobs = options.jobs or (min(2, os.cpu_count() or 1) if len(shas) >= PARALLEL_MIN_COMMITS else 1)
+
+    seen = dataset.content_hashes(out, previous) if previous else set()
+    run = int(previous["runs"][-1]["run"]) + 1 if previous else 1
     shard_name = f"part-{run:04d}-{head[:12]}.jsonl"
-    writer = dataset.ShardWriter(out, shard_name)
-    bar = tqdm(total=total, unit="commit", desc="mining", disable=None if progress else True, leave=False)
+    span = (previous["time_span"]["first"], previous["time_span"]["last"]) if previous else (None, None)
     new_counts = Counts()
-    span = (previous.get("time_span", {}).get("first"), previous.get("time_span", {}).get("last")) if incremental and previous else (None, None)
+    writer = dataset.ShardWriter(out, shard_name)
+    bar = tqdm(total=len(shas), unit="commit", desc="mining", disable=None if progress else True, leave=False)
     try:
-        works = _commit_works(root, revisions, options, identities, new_counts, lambda: bar.update())
-        for result in _process_all(works, jobs):
+        if jobs > 1:
+            results = _mine_parallel(walk, shas, jobs, new_counts, bar.update)
+        else:
+            results = mine_commits(walk, plan.revisions, new_counts, lambda: bar.update(), extra=dates)
+        for result in results:
             new_counts.files.update(result.files)
             new_counts.records.update(result.rejected_records)
             new_counts.secrets.update(result.secrets)
@@ -288,26 +234,25 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
         bar.close()
 
     counts.add(new_counts)
-    shards = (list(previous.get("shards", [])) if incremental and previous else []) + [shard_name]
-    runs = (list(previous.get("runs", [])) if incremental and previous else []) + [
+    shards = [*(previous["shards"] if previous else []), shard_name]
+    runs = [
+        *(previous["runs"] if previous else []),
         {
             "run": run,
             "head": head,
-            "from": previous["head"] if incremental and previous else None,
-            "commits": new_counts.commits.total(),
+            "from": previous["head"] if previous else None,
+            "commits": len(shas),
             "records": writer.count,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        },
     ]
-    report = render(counts, _heading(root, head, identities, incremental))
-    (out / "report.txt").write_text(report, encoding="utf-8")  # derived from the manifest; safe to rewrite
+    report = render(counts, _heading(root, head, identities))
     dataset.write_manifest(
         out,
         {
             "tool_version": tool_version(),
-            "repository": str(root.resolve()),
+            "repository": str(root),
             "head": head,
-            "revision": options.revision,
             "identities": sorted(identities.emails),
             "all_authors": identities.all_authors,
             "options": {k: v for k, v in asdict(options).items() if k not in {"jobs", "fresh"}},
@@ -316,7 +261,8 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
                 "max_file_bytes": options.max_file_bytes,
                 "include": list(options.include),
                 "exclude": list(options.exclude),
-                "skipped": "vendored, generated, minified, binary, non-UTF-8, oversized, symlinks/submodules, exact duplicates",
+                "always": "vendored, generated, minified, binary, non-UTF-8, oversized, symlinks and submodules, "
+                "syntax errors, exact duplicates, bots, merges",
             },
             "counts": counts.to_dict(),
             "time_span": {"first": span[0], "last": span[1]},
@@ -324,10 +270,12 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
             "runs": runs,
         },
     )
+    dataset.write_atomic(out / "report.txt", report)  # derived from the manifest, rewritten after it
     dataset.sweep_unlisted_shards(out, shards)
-    if incremental:
-        notes.append(f"incremental: mined {new_counts.commits.total()} new commits since {previous['head'][:12]}")  # type: ignore[index]
-    return MineResult(out, new_counts.commits.total(), writer.count, incremental, counts, report, notes)
+    notes = list(plan.notes)
+    if previous:
+        notes.append(f"incremental: mined {len(shas)} new commits since {previous['head'][:12]}")
+    return MineResult(out, len(shas), writer.count, previous is not None, counts, report, notes)
 
 
 def _is_ancestor(root: Path, older: str, newer: str) -> bool:
@@ -338,5 +286,5 @@ def _is_ancestor(root: Path, older: str, newer: str) -> bool:
         return False
 
 
-def _heading(root: Path, head: str, identities: Identities, incremental: bool) -> str:
+def _heading(root: Path, head: str, identities: Identities) -> str:
     return f"codedouble data report — {root} @ {head[:12]}\nidentities: {identities.describe()}"

@@ -33,13 +33,13 @@ class Counts:
 
 def _section(title: str, counter: Counter[str], kept_first: bool, sort_keys: bool = False) -> list[str]:
     if not counter:
-        return [f"{title}: none"]
+        return ["", f"{title}: none"]
     total = sum(counter.values())
     items = sorted(counter.items()) if sort_keys else counter.most_common()
     if kept_first:
         items = sorted(items, key=lambda kv: kv[0] != KEPT)
     width = max(len(k) for k, _ in items)
-    lines = [f"{title} ({total:,})"]
+    lines = ["", f"{title} ({total:,})"]
     for key, n in items:
         lines.append(f"  {key:<{width}}  {n:>9,}  {100 * n / total:5.1f}%")
     return lines
@@ -49,7 +49,6 @@ def render(counts: Counts, heading: str) -> str:
     """A plain-text table, for the terminal and report.txt alike."""
     parts = [
         heading,
-        "",
         *_section("Commits", counts.commits, kept_first=True),
         *_section("File changes", counts.files, kept_first=True),
         *_section("Changed definitions", counts.records, kept_first=True),

@@ -28,8 +28,8 @@ Its IPv4 plugin is not run: its hits hold no letter, so the filter above drops e
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache, partial
 
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
@@ -39,8 +39,14 @@ from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 from detect_secrets.plugins.basic_auth import BasicAuthDetector
 from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
 from detect_secrets.plugins.ip_public import IPPublicDetector
-from detect_secrets.plugins.keyword import CLOSING, DENYLIST_REGEX, QUOTE, SECRET, KeywordDetector
-from detect_secrets.plugins.keyword import QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+from detect_secrets.plugins.keyword import (
+    CLOSING,
+    DENYLIST_REGEX,
+    QUOTE,
+    QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+    SECRET,
+    KeywordDetector,
+)
 from detect_secrets.plugins.private_key import PrivateKeyDetector
 
 PLACEHOLDER = "<secret>"
@@ -48,7 +54,7 @@ PLACEHOLDER = "<secret>"
 PRIVATE_KEY = PrivateKeyDetector.secret_type
 BASIC_AUTH = BasicAuthDetector.secret_type
 
-DEFAULT_CACHE_SIZE = 1 << 17  # distinct lines remembered; ~20 MB of typical code lines
+DEFAULT_CACHE_SIZE = 1 << 17  # distinct lines remembered: some 25 MB for typical code lines
 
 Finding = tuple[str, str]  # (kind, secret value)
 _NONE: tuple[Finding, ...] = ()
@@ -150,9 +156,9 @@ def _default_plugins() -> list[BasePlugin]:
     directly so that no process-wide detect-secrets setting is touched. Ordered so that when two plugins report
     the same value the specific detector names it, the keyword and entropy plugins last."""
     skipped = (PrivateKeyDetector, IPPublicDetector)  # private keys: own rule; IPv4: every hit filtered out
-    plugins = [cls() for cls in get_mapping_from_secret_type_to_class().values() if not issubclass(cls, skipped)]
-    rank = {KeywordDetector: 1}
-    return sorted(plugins, key=lambda p: 2 if isinstance(p, HighEntropyStringsPlugin) else rank.get(type(p), 0))
+    classes: list[type[BasePlugin]] = list(get_mapping_from_secret_type_to_class().values())
+    plugins = [cls() for cls in classes if not issubclass(cls, skipped)]
+    return sorted(plugins, key=lambda p: (isinstance(p, HighEntropyStringsPlugin), isinstance(p, KeywordDetector)))
 
 
 def _is_false_positive(value: str, line: str, plugin: BasePlugin | None) -> bool:

@@ -1,0 +1,22 @@
+# The two commands README promises, plus the benchmarks. Everything installs into .venv from scratch.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATASET ?= .codedouble/dataset
+
+.PHONY: demo test bench
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
+	touch $@
+
+# The main job on the embedded default: this repository's own history.
+demo: $(VENV)/.installed
+	$(VENV)/bin/codedouble mine . --out $(DATASET) --all-authors
+
+test: $(VENV)/.installed
+	$(VENV)/bin/pytest -q -n auto
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/mine_bench.py .
