@@ -84,14 +84,15 @@ def _parse_entries(tokens: list[bytes]) -> list[FileDiff]:
             continue
         old_mode, new_mode, old_blob, new_blob, status = token[1:].decode().split(" ")
         kind = status[0]
+        # Paths are bytes in git; one that is not UTF-8 keeps a readable name with U+FFFD in it.
         if kind in "RC":
-            old_path, new_path = tokens[i].decode("utf-8", "surrogateescape"), tokens[i + 1].decode("utf-8", "surrogateescape")
+            old_path, new_path = tokens[i].decode("utf-8", "replace"), tokens[i + 1].decode("utf-8", "replace")
             i += 2
         else:
-            old_path = new_path = tokens[i].decode("utf-8", "surrogateescape")
+            old_path = new_path = tokens[i].decode("utf-8", "replace")
             i += 1
         if kind == "C":  # a copy leaves its source in place: the new path is an addition
-            kind, old_path, old_blob = "A", None, NULL_SHA
+            kind, old_blob = "A", NULL_SHA
         files.append(
             FileDiff(
                 status=kind,

@@ -113,26 +113,24 @@ def _mine_parallel(walk: Walk, shas: list[str], jobs: int, counts: Counts, on_co
     """Contiguous chunks of the commit list mined in worker processes; results come back in commit order."""
     # Small enough to keep both cores busy to the end, big enough that a chunk's git processes pay off.
     size = max(32, min(512, len(shas) // (jobs * 8) or 1))
-    # forkserver: workers must not inherit this process's pipes to git (git would never see EOF).
+    # forkserver: workers start clean instead of as forks of a process holding threads and open pipes.
     context = multiprocessing.get_context("forkserver")
     window: deque[tuple[int, Future[tuple[Counts, list[CommitResult]]]]] = deque()
+
+    def oldest() -> list[CommitResult]:
+        n, future = window.popleft()
+        chunk_counts, results = future.result()
+        counts.add(chunk_counts)
+        on_commits(n)
+        return results
+
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        chunks = _chunks(shas, size)
-        for chunk in chunks:
+        for chunk in _chunks(shas, size):
             window.append((len(chunk), pool.submit(mine_chunk, walk, chunk)))
-            if len(window) < jobs * 2:
-                continue
-            n, future = window.popleft()
-            chunk_counts, results = future.result()
-            counts.add(chunk_counts)
-            on_commits(n)
-            yield from results
+            if len(window) >= jobs * 2:  # a bounded window keeps the history's records out of memory
+                yield from oldest()
         while window:
-            n, future = window.popleft()
-            chunk_counts, results = future.result()
-            counts.add(chunk_counts)
-            on_commits(n)
-            yield from results
+            yield from oldest()
 
 
 def _time_span(span: tuple[str | None, str | None], authored_at: str) -> tuple[str | None, str | None]:
