@@ -48,15 +48,25 @@ def _own_lines(source: bytes, parsed: ParsedFile, index: int) -> tuple[str, ...]
     return tuple(line.rstrip() for line in text.splitlines() if line.strip())
 
 
-def _keyed(parsed: ParsedFile) -> dict[tuple[str, int], int]:
-    """Definitions keyed by qualified name and occurrence, so overloads and redefinitions pair up in order."""
-    seen: dict[str, int] = {}
-    keyed: dict[tuple[str, int], int] = {}
-    for i, d in enumerate(parsed.definitions):
-        n = seen.get(d.qualified_name, 0)
-        seen[d.qualified_name] = n + 1
-        keyed[(d.qualified_name, n)] = i
-    return keyed
+def _pair(before: ParsedFile | None, after: ParsedFile | None) -> dict[int, int]:
+    """Match after-definitions to before-definitions: {after index: before index}.
+
+    Same qualified name and signature first, so an overload added before an existing one does not shift the
+    pairing; then same qualified name in order of appearance, so a changed signature is a modification.
+    """
+    if before is None or after is None:
+        return {}
+    pairs: dict[int, int] = {}
+    for key in (lambda d: (d.qualified_name, d.signature), lambda d: d.qualified_name):
+        free: dict[object, list[int]] = {}
+        taken = set(pairs.values())
+        for i, d in enumerate(before.definitions):
+            if i not in taken:
+                free.setdefault(key(d), []).append(i)
+        for j, d in enumerate(after.definitions):
+            if j not in pairs and free.get(key(d)):
+                pairs[j] = free[key(d)].pop(0)
+    return pairs
 
 
 def definition_changes(
@@ -66,35 +76,34 @@ def definition_changes(
     after: ParsedFile | None,
 ) -> Iterator[DefinitionChange]:
     """The definitions added, modified or deleted between two versions of one file (either may be absent)."""
-    old = _keyed(before) if before is not None else {}
-    new = _keyed(after) if after is not None else {}
-    for key, j in new.items():
-        assert after is not None and after_src is not None
-        d = after.definitions[j]
-        i = old.get(key)
-        if i is None:
+    pairs = _pair(before, after)
+    if after is not None:
+        assert after_src is not None
+        for j, d in enumerate(after.definitions):
+            i = pairs.get(j)
+            if i is None:
+                yield DefinitionChange(
+                    d.qualified_name, d.kind, "added", None, _text(after_src, d), d.start_line + 1,
+                    after.enclosing_signatures(j), d.has_error,
+                )  # fmt: skip
+                continue
+            assert before is not None and before_src is not None
+            if _own_lines(before_src, before, i) == _own_lines(after_src, after, j):
+                continue
+            b = before.definitions[i]
             yield DefinitionChange(
-                d.qualified_name, d.kind, "added", None, _text(after_src, d), d.start_line + 1,
-                after.enclosing_signatures(j), d.has_error,
+                d.qualified_name, d.kind, "modified", _text(before_src, b), _text(after_src, d), d.start_line + 1,
+                after.enclosing_signatures(j), d.has_error or b.has_error,
             )  # fmt: skip
-            continue
-        assert before is not None and before_src is not None
-        if _own_lines(before_src, before, i) == _own_lines(after_src, after, j):
-            continue
-        b = before.definitions[i]
-        yield DefinitionChange(
-            d.qualified_name, d.kind, "modified", _text(before_src, b), _text(after_src, d), d.start_line + 1,
-            after.enclosing_signatures(j), d.has_error or b.has_error,
-        )  # fmt: skip
-    for key, i in old.items():
-        if key in new:
-            continue
-        assert before is not None and before_src is not None
-        b = before.definitions[i]
-        yield DefinitionChange(
-            b.qualified_name, b.kind, "deleted", _text(before_src, b), None, b.start_line + 1,
-            before.enclosing_signatures(i), b.has_error,
-        )  # fmt: skip
+    if before is not None:
+        assert before_src is not None
+        paired = set(pairs.values())
+        for i, b in enumerate(before.definitions):
+            if i not in paired:
+                yield DefinitionChange(
+                    b.qualified_name, b.kind, "deleted", _text(before_src, b), None, b.start_line + 1,
+                    before.enclosing_signatures(i), b.has_error,
+                )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,9 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_manifest(dataset: Path) -> dict[str, Any] | None:
-    """The dataset's manifest, None when the directory holds no dataset yet."""
+def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | None:
+    """The dataset's manifest, None when the directory holds no dataset yet. A manifest another tool wrote is
+    always an error (so nothing of theirs is overwritten); an older codedouble format only with check_format."""
     path = dataset / MANIFEST
     if not path.exists():
         return None
@@ -53,7 +54,7 @@ def read_manifest(dataset: Path) -> dict[str, Any] | None:
         raise DatasetError(f"{path} is not a readable codedouble manifest: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble" or "dataset_format" not in manifest:
         raise DatasetError(f"{dataset} holds a manifest.json that codedouble did not write; choose another --out")
-    if manifest["dataset_format"] != DATASET_FORMAT or manifest.get("record_format") != RECORD_FORMAT:
+    if check_format and manifest["dataset_format"] != DATASET_FORMAT or manifest.get("record_format") != RECORD_FORMAT:
         raise DatasetError(
             f"{dataset} was written in dataset format {manifest['dataset_format']}/record format "
             f"{manifest.get('record_format')}; this codedouble reads {DATASET_FORMAT}/{RECORD_FORMAT}: mine again with --fresh"

@@ -41,10 +41,14 @@ class Identities:
         return "all authors (bots excluded)" if self.all_authors else ", ".join(sorted(self.emails))
 
 
-def author_counts(repo: Path, revision: str) -> Counter[str]:
-    """Non-merge commits per author (`Name <email>`, after .mailmap) reachable from `revision`."""
-    out = git(repo, "log", "--no-merges", "--use-mailmap", "--format=%aN <%aE>", revision)
-    return Counter(line for line in out.splitlines() if line)
+def author_counts(repo: Path, revision: str) -> Counter[tuple[str, str, str]]:
+    """Non-merge commits reachable from `revision` per (email as written, email after .mailmap, name)."""
+    out = git(repo, "log", "--no-merges", "--use-mailmap", "--format=%ae%x00%aE%x00%aN", revision)
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in out.splitlines():
+        raw, mapped, name = line.split("\0")
+        counts[(raw.lower(), mapped.lower(), name)] += 1
+    return counts
 
 
 def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) -> Identities:
@@ -52,36 +56,34 @@ def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) ->
     if all_authors:
         return Identities(frozenset(), True)
     given = [a.strip().lower() for a in authors if a.strip()]
+    counts = author_counts(repo, revision)
     if not given:
         configured = git(repo, "config", "--get", "user.email", check=False).strip().lower()
         if not configured:
             raise UnknownAuthorError(
                 "no user.email is configured for this repository and no --author was given; "
                 "name yourself with --author EMAIL (repeatable) or mine everyone with --all-authors.\n"
-                + _known_identities(repo, revision)
+                + _known_identities(counts)
             )
         given = [configured]
+    # Each alias counts with whatever .mailmap maps it to in this history (mailmap entries may match on
+    # name and email, so the history itself is the reliable place to look), and vice versa.
     emails = set(given)
-    # .mailmap may map each alias onto a canonical address; commits carry either one.
-    mapped = git(repo, "check-mailmap", *(f"<{e}>" for e in given), check=False)
-    emails.update(m.group(1).lower() for m in re.finditer(r"<([^>]*)>", mapped))
+    for raw, mapped, _name in counts:
+        if raw in emails or mapped in emails:
+            emails.update((raw, mapped))
     identities = Identities(frozenset(emails), False)
-    counts = author_counts(repo, revision)
-    if not any(identities.matches(_email(who), _email(who)) for who in counts):
-        raise UnknownAuthorError(
-            f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(repo, revision, counts)
-        )
+    if not any(identities.matches(mapped, raw) for raw, mapped, _name in counts):
+        raise UnknownAuthorError(f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(counts))
     return identities
 
 
-def _email(who: str) -> str:
-    return who.rsplit("<", 1)[-1].rstrip(">").lower()
-
-
-def _known_identities(repo: Path, revision: str, counts: Counter[str] | None = None, limit: int = 15) -> str:
-    counts = counts if counts is not None else author_counts(repo, revision)
+def _known_identities(counts: Counter[tuple[str, str, str]], limit: int = 15) -> str:
     if not counts:
         return "The history has no non-merge commits."
-    lines = [f"  {n:6d}  {who}" for who, n in counts.most_common(limit)]
-    more = f"\n  ... and {len(counts) - limit} more" if len(counts) > limit else ""
+    people: Counter[str] = Counter()
+    for (_raw, mapped, name), n in counts.items():
+        people[f"{name} <{mapped}>"] += n
+    lines = [f"  {n:6d}  {who}" for who, n in people.most_common(limit)]
+    more = f"\n  ... and {len(people) - limit} more" if len(people) > limit else ""
     return "Identities in this history (commits, author):\n" + "\n".join(lines) + more

@@ -149,8 +149,8 @@ class _Plan:
 
 
 def _plan(root: Path, head: str, out: Path, options: MineOptions) -> _Plan:
-    previous = None if options.fresh else dataset.read_manifest(out)
-    if previous is None:
+    previous = dataset.read_manifest(out, check_format=not options.fresh)
+    if previous is None or options.fresh:
         return _Plan([head], None, [])
     if previous.get("repository") != str(root):
         raise MineError(

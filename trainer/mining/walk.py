@@ -51,25 +51,26 @@ def _commit_reason(c: CommitInfo, walk: Walk) -> str | None:
     return None
 
 
-def _file_work(diff: FileDiff, blobs: dict[str, Blob], walk: Walk, counts: Counts) -> FileWork | None:
-    """Pair a diff with its blobs, or count why it is left out."""
-    path = diff.new_path or diff.old_path
-    assert path is not None
-    reason = walk.path_filter.reject(path)
-    modes = {m for m in (diff.old_mode, diff.new_mode) if m != "000000"}
-    if reason is None and not modes <= _REGULAR_FILE_MODES:
-        reason = filters.NOT_A_FILE
+def _diff_reason(diff: FileDiff, walk: Walk) -> str | None:
+    """Why a changed file is left out, judged from its path and modes alone, or None to read its blobs."""
+    reason = walk.path_filter.reject(diff.new_path or diff.old_path or "")
+    if reason is None and not {m for m in (diff.old_mode, diff.new_mode) if m != "000000"} <= _REGULAR_FILE_MODES:
+        return filters.NOT_A_FILE  # a submodule's "blob" is a commit of another repository
+    return reason
+
+
+def _file_work(diff: FileDiff, blobs: dict[str, Blob]) -> FileWork | str:
+    """Pair a diff with its blobs, or say why its content is left out."""
     sides: list[bytes | None] = []
     for sha in (diff.old_blob, diff.new_blob):
-        if reason is not None or sha is None:
-            sides.append(None)
-            continue
-        data = blobs[sha].data
-        reason = filters.TOO_LARGE if data is None else filters.reject_content(data)
+        data = blobs[sha].data if sha is not None else None
+        if sha is not None:
+            reason = filters.TOO_LARGE if data is None else filters.reject_content(data)
+            if reason is not None:
+                return reason
         sides.append(data)
-    if reason is not None:
-        counts.files[reason] += 1
-        return None
+    path = diff.new_path or diff.old_path
+    assert path is not None
     language = language_for_path(path)
     assert language is not None
     return FileWork(
@@ -92,10 +93,21 @@ def _commit_works(walk: Walk, commits: Iterator[CommitInfo], counts: Counts, on_
                 counts.commits[reason] += 1
                 continue
             counts.commits[KEPT] += 1
-            wanted = [d for d in c.files if walk.path_filter.reject(d.new_path or d.old_path or "") is None]
+            wanted: list[FileDiff] = []
+            for diff in c.files:
+                if (reason := _diff_reason(diff, walk)) is not None:
+                    counts.files[reason] += 1
+                else:
+                    wanted.append(diff)
             shas = sorted({sha for d in wanted for sha in (d.old_blob, d.new_blob) if sha})
             blobs = reader.read_many(shas) if shas else {}
-            works = [w for d in c.files if (w := _file_work(d, blobs, walk, counts)) is not None]
+            works: list[FileWork] = []
+            for diff in wanted:
+                work = _file_work(diff, blobs)
+                if isinstance(work, str):
+                    counts.files[work] += 1
+                else:
+                    works.append(work)
             if works:
                 yield CommitWork(commit=c, files=tuple(works))
 
