@@ -54,7 +54,8 @@ def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | 
         raise DatasetError(f"{path} is not a readable codedouble manifest: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble" or "dataset_format" not in manifest:
         raise DatasetError(f"{dataset} holds a manifest.json that codedouble did not write; choose another --out")
-    if check_format and manifest["dataset_format"] != DATASET_FORMAT or manifest.get("record_format") != RECORD_FORMAT:
+    outdated = manifest["dataset_format"] != DATASET_FORMAT or manifest.get("record_format") != RECORD_FORMAT
+    if check_format and outdated:
         raise DatasetError(
             f"{dataset} was written in dataset format {manifest['dataset_format']}/record format "
             f"{manifest.get('record_format')}; this codedouble reads {DATASET_FORMAT}/{RECORD_FORMAT}: mine again with --fresh"
