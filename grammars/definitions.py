@@ -124,21 +124,23 @@ def extract(
     language: str,
     source: bytes,
     tree: ts.Tree,
-    byte_range: tuple[int, int] | None = None,
+    ranges: list[tuple[int, int]] | None = None,
     with_header: bool = False,
 ) -> ParsedFile:
-    """The definitions of an already parsed file; with `byte_range`, only those overlapping it (and their
-    enclosing definitions), which is all a small change to a big file needs."""
+    """The definitions of an already parsed file; with `ranges` (byte spans), only those overlapping one of
+    them, enclosing definitions included: all that a small change to a big file needs."""
     root = tree.root_node
     cursor = ts.QueryCursor(query(language))
-    if byte_range is not None:
-        cursor.set_byte_range(*byte_range)
+    if ranges is not None:
+        # One pass over the span of all ranges; definitions none of them touches are dropped below.
+        cursor.set_byte_range(min(low for low, _ in ranges), max(high for _, high in ranges))
+    matches = cursor.matches(root)
 
     # Collect one entry per definition node; a name node matched by two patterns (a Python function and
     # the decorated_definition around it) keeps the outermost, so decorators belong to the definition.
     found: dict[int, tuple[ts.Node, str, str, str | None]] = {}  # name node id -> (node, kind, name, receiver)
     scopes: dict[int, str] = {}  # node id -> qualifier, for @scope nodes
-    for _pattern, caps in cursor.matches(root):
+    for _pattern, caps in matches:
         names = caps.get("name")
         if not names or "import" in caps:
             continue
@@ -150,6 +152,9 @@ def extract(
             if not capture.startswith("definition."):
                 continue
             node = nodes[0]
+            # The span, or a pattern rooted at a class, reaches definitions the ranges do not touch.
+            if ranges is not None and not any(node.start_byte < high and node.end_byte > low for low, high in ranges):
+                continue
             receiver = _text(source, caps["receiver"][0]) if "receiver" in caps else None
             previous = found.get(name_node.id)
             if previous is None or node.end_byte - node.start_byte > previous[0].end_byte - previous[0].start_byte:

@@ -93,14 +93,23 @@ class Extractor:
         after_tree = self._tree(f.language, f.after, f.after_blob, edited)
         # One byte of margin on each side catches definitions that end or start right at the change.
         low = max(region.start - 1, 0)
-        after = definitions.extract(f.language, f.after, after_tree, (low, region.new_end + 1))
-        # A definition next to the change may have grown into it (a method appended to a class): look at
-        # the same span in the before-version too, so the class is found on both sides.
-        before_range = _span(after, low, region.old_end + 1, lambda i: region.to_before(i))
-        before = definitions.extract(f.language, f.before, before_tree, before_range)
-        after_range = _span(before, low, region.new_end + 1, lambda i: region.to_after(i))
-        if after_range != (low, region.new_end + 1):
-            after = definitions.extract(f.language, f.after, after_tree, after_range)
+        before_span, after_span = (low, region.old_end + 1), (low, region.new_end + 1)
+        before = definitions.extract(f.language, f.before, before_tree, [before_span])
+        after = definitions.extract(f.language, f.after, after_tree, [after_span])
+        # A definition next to the change may have grown into it (a method appended to a class) or shrunk
+        # out of it: widen each side's span over the definitions either side found, until both sides look
+        # at the same stretch of code. Spans only grow, so this settles within a few rounds.
+        for _ in range(8):
+            wider_before = _span(after, _span(before, before_span, _same), region.to_before)
+            wider_after = _span(before, _span(after, after_span, _same), region.to_after)
+            if (wider_before, wider_after) == (before_span, after_span):
+                break
+            if wider_before != before_span:
+                before_span = wider_before
+                before = definitions.extract(f.language, f.before, before_tree, [before_span])
+            if wider_after != after_span:
+                after_span = wider_after
+                after = definitions.extract(f.language, f.after, after_tree, [after_span])
         after = replace(after, header=definitions.header(f.language, f.after, after_tree))
         return before, after
 
@@ -151,11 +160,16 @@ class Extractor:
         return result
 
 
-def _span(parsed: definitions.ParsedFile, low: int, high: int, to_other: Callable[[int], int]) -> tuple[int, int]:
-    """The byte range [low, high) widened to cover `parsed`'s definitions, in the other version's offsets."""
+def _span(parsed: definitions.ParsedFile, span: tuple[int, int], to_other: Callable[[int], int]) -> tuple[int, int]:
+    """`span` widened to cover `parsed`'s definitions, mapped into the other version's offsets."""
+    low, high = span
     for d in parsed.definitions:
         low, high = min(low, to_other(d.start_byte)), max(high, to_other(d.end_byte))
     return low, high
+
+
+def _same(offset: int) -> int:
+    return offset
 
 
 def _point(source: bytes, offset: int) -> tuple[int, int]:
