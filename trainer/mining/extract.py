@@ -96,12 +96,12 @@ class Extractor:
         before_span, after_span = (low, region.old_end + 1), (low, region.new_end + 1)
         before = definitions.extract(f.language, f.before, before_tree, [before_span])
         after = definitions.extract(f.language, f.after, after_tree, [after_span])
-        # A definition next to the change may have grown into it (a method appended to a class) or shrunk
-        # out of it: widen each side's span over the definitions either side found, until both sides look
-        # at the same stretch of code. Spans only grow, so this settles within a few rounds.
+        # A definition found on one side only may lie just outside the other side's span: it grew into the
+        # change (a method appended to a class) or shrank out of it. Widen the other side's span over where
+        # it would be and look again, until both sides have found the same names (or the spans stop growing).
         for _ in range(8):
-            wider_before = _span(after, _span(before, before_span, _same), region.to_before)
-            wider_after = _span(before, _span(after, after_span, _same), region.to_after)
+            wider_before = _span(_unmatched(after, before), before_span, region.to_before)
+            wider_after = _span(_unmatched(before, after), after_span, region.to_after)
             if (wider_before, wider_after) == (before_span, after_span):
                 break
             if wider_before != before_span:
@@ -160,16 +160,19 @@ class Extractor:
         return result
 
 
-def _span(parsed: definitions.ParsedFile, span: tuple[int, int], to_other: Callable[[int], int]) -> tuple[int, int]:
-    """`span` widened to cover `parsed`'s definitions, mapped into the other version's offsets."""
+def _unmatched(side: definitions.ParsedFile, other: definitions.ParsedFile) -> list[definitions.Definition]:
+    """Definitions of `side` whose qualified name `other` has fewer of."""
+    theirs = Counter(d.qualified_name for d in other.definitions)
+    ours = Counter(d.qualified_name for d in side.definitions)
+    return [d for d in side.definitions if ours[d.qualified_name] > theirs[d.qualified_name]]
+
+
+def _span(definitions_: list[definitions.Definition], span: tuple[int, int], to_other: Callable[[int], int]) -> tuple[int, int]:
+    """`span` widened to cover the definitions, mapped into the other version's offsets."""
     low, high = span
-    for d in parsed.definitions:
+    for d in definitions_:
         low, high = min(low, to_other(d.start_byte)), max(high, to_other(d.end_byte))
     return low, high
-
-
-def _same(offset: int) -> int:
-    return offset
 
 
 def _point(source: bytes, offset: int) -> tuple[int, int]:

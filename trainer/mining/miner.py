@@ -24,7 +24,7 @@ from codedouble.trainer.mining.walk import Walk, mine_chunk, mine_commits
 DUPLICATE = "exact duplicate"
 
 # Below this many commits the cost of starting worker processes outweighs a second core.
-PARALLEL_MIN_COMMITS = 400
+PARALLEL_MIN_COMMITS = 150
 
 
 class MineError(RuntimeError):
