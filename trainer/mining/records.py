@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 # Bump when a field changes meaning or disappears; readers refuse records of another version.
@@ -47,7 +47,9 @@ class ChangeRecord:
         return digest.hexdigest()[:32]
 
     def to_json(self) -> str:
-        data = asdict(self)
+        # Built by hand: dataclasses.asdict deep-copies every string, a tenth of a mining run's time.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["context"] = {"header": self.context.header, "enclosing": list(self.context.enclosing)}
         data["content_hash"] = self.content_hash
         return json.dumps(data, ensure_ascii=False)
 
