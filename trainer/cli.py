@@ -70,11 +70,71 @@ def _run_mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "train",
+        help="train your double from a mined dataset",
+        description="Train a small model on DATASET_DIR's records (the newest commits held out) into an artifact.",
+    )
+    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="a directory written by `codedouble mine`")
+    p.add_argument(
+        "--out", type=Path, metavar="ARTIFACT_DIR",
+        help="where the double is written (default: your data directory, kept as the repository's current double)",
+    )  # fmt: skip
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, metavar="N", help="train for N minutes of wall time (default 10)")
+    budget.add_argument("--steps", type=int, metavar="N", help="train for N optimizer steps")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N")
+    p.add_argument("--block-size", type=int, default=256, metavar="N", help="tokens per training sequence")
+    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3, LoRA 5e-4)")
+    p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION", help="newest share of commits held out for eval (default 0.1)")
+    p.add_argument("--base", type=Path, metavar="PATH", help="fine-tune this local Hugging Face checkpoint with LoRA")
+    p.add_argument("--lora-rank", type=int, default=8, metavar="R")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from codedouble.trainer.mining.dataset import DatasetError
+    from codedouble.trainer.training.model import BaseModelError
+    from codedouble.trainer.training.train import TrainError, TrainOptions, train
+
+    options = TrainOptions(
+        out=args.out,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        block_size=args.block_size,
+        learning_rate=args.learning_rate,
+        heldout_fraction=args.heldout,
+        base=args.base,
+        lora_rank=args.lora_rank,
+        device=args.device,
+        resume=args.resume,
+        seed=args.seed,
+    )
+    try:
+        result = train(args.dataset, options, progress=not args.quiet)
+    except (TrainError, DatasetError, BaseModelError, ValueError) as exc:
+        print(f"codedouble train: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"trained {result.steps:,} steps on {result.train_tokens:,} tokens in {result.seconds:.0f} s; "
+        f"validation loss {result.best_validation_loss:.3f} → {result.artifact}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codedouble", description="Your code-style double, trained on your own git history.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _mine_parser(sub)
+    _train_parser(sub)
     return parser
 
 

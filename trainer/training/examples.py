@@ -1,0 +1,73 @@
+"""Training texts cut from change records, in the shared prompt format (codedouble.trainer.prompt)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from codedouble.trainer import prompt
+from codedouble.trainer.mining.records import ChangeRecord
+
+# Longer definitions are cut to this many characters: a prompt never shows the model more than a window.
+MAX_TEXT_CHARS = 6000
+MAX_MESSAGE_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class ExampleMix:
+    fim_per_definition: int = 3  # cursor positions cut from each definition the engineer wrote
+    edits: bool = True
+    commit_messages: bool = True
+
+
+def _context(r: ChangeRecord) -> prompt.Context:
+    return prompt.Context(path=r.path, header=r.context.header, enclosing=r.context.enclosing)
+
+
+def fim_cut(text: str, rng: random.Random) -> tuple[str, str, str]:
+    """(prefix, middle, suffix) of `text` at a random cursor, in the proportions the editor asks for them:
+    the rest of a line most often, a whole body after a signature, or an arbitrary span."""
+    lines = text.splitlines(keepends=True)
+    choice = rng.random()
+    if choice < 0.5 and len(lines) > 1:
+        # Next line: the cursor somewhere in a line, the middle is the rest of that line.
+        i = rng.randrange(1, len(lines))
+        line = lines[i].rstrip("\n")
+        indent = len(line) - len(line.lstrip())
+        col = rng.randint(indent, len(line))
+        start = sum(len(x) for x in lines[:i]) + col
+        end = start + len(line) - col
+    elif choice < 0.75 and len(lines) > 1:
+        # Block: the cursor after the signature, the middle is the body.
+        start = len(lines[0])
+        end = len(text)
+    else:
+        start = rng.randrange(0, len(text) + 1)
+        end = min(len(text), start + rng.randint(1, 200))
+    return text[:start], text[start:end], text[end:]
+
+
+def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> list[str]:
+    """All training texts for these records, deterministic for a seed."""
+    rng = random.Random(seed)
+    texts: list[str] = []
+    first_of_commit: dict[str, ChangeRecord] = {}
+    for r in records:
+        ctx = _context(r)
+        after = r.after[:MAX_TEXT_CHARS] if r.after else None
+        if after and after.strip():
+            for _ in range(mix.fim_per_definition):
+                texts.append(prompt.fim_example(ctx, *fim_cut(after, rng)))
+        if mix.edits and r.before and after:
+            texts.append(prompt.edit_example(ctx, r.before[:MAX_TEXT_CHARS], after))
+        if r.commit not in first_of_commit:
+            first_of_commit[r.commit] = r
+    if mix.commit_messages:
+        for r in first_of_commit.values():
+            if r.message.strip():
+                before, after = (r.before or "")[:MAX_TEXT_CHARS], (r.after or "")[:MAX_TEXT_CHARS]
+                texts.append(prompt.commit_example(r.path, before, after, r.message[:MAX_MESSAGE_CHARS]))
+    rng.shuffle(texts)
+    return texts
+

@@ -1,0 +1,97 @@
+"""The time split: the newest commits are held out for `codedouble eval` and never trained on."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from codedouble.trainer.mining.records import ChangeRecord
+
+DEFAULT_HELDOUT_FRACTION = 0.1
+# Training code this similar to held-out code (Jaccard of token trigrams) would leak the answer into training.
+NEAR_DUPLICATE_JACCARD = 0.8
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class Split:
+    heldout_commits: frozenset[str]
+    cutoff: str | None  # commit time (UTC, ISO 8601) of the oldest held-out commit
+    heldout_fraction: float
+
+    def is_heldout(self, record: ChangeRecord) -> bool:
+        return record.commit in self.heldout_commits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "heldout_fraction": self.heldout_fraction,
+            "cutoff": self.cutoff,
+            "heldout_commits": sorted(self.heldout_commits),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Split:
+        return cls(frozenset(data["heldout_commits"]), data["cutoff"], float(data["heldout_fraction"]))
+
+
+def _utc(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).isoformat()
+
+
+def time_split(records: Iterable[ChangeRecord], heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> Split:
+    """Hold out the newest `heldout_fraction` of the commits (by commit time), at least one when there are two."""
+    if not 0 <= heldout_fraction < 1:
+        raise ValueError(f"the held-out fraction must be in [0, 1), not {heldout_fraction}")
+    times: dict[str, str] = {}
+    for r in records:
+        times[r.commit] = _utc(r.committed_at)
+    ordered = sorted(times, key=lambda sha: (times[sha], sha))
+    count = round(len(ordered) * heldout_fraction)
+    if heldout_fraction > 0 and len(ordered) >= 2:
+        count = max(count, 1)
+    count = min(count, len(ordered) - 1) if ordered else 0
+    heldout = ordered[len(ordered) - count :] if count else []
+    return Split(frozenset(heldout), times[heldout[0]] if heldout else None, heldout_fraction)
+
+
+def _shingles(text: str) -> set[int]:
+    tokens = _TOKEN.findall(text)
+    if len(tokens) < 3:
+        return {hash(" ".join(tokens))}
+    return {hash((tokens[i], tokens[i + 1], tokens[i + 2])) for i in range(len(tokens) - 2)}
+
+
+def _normalised(text: str) -> str:
+    return hashlib.sha1("".join(text.split()).encode()).hexdigest()
+
+
+def drop_near_duplicates(train: list[ChangeRecord], heldout: list[ChangeRecord]) -> tuple[list[ChangeRecord], int]:
+    """Training records whose code nearly repeats held-out code (copies, reverts, cherry-picks) removed."""
+    exact = {_normalised(r.after) for r in heldout if r.after}
+    held_sets = [_shingles(r.after) for r in heldout if r.after]
+    index: dict[int, list[int]] = defaultdict(list)
+    for i, shingles in enumerate(held_sets):
+        for s in shingles:
+            index[s].append(i)
+    kept: list[ChangeRecord] = []
+    for r in train:
+        if r.after is None:
+            kept.append(r)
+            continue
+        if _normalised(r.after) in exact:
+            continue
+        mine = _shingles(r.after)
+        overlap: dict[int, int] = defaultdict(int)
+        for s in mine:
+            for i in index.get(s, ()):
+                overlap[i] += 1
+        if any(n / (len(mine) + len(held_sets[i]) - n) >= NEAR_DUPLICATE_JACCARD for i, n in overlap.items()):
+            continue
+        kept.append(r)
+    return kept, len(train) - len(kept)

@@ -1,0 +1,271 @@
+"""`codedouble train`: one readable training loop, from the dataset to the artifact, top to bottom.
+
+Runs as it is under `torchrun --nproc_per_node=N` (DDP: gloo on CPU, nccl on CUDA); rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from transformers import PreTrainedTokenizerFast
+
+from codedouble.trainer import prompt
+from codedouble.trainer.mining import dataset
+from codedouble.trainer.training import artifact, checkpoint
+from codedouble.trainer.training.examples import ExampleMix, examples
+from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
+from codedouble.trainer.training.split import DEFAULT_HELDOUT_FRACTION, drop_near_duplicates, time_split
+from codedouble.trainer.training.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
+
+# Part of the training commits (the newest) that only measures validation loss for picking the best checkpoint.
+VALIDATION_FRACTION = 0.05
+
+
+class TrainError(RuntimeError):
+    """A problem the user must fix; the message says what and how."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    out: Path | None = None  # default: the user's data directory, one folder of doubles per repository
+    steps: int | None = None
+    minutes: float | None = None  # wall-clock budget; with neither set, 10 minutes
+    batch_size: int = 8
+    block_size: int = 256
+    learning_rate: float | None = None  # default: 2e-3 from scratch, 5e-4 for LoRA
+    warmup_steps: int = 20
+    eval_every: int = 50
+    eval_batches: int = 8
+    heldout_fraction: float = DEFAULT_HELDOUT_FRACTION
+    vocab_size: int = DEFAULT_VOCAB_SIZE
+    size: ModelSize = field(default_factory=ModelSize)
+    mix: ExampleMix = field(default_factory=ExampleMix)
+    base: Path | None = None
+    lora_rank: int = 8
+    device: str = "auto"
+    resume: bool = False
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    artifact: Path
+    steps: int
+    best_validation_loss: float
+    train_tokens: int
+    seconds: float
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    return torch.device(choice)
+
+
+def _tokens(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
+    ids: list[int] = []
+    for start in range(0, len(texts), 256):
+        for row in tokenizer(texts[start : start + 256], add_special_tokens=False)["input_ids"]:
+            ids.extend(row)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _batch(stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    starts = torch.randint(0, len(stream) - block, (size,), generator=generator)
+    return torch.stack([stream[s : s + block] for s in starts.tolist()]).to(device)
+
+
+def _cosine(progress: float, step: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak over the run's progress (steps or time)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def _validation_loss(model: torch.nn.Module, stream: torch.Tensor, opts: TrainOptions, device: torch.device) -> float:
+    model.eval()
+    generator = torch.Generator().manual_seed(opts.seed + 1)  # the same validation blocks every time
+    losses = [model(input_ids=(x := _batch(stream, opts.block_size, opts.batch_size, generator, device)), labels=x).loss.item() for _ in range(opts.eval_batches)]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def _data_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _default_out(manifest: dict[str, Any]) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return artifact.doubles_dir(manifest["repository"]) / stamp
+
+
+def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
+    from tqdm import tqdm
+
+    from transformers.utils import logging as hf_logging
+
+    # transformers' notices (padding hints, weight-writing bars) are noise in a command-line tool.
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    started = time.monotonic()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = _device(opts.device)
+    if distributed:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    rank = dist.get_rank() if distributed else 0
+    try:
+        # 1. The engineer's records, split by time: the newest commits are held out and never seen.
+        manifest = dataset.read_manifest(dataset_dir)
+        if manifest is None:
+            raise TrainError(f"{dataset_dir} holds no codedouble dataset (no manifest.json); run `codedouble mine` first")
+        records = list(dataset.load_records(dataset_dir))
+        if not records:
+            raise TrainError(f"{dataset_dir} holds no change records: mine a history with your commits in it first")
+        split = time_split(records, opts.heldout_fraction)
+        heldout = [r for r in records if split.is_heldout(r)]
+        training, near_duplicates = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
+        validation_split = time_split(training, VALIDATION_FRACTION)
+        fit = [r for r in training if not validation_split.is_heldout(r)]
+        check = [r for r in training if validation_split.is_heldout(r)] or fit
+
+        # 2. Examples in the shared prompt format, and the tokenizer (the engineer's own, or the base's).
+        texts = examples(fit, opts.mix, opts.seed)
+        val_texts = examples(check, opts.mix, opts.seed + 1)
+        out = opts.out or _default_out(manifest)
+        work = out.with_name(f".{out.name}.training")  # checkpoints for --resume, never the artifact itself
+        if opts.resume and not checkpoint.exists(work / "last"):
+            raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
+        if not opts.resume and rank == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        if opts.base is not None:
+            model, tokenizer = load_base(opts.base)
+            model = with_lora(model, tokenizer, opts.lora_rank)
+        else:
+            if rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
+                train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
+            if distributed:
+                dist.barrier()  # every rank uses rank 0's tokenizer
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
+            torch.manual_seed(opts.seed)
+            model = from_scratch(opts.size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
+        stream = _tokens(tokenizer, texts)
+        val_stream = _tokens(tokenizer, val_texts)
+        block = min(opts.block_size, model.config.max_position_embeddings if hasattr(model.config, "max_position_embeddings") else opts.block_size)
+        opts = replace(opts, block_size=block)
+        needed = 4 * block * opts.batch_size
+        if len(stream) < needed or len(val_stream) <= block:
+            raise TrainError(
+                f"too little data to train: {len(records)} records gave {len(stream):,} training tokens "
+                f"({len(val_stream):,} for validation); at least {needed:,} are needed with --block-size {block} "
+                f"and --batch-size {opts.batch_size}. Mine more history (--since, more --author identities) "
+                "or lower --block-size/--batch-size."
+            )
+
+        # 3. The loop: AdamW, warm-up then cosine over the budget, validation loss, best weights kept.
+        model.to(device)
+        model.train()
+        learning_rate = opts.learning_rate or (5e-4 if opts.base else 2e-3)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+        state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best": float("inf")}
+        if opts.resume:
+            state = checkpoint.load(work / "last", model, optimizer)
+        trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+        budget = None if opts.steps else (opts.minutes or 10.0) * 60
+        generator = torch.Generator().manual_seed(opts.seed * 1000 + rank + state["step"])
+        step, resumed_elapsed, loop_start = state["step"], state["elapsed"], time.monotonic()
+        bar = tqdm(total=opts.steps or int(budget or 0), initial=step if opts.steps else int(resumed_elapsed),
+                   unit="step" if opts.steps else "s", desc="training", disable=None if progress and rank == 0 else True)  # fmt: skip
+        try:
+            while True:
+                elapsed = resumed_elapsed + time.monotonic() - loop_start
+                done = step / opts.steps if opts.steps else elapsed / budget  # type: ignore[operator]
+                stop = torch.tensor(float(done >= 1.0))
+                if distributed:
+                    dist.broadcast(stop, src=0)  # rank 0's clock decides, so every rank stops at the same step
+                if stop.item():
+                    break
+                lr = _cosine(done, step, learning_rate, opts.warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x = _batch(stream, block, opts.batch_size, generator, device)
+                loss = trained(input_ids=x, labels=x).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                step += 1
+                bar.update(1 if opts.steps else int(elapsed) - bar.n)
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", refresh=False)
+                if step % opts.eval_every == 0 and rank == 0:
+                    val = _validation_loss(model, val_stream, opts, device)
+                    bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
+                    state = {"step": step, "elapsed": resumed_elapsed + time.monotonic() - loop_start, "best": min(state["best"], val)}
+                    if val <= state["best"]:
+                        checkpoint.save_weights(work / "best", model)
+                    checkpoint.save(work / "last", model, optimizer, state)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise TrainError(f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size") from exc
+        finally:
+            bar.close()
+        if distributed:
+            dist.barrier()
+
+        # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
+        final_val = _validation_loss(model, val_stream, opts, device) if rank == 0 else float("nan")
+        if rank == 0:
+            if final_val > state["best"]:
+                checkpoint.load_weights(work / "best", model)
+            best = min(final_val, state["best"])
+            export = model.merge_and_unload() if opts.base is not None else model
+            export.to("cpu")
+
+            def fill(folder: Path) -> None:
+                export.save_pretrained(folder, safe_serialization=True)
+                tokenizer.save_pretrained(folder)
+                artifact.write_manifest(folder, {
+                    "prompt_format": prompt.PROMPT_FORMAT_VERSION,
+                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "dataset": {"path": str(dataset_dir.resolve()), "manifest_hash": _data_hash(manifest),
+                                "repository": manifest["repository"], "head": manifest["head"]},
+                    "identities": manifest["identities"],
+                    "all_authors": manifest["all_authors"],
+                    "split": split.to_dict(),
+                    "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
+                                "validation": len(check), "near_duplicates_dropped": near_duplicates},
+                    "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                                 "learning_rate": learning_rate, "steps_done": step, "train_tokens": len(stream),
+                                 "parameters": parameter_count(export), "device": str(device),
+                                 "world_size": dist.get_world_size() if distributed else 1,
+                                 "base": str(opts.base) if opts.base else None},
+                    "validation_loss": best,
+                })  # fmt: skip
+
+            artifact.write_atomically(out, fill)
+            if opts.out is None:
+                artifact.mark_current(out)
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            best = state["best"]
+        if distributed:
+            dist.barrier()
+        return TrainResult(out, step, best, len(stream), time.monotonic() - started)
+    finally:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()
