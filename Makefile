@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATASET ?= .codedouble/dataset
+DOUBLE ?= .codedouble/double
+MINUTES ?= 3
 
 .PHONY: demo test bench
 
@@ -11,12 +13,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
 	touch $@
 
-# The main job on the embedded default: this repository's own history.
+# The main job on the embedded default: mine this repository's own history and train a double of it.
 demo: $(VENV)/.installed
 	$(VENV)/bin/codedouble mine . --out $(DATASET) --all-authors
+	$(VENV)/bin/codedouble train $(DATASET) --out $(DOUBLE) --minutes $(MINUTES)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -n auto
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/mine_bench.py .
+	$(PY) benchmarks/train_bench.py

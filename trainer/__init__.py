@@ -1,1 +1,1 @@
-"""codedouble's trainer side: mining an engineer's git history into change records (`codedouble mine`)."""
+"""codedouble's trainer side: the command line, mining git history (`mining/`) and training a double (`training/`)."""
