@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
@@ -56,16 +57,18 @@ def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         tokenizer.eos_token = prompt.EOS
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+    embeddings = model.get_input_embeddings()
+    assert isinstance(embeddings, torch.nn.Embedding)
+    if len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     return model, tokenizer
 
 
-def with_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rank: int) -> PreTrainedModel:
+def with_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rank: int) -> Any:
     """Wrap `model` in a LoRA adapter; the prompt format's token embeddings train too (they are new)."""
     from peft import LoraConfig, get_peft_model
 
-    new_tokens = [tokenizer.convert_tokens_to_ids(t) for t in prompt.SPECIAL_TOKENS]
+    new_tokens = [int(tokenizer.convert_tokens_to_ids(t)) for t in prompt.SPECIAL_TOKENS]  # type: ignore[arg-type]
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
@@ -74,7 +77,7 @@ def with_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rank: 
         trainable_token_indices=new_tokens,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    return get_peft_model(model, config)  # a PeftModel: trains like the model, merge_and_unload() to export
 
 
 def parameter_count(model: torch.nn.Module) -> int:

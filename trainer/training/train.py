@@ -148,6 +148,10 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
         texts = examples(fit, opts.mix, opts.seed)
         val_texts = examples(check, opts.mix, opts.seed + 1)
         out = opts.out or _default_out(manifest)
+        if distributed:
+            shared = [str(out)]
+            dist.broadcast_object_list(shared, src=0)  # the default name holds a timestamp: take rank 0's
+            out = Path(shared[0])
         work = out.with_name(f".{out.name}.training")  # checkpoints for --resume, never the artifact itself
         if opts.resume and not checkpoint.exists(work / "last"):
             raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
@@ -166,7 +170,7 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
             model = from_scratch(opts.size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
         stream = _tokens(tokenizer, texts)
         val_stream = _tokens(tokenizer, val_texts)
-        block = min(opts.block_size, model.config.max_position_embeddings if hasattr(model.config, "max_position_embeddings") else opts.block_size)
+        block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
         opts = replace(opts, block_size=block)
         needed = 4 * block * opts.batch_size
         if len(stream) < needed or len(val_stream) <= block:
