@@ -25,6 +25,11 @@ class Person:
         return f"{self.name} <{self.email}>"
 
 
+# No test reaches the network: huggingface_hub and transformers read these once, when they are first imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 ALICE = Person("Alice Example", "alice@example.com")
 ALICE_OLD = Person("Alice Old", "alice@old.example")  # an alias .mailmap maps onto ALICE
 BOB = Person("Bob Other", "bob@example.com")
@@ -33,9 +38,9 @@ BOB = Person("Bob Other", "bob@example.com")
 START = datetime(2021, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
 
 
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    """git (ours and the miner's) sees no global or system config and no identity from the environment."""
+def isolate_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git (ours and the miner's) sees no global or system config and no identity from the environment.
+    A function of its own so that fixtures of a wider scope can apply it with `pytest.MonkeyPatch.context()`."""
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for var in (
@@ -43,6 +48,11 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
         "GIT_COMMITTER_DATE", "GIT_DIR", "GIT_WORK_TREE", "EMAIL",
     ):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_git(monkeypatch)
 
 
 class GitRepo:

@@ -58,21 +58,26 @@ def mark_current(artifact: Path) -> None:
 def write_atomically(out: Path, fill: Callable[[Path], None]) -> None:
     """Let `fill` write a complete artifact into a fresh directory, then put it at `out` in one rename."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.with_name(f".{out.name}.old")
+    if old.exists() and not out.exists():
+        os.replace(old, out)  # a crash mid-swap last time: the previous artifact goes back first
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         fill(staging)
-        if out.exists():
-            # rename() cannot replace a non-empty directory: move the old one aside, then drop it.
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
+        if not out.exists():
             os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
+            return
+        # rename() cannot replace a non-empty directory: move the old one aside, swap, then drop it.
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        try:
             os.replace(staging, out)
-    except BaseException:
+        except BaseException:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

@@ -79,19 +79,17 @@ def drop_near_duplicates(train: list[ChangeRecord], heldout: list[ChangeRecord])
     for i, shingles in enumerate(held_sets):
         for s in shingles:
             index[s].append(i)
-    kept: list[ChangeRecord] = []
-    for r in train:
-        if r.after is None:
-            kept.append(r)
-            continue
-        if _normalised(r.after) in exact:
-            continue
-        mine = _shingles(r.after)
+    def leaks(text: str) -> bool:
+        if _normalised(text) in exact:
+            return True
+        mine = _shingles(text)
         overlap: dict[int, int] = defaultdict(int)
         for s in mine:
             for i in index.get(s, ()):
                 overlap[i] += 1
-        if any(n / (len(mine) + len(held_sets[i]) - n) >= NEAR_DUPLICATE_JACCARD for i, n in overlap.items()):
-            continue
-        kept.append(r)
+        return any(n / (len(mine) + len(held_sets[i]) - n) >= NEAR_DUPLICATE_JACCARD for i, n in overlap.items())
+
+    # Both sides of a training change are shown to the model (the before-text in edit and commit examples),
+    # so a revert whose before-text is held-out code leaks it as surely as a copy does.
+    kept = [r for r in train if not any(text and leaks(text) for text in (r.after, r.before))]
     return kept, len(train) - len(kept)

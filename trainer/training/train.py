@@ -108,9 +108,14 @@ def _data_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def _default_out(manifest: dict[str, Any]) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return artifact.doubles_dir(manifest["repository"]) / stamp
+def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
+    """A new timestamped folder among the repository's doubles; to resume, the newest interrupted one."""
+    folder = artifact.doubles_dir(manifest["repository"])
+    if resume:
+        interrupted = sorted(p for p in folder.glob(".*.training") if checkpoint.exists(p / "last"))
+        if interrupted:
+            return folder / interrupted[-1].name.removeprefix(".").removesuffix(".training")
+    return folder / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
@@ -147,7 +152,7 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
         # 2. Examples in the shared prompt format, and the tokenizer (the engineer's own, or the base's).
         texts = examples(fit, opts.mix, opts.seed)
         val_texts = examples(check, opts.mix, opts.seed + 1)
-        out = opts.out or _default_out(manifest)
+        out = opts.out or _default_out(manifest, opts.resume)
         if distributed:
             shared = [str(out)]
             dist.broadcast_object_list(shared, src=0)  # the default name holds a timestamp: take rank 0's
@@ -239,6 +244,11 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
             best = min(final_val, state["best"])
             export = model.merge_and_unload() if opts.base is not None else model
             export.to("cpu")
+            # Every training text ends in the prompt format's EOS; a base may know another end-of-text token.
+            eos_ids = {int(tokenizer.convert_tokens_to_ids(prompt.EOS))}
+            base_eos = export.generation_config.eos_token_id
+            eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
+            export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
             def fill(folder: Path) -> None:
                 export.save_pretrained(folder, safe_serialization=True)
