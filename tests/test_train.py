@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -835,9 +834,8 @@ def test_a_failed_default_run_keeps_the_current_double(dataset_dir: Path, monkey
     with pytest.raises(OSError):
         train(dataset_dir, tiny(out=None, seed=5), progress=False)
     assert artifact.current_artifact(repository) == first
-    assert [p.name for p in first.parent.iterdir() if not p.name.endswith(".training")] == [first.name, artifact.CURRENT] or sorted(
-        p.name for p in first.parent.iterdir() if not p.name.endswith(".training")
-    ) == sorted([first.name, artifact.CURRENT])
+    left = sorted(p.name for p in first.parent.iterdir() if not p.name.endswith(".training"))
+    assert left == sorted([first.name, artifact.CURRENT]), "no new double, no staging directory"
 
 
 def test_a_time_budget_ends_the_run(dataset_dir: Path, tmp_path: Path) -> None:
@@ -1013,6 +1011,28 @@ def test_too_little_data_says_how_many_tokens_there_are_and_are_needed(make_repo
     assert not out.exists()
 
 
+def test_a_small_validation_slice_is_not_reported_as_too_little_training_data(make_repo, tmp_path: Path) -> None:
+    """Plenty of training tokens, but the newest training commit (the validation slice) is a one-line function:
+    the run should train, or say that it is the validation data that is short, not demand fewer training tokens
+    than it has."""
+    repo = make_repo()
+    one_liner = (ALICE, "A constant", "shop/pricing.py", "zero", "def zero():\n    return 0\n")
+    build_history(repo, [*HISTORY[:20], one_liner, *HISTORY[20:]])
+    dataset = mine_all(repo.path, tmp_path / "dataset")
+    opts = tiny(out=tmp_path / "double", block_size=256, size=replace(TINY.size, context=256))
+    try:
+        result = train(dataset, opts, progress=False)
+    except TrainError as exc:
+        message = str(exc)
+        have = re.search(r"([\d,]+) training tokens", message)
+        need = re.search(r"at least ([\d,]+) are needed", message)
+        if have and need:
+            assert int(need[1].replace(",", "")) > int(have[1].replace(",", "")), f"self-contradictory: {message}"
+        assert re.search(r"validation[^()]*(at least|more than|needs?)", message), f"the message hides what is short: {message}"
+    else:
+        assert result.steps == 6
+
+
 def test_the_cli_trains_an_artifact(dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "double"
     code, err = run_train_cli(capsys, dataset_dir, "--out", out, "--steps", "2", "--batch-size", "2", "--block-size", "32", "--seed", "3", "--quiet")
@@ -1042,7 +1062,7 @@ def test_training_under_torchrun_with_two_processes(dataset_dir: Path, tmp_path:
         "--steps", "4", "--batch-size", "2", "--block-size", "64", "--device", "cpu", "--quiet",
     ]  # fmt: skip
     try:
-        done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        done = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"torchrun did not finish in 180 s:\n{exc.stdout}\n{exc.stderr}")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]

@@ -93,3 +93,22 @@ def drop_near_duplicates(train: list[ChangeRecord], heldout: list[ChangeRecord])
     # so a revert whose before-text is held-out code leaks it as surely as a copy does.
     kept = [r for r in train if not any(text and leaks(text) for text in (r.after, r.before))]
     return kept, len(train) - len(kept)
+
+
+def validation_commits(records: list[ChangeRecord], share: float, min_chars: int) -> frozenset[str]:
+    """The newest training commits whose code makes up `share` of the text, and at least `min_chars` of it
+    (so a tiny newest commit never leaves validation empty), but never more than half the commits."""
+    size: dict[str, int] = defaultdict(int)
+    when: dict[str, str] = {}
+    for r in records:
+        size[r.commit] += len(r.after or "") + len(r.before or "")
+        when[r.commit] = _utc(r.committed_at)
+    target = max(share * sum(size.values()), min_chars)
+    chosen: list[str] = []
+    total = 0
+    for sha in sorted(size, key=lambda c: (when[c], c), reverse=True):
+        if total >= target or len(chosen) + 1 > len(size) // 2:
+            break
+        chosen.append(sha)
+        total += size[sha]
+    return frozenset(chosen)

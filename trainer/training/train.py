@@ -25,7 +25,7 @@ from codedouble.trainer.mining import dataset
 from codedouble.trainer.training import artifact, checkpoint
 from codedouble.trainer.training.examples import ExampleMix, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
-from codedouble.trainer.training.split import DEFAULT_HELDOUT_FRACTION, drop_near_duplicates, time_split
+from codedouble.trainer.training.split import DEFAULT_HELDOUT_FRACTION, drop_near_duplicates, time_split, validation_commits
 from codedouble.trainer.training.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
 
 # Part of the training commits (the newest) that only measures validation loss for picking the best checkpoint.
@@ -145,9 +145,11 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
         split = time_split(records, opts.heldout_fraction)
         heldout = [r for r in records if split.is_heldout(r)]
         training, near_duplicates = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
-        validation_split = time_split(training, VALIDATION_FRACTION)
-        fit = [r for r in training if not validation_split.is_heldout(r)]
-        check = [r for r in training if validation_split.is_heldout(r)] or fit
+        # Validation (for picking the best weights) takes the newest training commits: enough text for a few
+        # blocks (about 4 characters a token), and the training data itself when the history is too short.
+        validation = validation_commits(training, VALIDATION_FRACTION, min_chars=16 * opts.block_size * opts.eval_batches)
+        fit = [r for r in training if r.commit not in validation]
+        check = [r for r in training if r.commit in validation] or fit
 
         # 2. Examples in the shared prompt format, and the tokenizer (the engineer's own, or the base's).
         texts = examples(fit, opts.mix, opts.seed)
@@ -178,13 +180,14 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
         block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
         opts = replace(opts, block_size=block)
         needed = 4 * block * opts.batch_size
-        if len(stream) < needed or len(val_stream) <= block:
+        if len(stream) < needed:
             raise TrainError(
-                f"too little data to train: {len(records)} records gave {len(stream):,} training tokens "
-                f"({len(val_stream):,} for validation); at least {needed:,} are needed with --block-size {block} "
-                f"and --batch-size {opts.batch_size}. Mine more history (--since, more --author identities) "
-                "or lower --block-size/--batch-size."
+                f"too little data to train: {len(records)} records gave {len(stream):,} training tokens; at least "
+                f"{needed:,} are needed with --block-size {block} and --batch-size {opts.batch_size}. Mine more "
+                "history (--since, more --author identities) or lower --block-size/--batch-size."
             )
+        if len(val_stream) <= block:
+            val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
         # 3. The loop: AdamW, warm-up then cosine over the budget, validation loss, best weights kept.
         model.to(device)
