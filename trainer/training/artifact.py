@@ -101,10 +101,3 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         raise ArtifactError(f"{artifact} is not a codedouble artifact of format {ARTIFACT_FORMAT}")
     return manifest
 
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
