@@ -129,12 +129,59 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "eval",
+        help="score a double and the baselines on your held-out commits",
+        description="Complete lines and bodies from ARTIFACT_DIR's held-out commits (never trained on) with the double, "
+        "its parts and the baselines; print a table and write report.json, report.md and report.png.",
+    )
+    p.add_argument(
+        "artifact", type=Path, nargs="?", metavar="ARTIFACT_DIR",
+        help="a double written by `codedouble train` (default: the current double of --repo)",
+    )  # fmt: skip
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)")
+    p.add_argument("--compare", type=Path, action="append", default=[], metavar="ARTIFACT_DIR",
+                   help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history")  # fmt: skip
+    p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
+    p.add_argument("--line-samples", type=int, default=200, metavar="N", help="next-line samples (default 200)")
+    p.add_argument("--block-samples", type=int, default=30, metavar="N", help="function-body samples (default 30)")
+    p.add_argument("--per-language", action="store_true", help="one table row per language as well")
+    p.add_argument("--seed", type=int, default=0, help="which samples are drawn (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from codedouble.trainer.evaluation import report
+    from codedouble.trainer.evaluation.run import EvalError, EvalOptions, default_report_dir, evaluate
+    from codedouble.trainer.training.artifact import current_artifact
+
+    artifact = args.artifact
+    if artifact is None:
+        artifact = current_artifact(str(args.repo.resolve()))
+        if artifact is None:
+            print(f"codedouble eval: error: {args.repo} has no trained double yet; run `codedouble train` first", file=sys.stderr)
+            return 2
+    options = EvalOptions(compare=tuple(args.compare), line_samples=args.line_samples, block_samples=args.block_samples, seed=args.seed)
+    try:
+        result = evaluate(artifact, options, progress=not args.quiet)
+        written = report.write(result, args.report or default_report_dir(artifact))
+    except (EvalError, OSError) as exc:
+        print(f"codedouble eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.format_table(result, per_language=args.per_language))
+    print(f"report → {written[0].parent}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codedouble", description="Your code-style double, trained on your own git history.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _mine_parser(sub)
     _train_parser(sub)
+    _eval_parser(sub)
     return parser
 
 

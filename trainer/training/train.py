@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from transformers import PreTrainedTokenizerFast
 
+from codedouble.server.engine import corpus
 from codedouble.trainer import prompt
 from codedouble.trainer.mining import dataset
 from codedouble.trainer.training import artifact, checkpoint
@@ -253,9 +254,12 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
             eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
             export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
+            snippets = corpus.snippets(training)
+
             def fill(folder: Path) -> None:
                 export.save_pretrained(folder, safe_serialization=True)
                 tokenizer.save_pretrained(folder)
+                corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
                 artifact.write_manifest(folder, {
                     "prompt_format": prompt.PROMPT_FORMAT_VERSION,
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -265,7 +269,8 @@ def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> Train
                     "all_authors": manifest["all_authors"],
                     "split": split.to_dict(),
                     "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
-                                "validation": len(check), "near_duplicates_dropped": near_duplicates},
+                                "validation": len(check), "near_duplicates_dropped": near_duplicates,
+                                "corpus_snippets": len(snippets)},
                     "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
                                  "learning_rate": learning_rate, "steps_done": step, "train_tokens": len(stream),
                                  "parameters": parameter_count(export), "device": str(device),

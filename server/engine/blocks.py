@@ -1,0 +1,87 @@
+"""Where a completion ends: the rest of a line, or a body up to its syntactic end. Applied to every system
+alike, so that none is scored on text it would never show."""
+
+from __future__ import annotations
+
+# Python's blocks end by indentation; the other supported languages close them with a brace.
+INDENTED = frozenset({"python"})
+
+
+def cut_line(text: str) -> str:
+    return text.split("\n", 1)[0].rstrip("\r")
+
+
+def indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def signature_indent(prefix: str) -> int:
+    """Indentation of the last non-blank line before the cursor: the signature a body completes."""
+    for line in reversed(prefix.split("\n")):
+        if line.strip():
+            return indent_of(line)
+    return 0
+
+
+def cut_block(text: str, language: str | None, outer_indent: int) -> str:
+    """`text` up to the end of the body that starts it: before the first line indented no deeper than the
+    signature (Python), or through the brace that closes the body (brace languages)."""
+    if language in INDENTED:
+        kept: list[str] = []
+        for line in text.split("\n"):
+            if line.strip() and indent_of(line) <= outer_indent:
+                break
+            kept.append(line)
+        return "\n".join(kept).rstrip()
+    depth = 0
+    quote = ""
+    for i, char in enumerate(text):
+        # Braces inside string literals do not count; comments are rare enough in bodies to ignore.
+        if quote:
+            if char == quote and text[i - 1] != "\\":
+                quote = ""
+        elif char in "\"'`":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                return text[: i + 1]
+    return text.rstrip()
+
+
+def split_definition(text: str, language: str | None) -> tuple[str, str]:
+    """(signature, body) of a definition's text: the body starts on the line after the one that opens it
+    (`...:` in Python, `...{` elsewhere). A definition that never opens a block has no body."""
+    opener = ":" if language in INDENTED else "{"
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        offset += len(line)
+        code = line.split("#", 1)[0] if language in INDENTED else line.split("//", 1)[0]
+        if code.rstrip().endswith(opener):
+            return text[:offset], text[offset:]
+    return text, ""
+
+
+def indent_unit(text: str) -> str:
+    """The file's indentation step (a tab, or the commonest increase in spaces), four spaces by default."""
+    steps: dict[int, int] = {}
+    previous = 0
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        if line.startswith("\t"):
+            return "\t"
+        indent = indent_of(line)
+        if indent > previous:
+            steps[indent - previous] = steps.get(indent - previous, 0) + 1
+        previous = indent
+    return " " * max(steps, key=lambda k: steps[k]) if steps else "    "
+
+
+def reindent(body: str, indent: str) -> str:
+    """`body` moved so that its least indented line starts at `indent`, the shape within kept."""
+    lines = body.split("\n")
+    least = min((indent_of(line) for line in lines if line.strip()), default=0)
+    return "\n".join(indent + line[least:] if line.strip() else "" for line in lines)

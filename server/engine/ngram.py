@@ -1,0 +1,174 @@
+"""The cache n-gram baseline (after Hellendoorn & Devanbu, FSE'17): counts over the engineer's own code,
+with the current file's counts weighted up, interpolated across orders (Witten-Bell), decoded greedily.
+
+No count tables are built: the code is one array of token ids with an index from each id to its positions,
+so every context is looked up at every order by array filtering, up to `MAX_ORDER` tokens long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from codedouble.server.engine import blocks, lexer
+from codedouble.server.engine.document import Request
+
+MAX_ORDER = 8  # tokens of context; whitespace counts as a token, so about four words
+CACHE_WEIGHT = 4.0  # a count in the current file is worth this many counts elsewhere
+ENOUGH = 64
+CACHE_TOKENS = 20_000  # of the file before the cursor; a quarter as many after it  # below an order this well attested, lower orders add little: stop descending
+LINE_TOKENS = 48
+BLOCK_TOKENS = 128
+
+
+class _Index:
+    """Token ids, and the sorted positions of each id and of each pair of adjacent ids."""
+
+    def __init__(self, ids: np.ndarray, vocab_size: int) -> None:
+        self.ids = ids
+        self.vocab_size = vocab_size
+        self.order = np.argsort(ids, kind="stable")
+        counts = np.bincount(ids, minlength=vocab_size) if len(ids) else np.zeros(vocab_size, dtype=np.int64)
+        self.starts = np.concatenate(([0], np.cumsum(counts)))
+        # Pairs narrow a context down at once: the positions after a bare space or `(` run to six figures.
+        pairs = ids[:-1] * vocab_size + ids[1:]
+        self.pair_order = np.argsort(pairs, kind="stable") + 1  # position of each pair's second token
+        self.pair_keys = pairs[self.pair_order - 1]
+
+    def _followers(self, pos: np.ndarray) -> np.ndarray:
+        return self.ids[pos[pos + 1 < len(self.ids)] + 1]
+
+    def unigram(self, last: int) -> np.ndarray:
+        """The ids that follow `last` wherever it occurs."""
+        if not 0 <= last < self.vocab_size:
+            return self.ids[:0]
+        return self._followers(self.order[self.starts[last] : self.starts[last + 1]])
+
+    def follow(self, context: Sequence[int]) -> list[np.ndarray]:
+        """For k = 2.. the ids that follow the last k tokens of `context` wherever they occur, while they do."""
+        if len(context) < 2 or not all(0 <= t < self.vocab_size for t in context[-2:]):
+            return []
+        key = context[-2] * self.vocab_size + context[-1]
+        low, high = np.searchsorted(self.pair_keys, [key, key + 1])
+        pos = self.pair_order[low:high]
+        pos = pos[pos + 1 < len(self.ids)]
+        found: list[np.ndarray] = []
+        for k in range(2, min(MAX_ORDER, len(context)) + 1):
+            if k > 2:
+                pos = pos[pos >= k - 1]
+                pos = pos[self.ids[pos - (k - 1)] == context[-k]]
+            if not len(pos):
+                break
+            found.append(self.ids[pos + 1])
+        return found
+
+
+@dataclass(frozen=True)
+class Prediction:
+    token: int
+    probability: float
+
+
+class CacheNgram:
+    name = "ngram"
+    description = "cache n-gram: your training-split code, the current file weighted up (Hellendoorn & Devanbu 2017)"
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        vocab: dict[str, int] = {}
+        ids: list[int] = []
+        for text in texts:
+            for token in lexer.tokens(text):
+                ids.append(vocab.setdefault(token, len(vocab)))
+            ids.append(vocab.setdefault("\0", len(vocab)))  # a boundary no context runs across
+        self.boundary = vocab.setdefault("\0", len(vocab))
+        self.vocab = vocab
+        self.strings = list(vocab)
+        self.index = _Index(np.asarray(ids, dtype=np.int64), len(vocab))
+
+    # -- the model ------------------------------------------------------------------------------------------
+    def _distribution(self, context: Sequence[int], cache: _Index | None) -> dict[int, float]:
+        """P(next | context), Witten-Bell interpolated from the longest matched order down."""
+        sources = [(self.index, 1.0)] + ([(cache, CACHE_WEIGHT)] if cache is not None else [])
+        found = [(index.follow(context), weight) for index, weight in sources]
+        depth = max(len(orders) for orders, _ in found)
+        # levels[k] holds, per source, the followers of the last k + 2 tokens (k = -1: of the last token).
+        def level(k: int) -> list[tuple[np.ndarray, float]]:
+            if k < 0:
+                return [(index.unigram(context[-1]), weight) for index, weight in sources]
+            return [(orders[k], weight) for orders, weight in found if k < len(orders)]
+
+        # Only the top orders matter once they are well attested: stop descending there.
+        bottom = depth - 1
+        while bottom >= 0 and sum(len(a) * w for a, w in level(bottom)) < ENOUGH:
+            bottom -= 1
+        dist: dict[int, float] = {}
+        for k in range(max(bottom, -1), depth):
+            counts: dict[int, float] = {}
+            for followers, weight in level(k):
+                values, freq = np.unique(followers, return_counts=True)
+                for v, f in zip(values.tolist(), freq.tolist()):
+                    if v != self.boundary:  # the end of a text (or the cursor, in the cache) is no token
+                        counts[v] = counts.get(v, 0.0) + weight * f
+            if not counts:
+                continue
+            total, distinct = sum(counts.values()), len(counts)
+            lam = total / (total + distinct)
+            dist = {t: (1 - lam) * p for t, p in dist.items()}
+            for t, c in counts.items():
+                dist[t] = dist.get(t, 0.0) + lam * c / total
+        return dist
+
+    def _ids(self, toks: Sequence[str], overlay: dict[str, int]) -> list[int]:
+        out = []
+        for t in toks:
+            i = self.vocab.get(t)
+            if i is None:
+                i = overlay.setdefault(t, len(self.vocab) + len(overlay))
+            out.append(i)
+        return out
+
+    def _string(self, i: int, overlay: dict[str, int]) -> str:
+        if i < len(self.strings):
+            return self.strings[i]
+        return next(s for s, j in overlay.items() if j == i)
+
+    # -- completion -----------------------------------------------------------------------------------------
+    def complete(self, request: Request) -> str:
+        prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
+        overlay: dict[str, int] = {}
+        toks = lexer.tokens(prefix)
+        partial = lexer.open_token(prefix)
+        if partial:
+            toks = toks[:-1]
+        context = self._ids(toks, overlay) or [self.boundary]
+        # The file around the cursor is the cache; the typed part of a token is no evidence of anything.
+        doc = self._ids(toks[-CACHE_TOKENS:] + ["\0"] + lexer.tokens(suffix[: CACHE_TOKENS * 2])[: CACHE_TOKENS // 4], overlay)
+        cache = _Index(np.asarray(doc, dtype=np.int64), len(self.vocab) + len(overlay))
+        out: list[str] = []
+        limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
+        outer = blocks.signature_indent(prefix)
+        for step in range(limit):
+            dist = self._distribution(context, cache)
+            if not dist:
+                break
+            ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+            if step == 0 and partial:
+                # The cursor may be inside a token: only tokens that extend what is typed can come next.
+                fitting = [t for t, _ in ranked if self._string(t, overlay).startswith(partial)]
+                choice = fitting[0] if fitting else self.vocab.get(partial, overlay.setdefault(partial, len(self.vocab) + len(overlay)))
+                text = self._string(choice, overlay)[len(partial) :]
+            else:
+                choice = ranked[0][0]
+                text = self._string(choice, overlay)
+            if mode == "line" and "\n" in text:
+                break
+            out.append(text)
+            context.append(choice)
+            if mode == "block" and "\n" in text:
+                joined = "".join(out)
+                if len(blocks.cut_block(joined, language, outer)) < len(joined.rstrip()):
+                    break
+        completion = "".join(out)
+        return blocks.cut_line(completion) if mode == "line" else blocks.cut_block(completion, language, outer)

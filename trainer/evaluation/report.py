@@ -1,0 +1,221 @@
+"""The eval report in three forms: a terminal table, report.md for people, report.json and report.png beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from codedouble.trainer.evaluation.summary import ALL, EvalReport, Row, task_key
+
+DEFAULT_MARK = "*"
+BEST_MARK = "↑"
+EXAMPLE_LINES = 10  # lines of each example text shown in report.md
+EXAMPLE_WIDTH = 160  # characters of each example line shown in report.md
+HEADERS = ("task", "language", "system", "n", "EM %", "ES %", "p50 ms", "p95 ms")
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def _best(rows: list[Row]) -> tuple[set[int], set[int]]:
+    """Indices of rows with the best EM and the best ES in their (task, language), ties included.
+
+    Compared as displayed (one decimal of a percent) so that two values that read the same are both marked;
+    a group of one system has nothing to be best against, so it is not marked.
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r.task, r.language), []).append(i)
+    best_em: set[int] = set()
+    best_es: set[int] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for best, value in ((best_em, lambda r: r.exact_match), (best_es, lambda r: r.edit_similarity)):
+            top = max(round(100 * value(rows[i]), 1) for i in members)
+            best.update(i for i in members if round(100 * value(rows[i]), 1) == top)
+    return best_em, best_es
+
+
+def format_table(report: EvalReport, per_language: bool = False) -> str:
+    """A fixed-width table for the terminal, with a legend line under it."""
+    rows = [r for r in report.rows if per_language or r.language == ALL]
+    best_em, best_es = _best(rows)
+    cells = [[h + "  " if h in ("EM %", "ES %") else h for h in HEADERS]]  # room for the mark, as in the rows
+    for i, r in enumerate(rows):
+        system = r.system + (f" {DEFAULT_MARK}" if r.system == report.default_system else "")
+        cells.append([
+            r.task,
+            r.language,
+            system,
+            str(r.samples),
+            _pct(r.exact_match) + (f" {BEST_MARK}" if i in best_em else "  "),  # blank mark keeps decimals aligned
+            _pct(r.edit_similarity) + (f" {BEST_MARK}" if i in best_es else "  "),
+            _ms(r.p50_ms),
+            _ms(r.p95_ms),
+        ])
+    widths = [max(len(row[c]) for row in cells) for c in range(len(HEADERS))]
+    left = 3  # task, language and system are text; the numbers are right-aligned
+
+    def line(row: list[str]) -> str:
+        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [line(cells[0]), rule, *(line(row) for row in cells[1:])]
+    if not rows:
+        out.append("(no results)")
+    out.append(f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
+               "EM exact match, ES edit similarity")
+    return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    """A fenced code block of at most EXAMPLE_LINES lines, fenced longer than any backtick run inside it."""
+    text = text.rstrip("\n")
+    if not text.strip():
+        return ["*(nothing)*"]
+    lines = text.split("\n")
+    shown = [line if len(line) <= EXAMPLE_WIDTH else line[:EXAMPLE_WIDTH] + "…" for line in lines[:EXAMPLE_LINES]]
+    if len(lines) > EXAMPLE_LINES:
+        shown.append(f"… ({len(lines) - EXAMPLE_LINES} more lines)")
+    body = "\n".join(shown)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", body)), default=0))
+    return [fence + re.sub(r"[^A-Za-z0-9_+-]", "", language), *shown, fence]
+
+
+def format_markdown(report: EvalReport) -> str:
+    """report.md: provenance, the table of all rows, what each system is, and a few sample predictions."""
+    samples = ", ".join(f"{n:,} {task}" for task, n in sorted(report.samples.items(), key=lambda kv: task_key(kv[0])))
+    out = [
+        f"# codedouble eval: {Path(report.repository).name or report.repository}",
+        "",
+        (f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
+         f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."),
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" if c < 3 else "---:" for c in range(len(HEADERS))) + "|",
+    ]
+    best_em, best_es = _best(list(report.rows))
+    for i, r in enumerate(report.rows):
+        em, es = _pct(r.exact_match), _pct(r.edit_similarity)
+        system = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
+        values = [_cell(r.task), _cell(r.language), system, str(r.samples),
+                  f"**{em}**" if i in best_em else em, f"**{es}**" if i in best_es else es, _ms(r.p50_ms), _ms(r.p95_ms)]
+        out.append("| " + " | ".join(values) + " |")
+    out += ["", ("EM: exact match; ES: edit similarity; bold: best in its task and language; (default): the engine "
+                 "`codedouble serve` uses."), "", "## Systems", ""]
+    for system in report.systems:
+        default = " (default)" if system == report.default_system else ""
+        description = report.descriptions.get(system, "")
+        out.append(f"- **{system}**{default}" + (f": {description}" if description else ""))
+    if report.examples:
+        out += ["", "## Examples"]
+        for n, example in enumerate(report.examples, 1):
+            language = example.get("language", "")
+            out += ["", f"### {n}. {example.get('task', '')}, {language}", "", "Prompt (end):", ""]
+            out += _fenced(example.get("prompt_tail", ""), language)
+            out += ["", "Target:", ""] + _fenced(example.get("target", ""), language)
+            for system in report.systems:
+                if system in example:
+                    out += ["", f"**{system}**:", ""] + _fenced(example[system], language)
+    return "\n".join(out) + "\n"
+
+
+def plot(report: EvalReport, path: Path) -> None:
+    """A PNG bar chart: one panel per task, EM and ES per system side by side (Agg canvas: no display needed)."""
+    rows = [r for r in report.rows if r.language == ALL]
+    tasks = sorted({r.task for r in rows}, key=task_key)
+    systems = [s for s in report.systems if any(r.system == s for r in rows)]
+    panel = (max(4.0, 1.1 * len(systems) + 1.5), 4.2)
+    side_by_side = panel[0] * len(tasks) <= 14  # wider than a screen reads badly: stack the panels instead
+    shape = (1, max(1, len(tasks))) if side_by_side else (len(tasks), 1)
+    figure = Figure(figsize=(panel[0] * shape[1], panel[1] * shape[0] + 0.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(f"codedouble eval: {Path(report.repository).name or report.repository}")
+    if not tasks:
+        ax = figure.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no results", ha="center", va="center")
+    else:
+        axes = figure.subplots(*shape, squeeze=False).flatten()
+        width = 0.38
+        for ax, task in zip(axes, tasks):
+            by_system = {r.system: r for r in rows if r.task == task}
+            present = [s for s in systems if s in by_system]
+            xs = range(len(present))
+            for offset, label, color, value in ((-width / 2, "EM", "tab:blue", lambda r: r.exact_match),
+                                                (width / 2, "ES", "tab:orange", lambda r: r.edit_similarity)):
+                heights = [100 * value(by_system[s]) for s in present]
+                bars = ax.bar([x + offset for x in xs], heights, width, label=label, color=color)
+                ax.bar_label(bars, fmt="%.0f", fontsize=8, padding=2)
+            crowded = len(present) > 3
+            ax.set_xticks(list(xs), [s + (" *" if s == report.default_system else "") for s in present],
+                          rotation=30 if crowded else 0, ha="right" if crowded else "center")
+            pad = max(0.6, (3 - len(present)) / 2 + 0.6)  # keep one or two systems' bars from filling the panel
+            ax.set_xlim(-pad, len(present) - 1 + pad)
+            n = report.samples.get(task, max(r.samples for r in by_system.values()))
+            ax.set_title(f"{task} (n={n:,})")
+            ax.set_ylim(0, 108)  # headroom for the labels of bars at 100
+            ax.set_yticks(range(0, 101, 20))
+            ax.set_ylabel("%")
+        handles, labels = axes[0].get_legend_handles_labels()
+        if report.default_system in systems:
+            handles.append(Line2D([], [], linestyle="none"))
+            labels.append("* the engine codedouble serve uses")
+        figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    with _atomic(path) as handle:
+        figure.savefig(handle, format="png", dpi=100)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    """A temporary file beside `path`, moved onto it only once the block completes: never a half-written file."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with _atomic(path) as handle:
+        handle.write(data)
+
+
+def write(report: EvalReport, out_dir: Path) -> list[Path]:
+    """report.json, report.md and report.png in `out_dir`, each either complete or not there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writers: list[tuple[str, Callable[[Path], None]]] = [
+        ("report.json", lambda p: _write_bytes(p, (json.dumps(report.to_dict(), indent=2) + "\n").encode())),
+        ("report.md", lambda p: _write_bytes(p, format_markdown(report).encode())),
+        ("report.png", lambda p: plot(report, p)),
+    ]
+    paths = []
+    for name, writer in writers:
+        writer(out_dir / name)
+        paths.append(out_dir / name)
+    return paths

@@ -1,0 +1,129 @@
+"""Per-sample outcomes folded into per-system rows, and the report that `codedouble eval` writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from codedouble.trainer.evaluation.metrics import percentile
+
+ALL = "all"  # the language of a task's overall row
+TASK_ORDER = ("line", "block")  # shown first, in this order; any other task follows alphabetically
+
+
+@dataclass(frozen=True)
+class Outcome:
+    system: str
+    task: str
+    language: str
+    sample_id: str
+    prediction: str
+    exact_match: bool
+    edit_similarity: float
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Row:
+    system: str
+    task: str
+    language: str  # ALL for the task's overall row
+    samples: int
+    exact_match: float  # fraction 0..1
+    edit_similarity: float  # mean 0..1
+    p50_ms: float
+    p95_ms: float
+
+
+def task_key(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task), "") if task in TASK_ORDER else (len(TASK_ORDER), task)
+
+
+def language_key(language: str) -> tuple[bool, str]:
+    return (language != ALL, language)
+
+
+def _row(system: str, task: str, language: str, outcomes: Sequence[Outcome]) -> Row:
+    n = len(outcomes)
+    latencies = [o.latency_ms for o in outcomes]
+    return Row(
+        system=system,
+        task=task,
+        language=language,
+        samples=n,
+        exact_match=sum(o.exact_match for o in outcomes) / n,
+        edit_similarity=sum(o.edit_similarity for o in outcomes) / n,
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+    )
+
+
+def aggregate(outcomes: Iterable[Outcome], systems: Sequence[str]) -> list[Row]:
+    """One row per (system, task) over all languages, plus one per language where a task spans several.
+
+    Ordered by task, then language (ALL first), then the order of `systems`; a system with no outcomes for a
+    task gets no row there rather than a row of zeros that would read as a score.
+    """
+    groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+    languages: dict[str, set[str]] = defaultdict(set)
+    for outcome in outcomes:
+        if outcome.system not in systems:
+            raise ValueError(f"outcome for unknown system {outcome.system!r}; systems are {list(systems)}")
+        groups[(outcome.system, outcome.task, ALL)].append(outcome)
+        groups[(outcome.system, outcome.task, outcome.language)].append(outcome)
+        languages[outcome.task].add(outcome.language)
+    rows: list[Row] = []
+    for task in sorted(languages, key=task_key):
+        shown = [ALL] + (sorted(languages[task]) if len(languages[task]) > 1 else [])
+        for language in shown:
+            for system in systems:
+                members = groups.get((system, task, language))
+                if members:
+                    rows.append(_row(system, task, language, members))
+    return rows
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    artifact: str
+    repository: str
+    created: str  # ISO 8601
+    seed: int
+    heldout_commits: int
+    samples: dict[str, int]  # task -> number of samples
+    systems: tuple[str, ...]
+    descriptions: dict[str, str]  # system -> one-line description
+    default_system: str  # the engine `codedouble serve` uses
+    rows: tuple[Row, ...]
+    machine: str  # e.g. "2 CPU cores, cpu"
+    examples: tuple[dict[str, str], ...] = ()  # keys: task, language, prompt_tail, target, and one per system
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["systems"] = list(self.systems)
+        data["rows"] = [asdict(r) for r in self.rows]
+        data["examples"] = [dict(e) for e in self.examples]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalReport:
+        return cls(
+            artifact=data["artifact"],
+            repository=data["repository"],
+            created=data["created"],
+            seed=int(data["seed"]),
+            heldout_commits=int(data["heldout_commits"]),
+            samples={str(k): int(v) for k, v in data["samples"].items()},
+            systems=tuple(data["systems"]),
+            descriptions=dict(data["descriptions"]),
+            default_system=data["default_system"],
+            rows=tuple(Row(**r) for r in data["rows"]),
+            machine=data["machine"],
+            examples=tuple(dict(e) for e in data.get("examples", ())),
+        )
+
+
+def row(report: EvalReport, system: str, task: str, language: str = ALL) -> Row | None:
+    return next((r for r in report.rows if (r.system, r.task, r.language) == (system, task, language)), None)
