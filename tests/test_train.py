@@ -397,10 +397,9 @@ def _squeezed(text: str) -> str:
 def _code_of(example: str) -> str:
     """The code a training text shows the model; a FIM text's pieces put back in reading order."""
     if prompt.FIM_PREFIX in example:
-        head, rest = example.split(prompt.FIM_PREFIX, 1)
-        prefix, rest = rest.split(prompt.FIM_SUFFIX, 1)
-        suffix, middle = rest.split(prompt.FIM_MIDDLE, 1)
-        return head + prefix + middle.removesuffix(prompt.EOS) + suffix
+        head, rest = example.split(prompt.FIM_PREFIX + prompt.FIM_SUFFIX, 1)
+        suffix, prefix_and_middle = rest.split(prompt.FIM_MIDDLE, 1)
+        return head + prefix_and_middle.removesuffix(prompt.EOS) + suffix
     return example
 
 
@@ -611,9 +610,9 @@ texts = st.text(max_size=40)
 def test_fim_prompt_layout_is_the_documented_one() -> None:
     assert prompt.fim_prompt(CTX, "def f(", "):\n") == (
         "<|file|>pkg/mod.py\n<|context|>import os\nclass Walker:\n    def walk(self):\n"
-        "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>"
+        "<|fim_prefix|><|fim_suffix|>):\n<|fim_middle|>def f("
     )
-    assert prompt.fim_prompt(prompt.Context("a.py"), "p", "s") == "<|file|>a.py\n<|fim_prefix|>p<|fim_suffix|>s<|fim_middle|>"
+    assert prompt.fim_prompt(prompt.Context("a.py"), "p", "s") == "<|file|>a.py\n<|fim_prefix|><|fim_suffix|>s<|fim_middle|>p"
 
 
 @given(prefix=texts, middle=texts, suffix=texts, before=texts, message=texts)

@@ -1,9 +1,11 @@
 """The prompt format: how code, cursor and context become model text. Shared by the trainer and the server
 (the same functions, not copies), versioned so that an artifact and the server reading it always agree.
 
-Fill-in-the-middle, prefix-suffix-middle order (as in Bavarian et al., 2022):
+Fill-in-the-middle in suffix-prefix-middle order (SPM, Bavarian et al., 2022), so that the middle simply
+continues the prefix: a small model learns that far sooner than to join the middle to a prefix it reads
+before the suffix (version 1's order gave a 4-layer model 0 % exact next-line matches on Textualize/rich).
 
-    <|file|>PATH\n<|context|>HEADER + ENCLOSING SIGNATURES\n<|fim_prefix|>PREFIX<|fim_suffix|>SUFFIX<|fim_middle|>MIDDLE<|endoftext|>
+    <|file|>PATH\n<|context|>HEADER + ENCLOSING SIGNATURES\n<|fim_prefix|><|fim_suffix|>SUFFIX<|fim_middle|>PREFIX MIDDLE<|endoftext|>
 
 Edit (a changed definition, before → after) and commit message (change → message):
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Bump when any token or layout below changes; artifacts record it and the server refuses a mismatch.
-PROMPT_FORMAT_VERSION = 1
+PROMPT_FORMAT_VERSION = 2
 
 EOS = "<|endoftext|>"
 FILE = "<|file|>"
@@ -49,7 +51,12 @@ def _preamble(ctx: Context) -> str:
 
 def fim_prompt(ctx: Context, prefix: str, suffix: str) -> str:
     """The text a model continues to fill the gap between `prefix` and `suffix`."""
-    return f"{_preamble(ctx)}{FIM_PREFIX}{prefix}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
+    return f"{fim_head(ctx, suffix)}{prefix}"
+
+
+def fim_head(ctx: Context, suffix: str) -> str:
+    """The part of a FIM prompt before the prefix."""
+    return f"{_preamble(ctx)}{FIM_PREFIX}{FIM_SUFFIX}{suffix}{FIM_MIDDLE}"
 
 
 def fim_example(ctx: Context, prefix: str, middle: str, suffix: str) -> str:

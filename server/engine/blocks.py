@@ -35,10 +35,15 @@ def cut_block(text: str, language: str | None, outer_indent: int) -> str:
         return "\n".join(kept).rstrip()
     depth = 0
     quote = ""
+    escaped = False
     for i, char in enumerate(text):
         # Braces inside string literals do not count; comments are rare enough in bodies to ignore.
         if quote:
-            if char == quote and text[i - 1] != "\\":
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
                 quote = ""
         elif char in "\"'`":
             quote = char
