@@ -13,10 +13,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --constraint constraints.txt --editable '.[test,bench]'
 	touch $@
 
-# The main job on the embedded default: mine this repository's own history and train a double of it.
+# The main job on the embedded default: mine this repository's own history, train a double of it, and
+# score it against the baselines on the newest commits, which training never saw.
 demo: $(VENV)/.installed
 	$(VENV)/bin/codedouble mine . --out $(DATASET) --all-authors
 	$(VENV)/bin/codedouble train $(DATASET) --out $(DOUBLE) --minutes $(MINUTES)
+	$(VENV)/bin/codedouble eval $(DOUBLE)
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -n auto

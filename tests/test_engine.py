@@ -199,9 +199,10 @@ def test_ngram_completes_the_word_the_cursor_is_inside() -> None:
 
 
 def test_ngram_weights_the_current_file_above_the_corpus() -> None:
-    ngram = CacheNgram(["def total(a, b):\n    return add(a, b)\n"] * 3 + [OTHER])
+    ngram = CacheNgram(["def combine(a, b):\n    return add(a, b)\n"] * 3 + [OTHER])
     assert ngram.complete(line("a.py", "def total(a, b):\n    return ")) == "add(a, b)"
-    # The file being edited says `mul` twice (before the cursor, or after it): the cache wins over three `add`s.
+    # The file being edited says `mul` twice after the same context (before the cursor, or after it): the
+    # cache wins over three `add`s elsewhere. (A longer exact match in the corpus would rightly win instead.)
     before = "def first(a, b):\n    return mul(a, b)\n\n\ndef second(a, b):\n    return mul(a, b)\n\n\n"
     assert ngram.complete(line("a.py", before + "def total(a, b):\n    return ")) == "mul(a, b)"
     after = "\n\n\ndef first(a, b):\n    return mul(a, b)\n\n\ndef second(a, b):\n    return mul(a, b)\n"

@@ -426,14 +426,44 @@ def test_ngram_and_bm25_complete_the_engineers_registry_line(world: World, typed
     assert Bm25Lines(texts, [s.language for s in snippets]).complete(request) == expected
 
 
-def test_the_engine_takes_what_ngram_and_bm25_agree_on(world: World) -> None:
+def test_the_engine_completes_the_known_line_from_the_engineers_code(world: World) -> None:
     engine = engines.load(world.artifact)
     assert [s.name for s in engine.systems] == list(SYSTEMS)
     request = audit_request(world, "    registry.register(handler, pri")
-    assert [c.text for c in engine.combined.candidates(request)] == ["ority=HIGH_PRIORITY)"] * 2
+    assert engine.ngram.complete(request) == "ority=HIGH_PRIORITY)"
     assert engine.complete(request) == "ority=HIGH_PRIORITY)"
     assert isinstance(engine.model.complete(request), str)
     assert "\n" not in engine.model.complete(request)
+
+
+class _Fixed:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.calls = 0
+
+    def complete(self, request: Request, cancelled: object = None) -> str:
+        self.calls += 1
+        return self.text
+
+
+@pytest.mark.parametrize(
+    ("ngram", "model", "bm25", "expected"),
+    [("from ngram", "from model", "from bm25", "from ngram"), ("", "from model", "from bm25", "from model"),
+     ("  ", "", "from bm25", "from bm25"), ("", "", "", "")],
+)  # fmt: skip
+def test_the_engine_asks_the_model_only_where_the_ngram_is_silent(ngram: str, model: str, bm25: str, expected: str) -> None:
+    parts = [_Fixed(ngram), _Fixed(model), _Fixed(bm25)]
+    combined = engines.Combined(model=parts[1], ngram=parts[0], bm25=parts[2])  # type: ignore[arg-type]
+    assert combined.complete(Request("a.py", "x = ", "\n", "line")) == expected
+    asked = [1, 1 if not ngram.strip() else 0, 1 if not (ngram.strip() or model.strip()) else 0]
+    assert [p.calls for p in parts] == asked
+
+
+def test_a_cancelled_engine_stops_asking() -> None:
+    parts = [_Fixed(""), _Fixed("from model"), _Fixed("from bm25")]
+    combined = engines.Combined(model=parts[1], ngram=parts[0], bm25=parts[2])  # type: ignore[arg-type]
+    assert combined.complete(Request("a.py", "x = ", "\n", "line"), cancelled=lambda: True) == ""
+    assert [p.calls for p in parts] == [1, 0, 0]
 
 
 @pytest.mark.parametrize("mode", ["line", "block"])

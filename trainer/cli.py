@@ -175,6 +175,32 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="run the language server (LSP over stdio) that puts your double in the editor",
+        description="Serve inline completions and completion items from your double over LSP, on stdio unless --tcp.",
+    )
+    p.add_argument("--artifact", type=Path, metavar="ARTIFACT_DIR",
+                   help="the double to serve (default: the newest double of the workspace's repository)")  # fmt: skip
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    tcp = None
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"codedouble serve: error: --tcp wants HOST:PORT, not {args.tcp!r}", file=sys.stderr)
+            return 2
+        tcp = (host, int(port))
+    from codedouble.server.server import main as serve
+
+    serve(tcp=tcp, artifact=args.artifact)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="codedouble", description="Your code-style double, trained on your own git history.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -182,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _mine_parser(sub)
     _train_parser(sub)
     _eval_parser(sub)
+    _serve_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ completion ends (a line, a body, or the model's end-of-text)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +77,7 @@ class Neural:
         return torch.tensor([t.startswith(healed) for t in self.token_strings])
 
     @torch.inference_mode()
-    def generate(self, request: Request) -> Generated:
+    def generate(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Generated:
         limit = self._new_tokens(request)
         ids, healed = self.prompt_ids(request, limit)
         outer = blocks.signature_indent(request.prefix)
@@ -86,6 +87,8 @@ class Neural:
         logprob = 0.0
         text = ""
         for step in range(limit):
+            if cancelled is not None and cancelled():
+                return Generated("", logprob, len(out))
             result = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
             past = result.past_key_values
             logits = result.logits[0, -1].float()
@@ -105,8 +108,8 @@ class Neural:
         kept = blocks.cut_line(text) if request.mode == "line" else blocks.cut_block(text, request.language, outer)
         return Generated(kept, logprob, len(out))
 
-    def complete(self, request: Request) -> str:
-        return self.generate(request).text
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        return self.generate(request, cancelled).text
 
     @torch.inference_mode()
     def score(self, request: Request, candidates: list[str]) -> list[float]:

@@ -7,7 +7,7 @@ so every context is looked up at every order by array filtering, up to `MAX_ORDE
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +15,13 @@ import numpy as np
 from codedouble.server.engine import blocks, lexer
 from codedouble.server.engine.document import Request
 
-MAX_ORDER = 8  # tokens of context; whitespace counts as a token, so about four words
-CACHE_WEIGHT = 4.0  # a count in the current file is worth this many counts elsewhere
-ENOUGH = 64
-CACHE_TOKENS = 20_000  # of the file before the cursor; a quarter as many after it  # below an order this well attested, lower orders add little: stop descending
+# Chosen on a validation split of Textualize/rich (the newest training commits, never the eval's held-out
+# ones): next-line EM rose from 28 % (order 6) to 36 % (order 32), where it levels off. Long contexts make
+# the model copy the engineer's own lines when they recur, and back off smoothly when they do not.
+MAX_ORDER = 32  # tokens of context; whitespace counts as a token
+CACHE_WEIGHT = 8.0  # a count in the current file is worth this many counts elsewhere
+ENOUGH = 1024  # below an order this well attested, lower orders add little: stop descending
+CACHE_TOKENS = 20_000  # of the file before the cursor; a quarter as many after it
 LINE_TOKENS = 48
 BLOCK_TOKENS = 128
 
@@ -135,7 +138,7 @@ class CacheNgram:
         return next(s for s, j in overlay.items() if j == i)
 
     # -- completion -----------------------------------------------------------------------------------------
-    def complete(self, request: Request) -> str:
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
         prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
         overlay: dict[str, int] = {}
         toks = lexer.tokens(prefix)
@@ -150,6 +153,8 @@ class CacheNgram:
         limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
         outer = blocks.signature_indent(prefix)
         for step in range(limit):
+            if cancelled is not None and cancelled():
+                return ""
             dist = self._distribution(context, cache)
             if not dist:
                 break

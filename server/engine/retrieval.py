@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Bm25Lines:
         self.bodies = [(sig, body) for sig, body in bodies if body.strip()]
         self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
 
-    def complete(self, request: Request) -> str:
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:  # noqa: ARG002 - instant
         prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
         if mode == "block":
             # The signature may span lines: its last three carry the name and the parameters.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from codedouble.server.engine import engine as engines
-from codedouble.server.engine.corpus import CorpusError
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
@@ -41,8 +40,8 @@ class _Renamed:
     def __init__(self, model: Neural, name: str, description: str) -> None:
         self.model, self.name, self.description = model, name, description
 
-    def complete(self, request: Request) -> str:
-        return self.model.complete(request)
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        return self.model.complete(request, cancelled)
 
 
 def _heldout(artifact: Path, manifest: dict) -> tuple[list, Path, int]:  # type: ignore[type-arg]
@@ -71,10 +70,9 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         engine = engines.load(artifact, opts.threads)
         systems: list[System] = list(engine.systems)
         for other in opts.compare:
-            artifacts.read_manifest(other)
             name = f"compare:{other.name}"
-            systems.append(_Renamed(Neural(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))
-    except (artifacts.ArtifactError, CorpusError, OSError) as exc:
+            systems.append(_Renamed(engines.load_model(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))
+    except (artifacts.ArtifactError, engines.EngineError, OSError) as exc:
         raise EvalError(str(exc)) from exc
 
     # One untimed completion per system first: the first forward pass pays for allocation and kernel choice.

@@ -1,0 +1,96 @@
+"""The server's settings: one typed tree, parsed once from `initializationOptions` or
+`workspace/didChangeConfiguration`. A bad value is reported by name and replaced by its default."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from codedouble.grammars.languages import LANGUAGES
+
+# Files whose contents must never be sent to a model, not even a local one: keys and environment files.
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/*.p12", "**/id_rsa*", "**/id_ed25519*",
+    "**/.netrc", "**/.npmrc", "**/.pypirc", "**/secrets/**", "**/*secret*",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    artifact: Path | None = None  # default: the newest double of the workspace's repository
+    languages: tuple[str, ...] = ()  # those to complete in; empty means every supported one
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs matched against the document's path
+    max_lines: int = 8  # of a multi-line completion
+    debounce_ms: int = 0  # wait this long for a newer keystroke before computing
+
+    def enabled(self, language: str | None, path: str) -> bool:
+        if language is None or (self.languages and language not in self.languages):
+            return False
+        return not any(fnmatch.fnmatch(path, glob) or fnmatch.fnmatch(Path(path).name, glob) for glob in self.exclude)
+
+
+def _artifact(value: Any) -> Path | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("a path string")
+    return Path(value).expanduser()
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of language names")
+    unknown = [v for v in value if v not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"languages codedouble knows ({', '.join(sorted(LANGUAGES))}); not {', '.join(unknown)}")
+    return tuple(value)
+
+
+def _globs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of glob strings")
+    return tuple(value)
+
+
+def _count(low: int, high: int):  # type: ignore[no-untyped-def]
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+_PARSERS = {
+    "artifact": _artifact,
+    "languages": _languages,
+    "exclude": _globs,
+    "maxLines": _count(1, 200),
+    "debounceMs": _count(0, 2000),
+}
+_FIELD = {"artifact": "artifact", "languages": "languages", "exclude": "exclude", "maxLines": "max_lines", "debounceMs": "debounce_ms"}
+
+
+def parse(raw: Any) -> tuple[Options, list[str]]:
+    """Options from the client's JSON (camelCase keys, optionally under a `codedouble` key) and one message
+    per problem; every field that is missing or wrong keeps its default."""
+    if isinstance(raw, dict) and isinstance(raw.get("codedouble"), dict):
+        raw = raw["codedouble"]
+    if raw is None:
+        return Options(), []
+    if not isinstance(raw, dict):
+        return Options(), [f"codedouble settings must be an object, not {type(raw).__name__}; using the defaults"]
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        parser = _PARSERS.get(key)
+        if parser is None:
+            problems.append(f"codedouble setting '{key}' is unknown (known: {', '.join(_PARSERS)}); ignored")
+            continue
+        try:
+            values[_FIELD[key]] = parser(value)
+        except ValueError as exc:
+            problems.append(f"codedouble setting '{key}' must be {exc}, not {value!r}; using the default")
+    return Options(**values), problems

@@ -1,0 +1,368 @@
+"""`codedouble serve`: the double in the editor over LSP (pygls). Handlers stay thin: positions, options,
+tidying and caching are pure helpers (positions.py, options.py, suggest.py); completions come from the same
+engine `codedouble eval` scores (codedouble.server.engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from codedouble.server import options as opts
+from codedouble.server import suggest
+from codedouble.server.engine.document import Request, mode_at
+from codedouble.server.engine.engine import Engine, EngineError
+from codedouble.server.engine.engine import load as load_engine
+from codedouble.server.positions import PositionError, offset_at
+from codedouble.grammars.languages import language_for_path
+
+log = logging.getLogger("codedouble.server")
+
+STATUS = "codedouble/status"
+STATUS_COMMAND = "codedouble.status"
+MAX_DOCUMENT_CHARS = 4_000_000  # a document this big is data, not code someone types
+LATENCIES_KEPT = 500
+WATCH_SECONDS = 2.0  # how often a request may look whether the artifact changed on disk
+
+
+class Protocol(LanguageServerProtocol):
+    """pygls drops a request whose params do not fit the method's schema; JSON-RPC wants an answer, so the
+    client gets -32602 with the request's id and the server goes on."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcInvalidParams:
+            if "id" in data and "method" in data:
+                error = JsonRpcInvalidParams(f"invalid params for {data['method']}").to_response_error()
+                self._send_response(data["id"], None, error)
+            raise
+
+
+class DoubleServer(LanguageServer):
+    def __init__(self) -> None:
+        from codedouble.trainer.mining.miner import tool_version
+
+        super().__init__("codedouble", tool_version(), protocol_cls=Protocol)
+        self.options = opts.Options()
+        self.engine: Engine | None = None
+        self.state = "starting"  # starting, loading, ready, missing, broken
+        self.problem = ""
+        self.artifact: Path | None = None
+        self.default_artifact: Path | None = None  # `codedouble serve --artifact`, when the editor names none
+        self.artifact_stamp: float | None = None
+        self.workspace_root: Path | None = None
+        self.recent = suggest.Recent()
+        self.cache = suggest.Lru()
+        self.typed_ahead = 0
+        self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
+        self.newest: dict[str, int] = {}
+        self.tickets = itertools.count(1)
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedouble-model")
+        self._told: set[str] = set()
+        self._watched_at = 0.0
+        self._loading = threading.Lock()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # A bad message from the client is answered and logged, never a pop-up in the middle of typing.
+        log.warning("%s: %s", getattr(source, "__name__", source), error)
+        self.window_log_message(types.LogMessageParams(types.MessageType.Warning, f"codedouble: {error}"))
+
+    # -- the double ---------------------------------------------------------------------------------------
+    def tell_once(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            self.window_show_message(types.ShowMessageParams(kind, message))
+
+    def resolve_artifact(self) -> Path | None:
+        if self.options.artifact is not None or self.default_artifact is not None:
+            return self.options.artifact or self.default_artifact
+        from codedouble.trainer.training.artifact import current_artifact
+
+        root = _repository(self.workspace_root)
+        return current_artifact(str(root)) if root is not None else None
+
+    def load(self) -> None:
+        """Load (or reload) the double in the background, with progress shown in the editor."""
+        threading.Thread(target=self._load, name="codedouble-load", daemon=True).start()
+
+    def _load(self) -> None:
+        with self._loading:
+            artifact = self.resolve_artifact()
+            if artifact is None:
+                self.engine, self.artifact, self.state = None, None, "missing"
+                where = self.workspace_root or "this workspace"
+                self.problem = (f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
+                                "then `codedouble train DATASET` (completions stay empty until then)")  # fmt: skip
+                self.tell_once(self.problem)
+                return
+            self.state = "loading"
+            token = f"codedouble-load-{time.monotonic_ns()}"
+            progress = self._progress(token, f"codedouble: loading {artifact.name}")
+            try:
+                engine = load_engine(artifact, log=lambda message: progress(message))
+            except EngineError as exc:
+                self.engine, self.artifact, self.state = None, artifact, "broken"
+                self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
+                self.tell_once(self.problem, types.MessageType.Error)
+                return
+            finally:
+                progress(None)
+            self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
+            self.artifact_stamp = _stamp(artifact)
+            self.cache.clear()
+            log.info("serving %s", artifact)
+
+    def _progress(self, token: str, title: str) -> Callable[[str | None], None]:
+        """A `$/progress` reporter: a message, or None to end. Silent if the client cannot show progress."""
+        window = self.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return lambda _message: None
+        try:
+            self.work_done_progress.create(token)
+            self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title))
+        except Exception:  # noqa: BLE001 - progress is a nicety; loading goes on without it
+            return lambda _message: None
+
+        def report(message: str | None) -> None:
+            if message is None:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd())
+            else:
+                self.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
+
+        return report
+
+    def watch(self) -> None:
+        """Reload when a new double replaced the one in use (a retrain, or a new `current` one)."""
+        now = time.monotonic()
+        if now - self._watched_at < WATCH_SECONDS or self._loading.locked():
+            return
+        self._watched_at = now
+        artifact = self.resolve_artifact()
+        if artifact != self.artifact or (artifact is not None and _stamp(artifact) != self.artifact_stamp):
+            if artifact is not None or self.state != "missing":
+                self.load()
+
+    # -- completions --------------------------------------------------------------------------------------
+    async def suggestion(self, uri: str, position: types.Position) -> tuple[str, str]:
+        """(completion, the word it extends) at `position` of the open document `uri`; ("", "") whenever
+        there is nothing to say: unknown document, excluded file, no double yet, or a newer request."""
+        started = time.perf_counter()
+        document = self.workspace.text_documents.get(uri)
+        if document is None:
+            return "", ""
+        text = document.source
+        if len(text) > MAX_DOCUMENT_CHARS:
+            return "", ""
+        try:
+            offset = offset_at(text, position.line, position.character)
+        except PositionError:
+            return "", ""
+        path = document.path
+        language = language_for_path(path)
+        if not self.options.enabled(language, path):
+            return "", ""
+        self.watch()
+        prefix, suffix = text[:offset], text[offset:]
+        word = _word_before(prefix)
+        reused = self.recent.reuse(uri, prefix, suffix)
+        if reused is not None:
+            self.typed_ahead += 1
+            self.latencies.append((time.perf_counter() - started) * 1000)
+            return reused, word
+        engine = self.engine
+        if engine is None:
+            return "", ""
+        mode = mode_at(prefix, language)
+        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000])
+        cached = self.cache.get(key)
+        if cached is None:
+            ticket = next(self.tickets)
+            self.newest[uri] = ticket
+            if self.options.debounce_ms:
+                await asyncio.sleep(self.options.debounce_ms / 1000)
+                started = time.perf_counter()  # the wait is the user's typing, not the double's latency
+            stop = threading.Event()
+
+            def superseded() -> bool:
+                return stop.is_set() or self.newest.get(uri) != ticket
+
+            if superseded():
+                return "", ""
+            request = Request(path, prefix, suffix, mode)
+            try:
+                raw = await asyncio.get_running_loop().run_in_executor(self.inference, engine.complete, request, superseded)
+            except asyncio.CancelledError:
+                stop.set()  # `$/cancelRequest`: the engine stops at its next token
+                raise
+            if superseded():
+                return "", ""
+            cached = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
+            self.cache.put(key, cached)
+        self.recent.remember(uri, prefix, suffix, cached)
+        self.latencies.append((time.perf_counter() - started) * 1000)
+        return cached, word
+
+    def status(self) -> dict[str, Any]:
+        from codedouble.trainer.evaluation.metrics import percentile
+
+        provenance: dict[str, Any] = {}
+        if self.artifact is not None and self.state == "ready":
+            from codedouble.trainer.training.artifact import read_manifest
+
+            manifest = read_manifest(self.artifact)
+            provenance = {
+                "repository": manifest["dataset"]["repository"],
+                "head": manifest["dataset"]["head"],
+                "created": manifest.get("created"),
+                "records": manifest["records"],
+                "heldout_commits": len(manifest["split"]["heldout_commits"]),
+                "validation_loss": manifest.get("validation_loss"),
+                "parameters": manifest["training"].get("parameters"),
+            }
+        latencies = list(self.latencies)
+        return {
+            "state": self.state,
+            "problem": self.problem,
+            "artifact": str(self.artifact) if self.artifact else None,
+            "provenance": provenance,
+            "latency_ms": {"count": len(latencies), "p50": percentile(latencies, 50) if latencies else None,
+                           "p95": percentile(latencies, 95) if latencies else None},
+            "cache": {"hits": self.cache.hits, "misses": self.cache.misses, "typed_ahead": self.typed_ahead},
+            "options": {"languages": list(self.options.languages), "exclude": list(self.options.exclude),
+                        "maxLines": self.options.max_lines, "debounceMs": self.options.debounce_ms},
+        }  # fmt: skip
+
+    def configure(self, raw: Any) -> None:
+        self.options, problems = opts.parse(raw)
+        for problem in problems:
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
+
+
+def _stamp(artifact: Path) -> float | None:
+    try:
+        return (artifact / "manifest.json").stat().st_mtime
+    except OSError:
+        return None
+
+
+def _repository(root: Path | None) -> Path | None:
+    """The git repository holding the workspace, resolved as `codedouble mine` records it."""
+    if root is None:
+        return None
+    from codedouble.trainer.mining.gitio import GitError, git
+
+    try:
+        return Path(git(root, "rev-parse", "--show-toplevel").strip()).resolve()
+    except (GitError, OSError):
+        return None
+
+
+def _word_before(prefix: str) -> str:
+    end = len(prefix)
+    start = end
+    while start > 0 and (prefix[start - 1].isalnum() or prefix[start - 1] == "_"):
+        start -= 1
+    return prefix[start:end]
+
+
+server = DoubleServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: DoubleServer, params: types.InitializeParams) -> None:
+    folders = params.workspace_folders or []
+    uri = folders[0].uri if folders else params.root_uri
+    if uri:
+        from pygls.uris import to_fs_path
+
+        path = to_fs_path(uri)
+        ls.workspace_root = Path(path) if path else None
+    elif params.root_path:
+        ls.workspace_root = Path(params.root_path)
+    ls.configure(params.initialization_options)
+
+
+@server.feature(types.INITIALIZED)
+def initialized(ls: DoubleServer, params: types.InitializedParams) -> None:
+    ls.load()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurationParams) -> None:
+    before = ls.options.artifact
+    ls.configure(params.settings)
+    ls.cache.clear()
+    if ls.options.artifact != before:
+        ls.load()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.recent.forget(params.text_document.uri)
+    ls.newest.pop(params.text_document.uri, None)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+async def inline_completion(ls: DoubleServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
+    text, _word = await ls.suggestion(params.text_document.uri, params.position)
+    if not text:
+        return types.InlineCompletionList(items=[])
+    here = types.Range(params.position, params.position)
+    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=here)])
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.CompletionList:
+    text, word = await ls.suggestion(params.text_document.uri, params.position)
+    if not text:
+        return types.CompletionList(is_incomplete=True, items=[])
+    # The item replaces the word being typed, so that clients filtering by that word keep it.
+    start = types.Position(params.position.line, params.position.character - len(word.encode("utf-16-le")) // 2)
+    first = (word + text).split("\n", 1)[0]
+    item = types.CompletionItem(
+        label=first.strip() or (word + text).strip()[:60],
+        kind=types.CompletionItemKind.Snippet if "\n" in text else types.CompletionItemKind.Text,
+        detail="codedouble",
+        filter_text=word + text,
+        text_edit=types.TextEdit(types.Range(start, params.position), word + text),
+        insert_text_format=types.InsertTextFormat.PlainText,
+        sort_text="0",
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+@server.feature(STATUS)
+def status(ls: DoubleServer, params: Any) -> dict[str, Any]:
+    return ls.status()
+
+
+@server.command(STATUS_COMMAND)
+def status_command(ls: DoubleServer, *args: Any) -> dict[str, Any]:
+    return ls.status()
+
+
+def main(tcp: tuple[str, int] | None = None, artifact: Path | None = None) -> None:
+    import sys
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="codedouble serve: %(levelname)s %(message)s")
+    server.default_artifact = artifact
+    if tcp is not None:
+        server.start_tcp(*tcp)  # listens only where told
+        return
+    # stdout carries the protocol: anything else printed there (a library's notice) would corrupt it.
+    stdout = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    server.start_io(sys.stdin.buffer, stdout)

@@ -1,0 +1,112 @@
+"""Pure helpers between the engine and the editor: tidy a completion for where it lands, and serve
+repeated or typed-ahead requests without running the engine again."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = {v: k for k, v in _OPEN.items()}
+
+
+def _open_brackets(line: str) -> int:
+    depth = 0
+    for char in line:
+        if char in _OPEN:
+            depth += 1
+        elif char in _CLOSE and depth:
+            depth -= 1
+    return depth
+
+
+def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
+    """The completion as the editor should show it: no more than `max_lines`, no line that only repeats the
+    one before it, no closing bracket the line never opened, and nothing the text after the cursor already has."""
+    lines = text.rstrip().split("\n")[:max_lines]
+    kept = lines[:1]
+    for line in lines[1:]:
+        if line.strip() and line.strip() == kept[-1].strip():
+            break  # a model stuck in a loop repeats itself: one copy is enough
+        kept.append(line)
+    text = "\n".join(kept).rstrip()
+    if mode == "line":
+        depth = _open_brackets(prefix.rsplit("\n", 1)[-1])
+        for i, char in enumerate(text):
+            if char in _OPEN:
+                depth += 1
+            elif char in _CLOSE:
+                depth -= 1
+                if depth < 0:
+                    text = text[:i]
+                    break
+    # What already follows the cursor on its line (an auto-closed bracket) is not inserted twice.
+    rest = suffix.split("\n", 1)[0].rstrip()
+    for size in range(min(len(rest), len(text)), 0, -1):
+        if text.endswith(rest[:size]):
+            text = text[:-size]
+            break
+    # Nor are whole lines the suffix already starts with.
+    following = [line for line in suffix.split("\n")[1:] if line.strip()][:3]
+    out = text.split("\n")
+    while len(out) > 1 and following and out[-1].strip() == following[0].strip():
+        out.pop()
+    return "\n".join(out).rstrip() if len(out) > 1 else out[0]
+
+
+@dataclass
+class _Shown:
+    prefix: str
+    suffix: str
+    text: str
+
+
+class Recent:
+    """Per document, the last suggestion: typing what it predicted is answered with the rest of it."""
+
+    def __init__(self) -> None:
+        self._shown: dict[str, _Shown] = {}
+
+    def remember(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+        if text:
+            self._shown[uri] = _Shown(prefix, suffix, text)
+
+    def reuse(self, uri: str, prefix: str, suffix: str) -> str | None:
+        shown = self._shown.get(uri)
+        if shown is None or suffix != shown.suffix or not prefix.startswith(shown.prefix):
+            return None
+        typed = prefix[len(shown.prefix) :]
+        if typed and shown.text.startswith(typed) and len(typed) < len(shown.text):
+            return shown.text[len(typed) :]
+        return None
+
+    def forget(self, uri: str) -> None:
+        self._shown.pop(uri, None)
+
+
+class Lru:
+    """Completions by prompt, the most recent `size` kept."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, ...]) -> str | None:
+        value = self._items.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._items.move_to_end(key)
+        return value
+
+    def put(self, key: tuple[str, ...], value: str) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
