@@ -633,3 +633,19 @@ def test_cli_eval_with_nothing_held_out(world: World, tmp_path: Path, capsys: py
     (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
     assert "nothing held out" in err
+
+
+def test_cli_eval_refuses_a_double_of_another_prompt_format(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    artifact = copy_artifact(world, tmp_path / "double")
+    manifest = read_json(artifact / "manifest.json")
+    manifest["prompt_format"] = 1  # prefix-suffix-middle: this codedouble would prompt it wrongly
+    (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
+    assert "prompt format 1" in err and "train the double again" in err
+
+
+def test_cli_eval_with_damaged_weights_names_the_problem(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    artifact = copy_artifact(world, tmp_path / "double")
+    (artifact / "model.safetensors").write_bytes(b"not safetensors")
+    err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
+    assert "model cannot be loaded" in err and str(artifact) in err
