@@ -530,3 +530,21 @@ def test_snippets_dedupe_and_skip_empty_texts() -> None:
         Snippet("b.py", "python", "def g():\n    return 2\n"),
     ]
     assert corpus.snippets([]) == []
+
+
+def test_body_end_follows_tree_sitter_past_a_string_at_column_0() -> None:
+    prefix = "class A:\n    def f(self):\n"
+    body = '        x = """\ndoc at col 0\n"""\n        return x'
+    # The indentation rule alone would stop at the docstring's unindented line; the parse knows better.
+    assert blocks.cut_block(body, "python", 4) == '        x = """'
+    assert blocks.body_end(prefix, body + "\n\n    def g(self):\n        pass", "python") == body
+
+
+def test_body_end_stops_at_the_brace_that_closes_the_definition() -> None:
+    body = '\tif a { return }\n\ts := "}"\n}'
+    assert blocks.body_end("func F() {\n", body + "\nfunc G() {}", "go") == body
+
+
+def test_body_end_falls_back_to_the_rule_when_the_body_does_not_parse() -> None:
+    assert blocks.body_end("def f():\n", "    return 1 +\nx = 2", "python") == "    return 1 +"
+    assert blocks.body_end("f() {\n", "  a\n}\nb", None) == "  a\n}"

@@ -90,3 +90,19 @@ def reindent(body: str, indent: str) -> str:
     lines = body.split("\n")
     least = min((indent_of(line) for line in lines if line.strip()), default=0)
     return "\n".join(indent + line[least:] if line.strip() else "" for line in lines)
+
+
+def body_end(prefix: str, text: str, language: str | None) -> str:
+    """`text`, the body written after a signature, cut where tree-sitter sees that definition end. Where the
+    parse fails (a body cut off mid-way, code that does not parse), the indentation and brace rule decides."""
+    fallback = cut_block(text, language, signature_indent(prefix))
+    if language is None:
+        return fallback
+    from codedouble.grammars import definitions
+
+    source = (prefix + text).encode("utf-8", "surrogatepass")
+    cursor = len(prefix.encode("utf-8", "surrogatepass"))
+    around = [d for d in definitions.parse(language, source).definitions if d.start_byte < cursor <= d.end_byte]
+    if not around or around[-1].has_error or around[-1].end_byte <= cursor:
+        return fallback
+    return source[cursor : around[-1].end_byte].decode("utf-8", "replace").rstrip()

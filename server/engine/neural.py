@@ -105,7 +105,7 @@ class Neural:
             if request.mode == "block" and "\n" in text and len(blocks.cut_block(text, request.language, outer)) < len(text.rstrip()):
                 break
             inputs = torch.tensor([[token]])
-        kept = blocks.cut_line(text) if request.mode == "line" else blocks.cut_block(text, request.language, outer)
+        kept = blocks.cut_line(text) if request.mode == "line" else blocks.body_end(request.prefix, text, request.language)
         return Generated(kept, logprob, len(out))
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:

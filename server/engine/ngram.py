@@ -176,4 +176,4 @@ class CacheNgram:
                 if len(blocks.cut_block(joined, language, outer)) < len(joined.rstrip()):
                     break
         completion = "".join(out)
-        return blocks.cut_line(completion) if mode == "line" else blocks.cut_block(completion, language, outer)
+        return blocks.cut_line(completion) if mode == "line" else blocks.body_end(prefix, completion, language)
