@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import dataclass, fields
+import functools
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,53 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 class Options:
     artifact: Path | None = None  # default: the newest double of the workspace's repository
     languages: tuple[str, ...] = ()  # those to complete in; empty means every supported one
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs matched against the document's path
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs matched against the document's path; the defaults always stay
     max_lines: int = 8  # of a multi-line completion
     debounce_ms: int = 0  # wait this long for a newer keystroke before computing
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
             return False
-        return not any(fnmatch.fnmatch(path, glob) or fnmatch.fnmatch(Path(path).name, glob) for glob in self.exclude)
+        return not any(excluded(glob, path) for glob in self.exclude)
+
+
+@functools.cache
+def _glob(glob: str) -> re.Pattern[str]:
+    """A glob as a regular expression: `*` and `?` stay within one path segment, `**` crosses segments and
+    `**/` stands for any number of leading folders, none included."""
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and (end := glob.find("]", i + 2)) > 0:
+            body = glob[i + 1 : end].replace("\\", "\\\\")
+            body = "^" + body[1:] if body[0] == "!" else "\\" + body if body[0] == "^" else body
+            out.append(f"[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("(?s:" + "".join(out) + r")\Z")
+
+
+def excluded(glob: str, path: str) -> bool:
+    """Whether `glob` matches the path, or any trailing part of it (globs are relative to wherever the files
+    sit: `*.pem` and `vendor/**` match at any depth, as in .gitignore). A `*` never crosses a `/`: `**/*secret*`
+    excludes `client_secret.py`, not every file of a project in `~/src/secret-santa/`."""
+    path = path.replace("\\", "/")
+    pattern = _glob(glob)
+    parts = path.split("/")
+    return any(pattern.match("/".join(parts[i:])) for i in range(len(parts)))
 
 
 def _artifact(value: Any) -> Path | None:
@@ -51,7 +91,8 @@ def _languages(value: Any) -> tuple[str, ...]:
 def _globs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("a list of glob strings")
-    return tuple(value)
+    # A user's globs add to the defaults: listing one's generated code must not expose one's keys.
+    return DEFAULT_EXCLUDE + tuple(v for v in value if v not in DEFAULT_EXCLUDE)
 
 
 def _count(low: int, high: int):  # type: ignore[no-untyped-def]
@@ -76,7 +117,7 @@ _FIELD = {"artifact": "artifact", "languages": "languages", "exclude": "exclude"
 def parse(raw: Any) -> tuple[Options, list[str]]:
     """Options from the client's JSON (camelCase keys, optionally under a `codedouble` key) and one message
     per problem; every field that is missing or wrong keeps its default."""
-    if isinstance(raw, dict) and isinstance(raw.get("codedouble"), dict):
+    if isinstance(raw, dict) and "codedouble" in raw:
         raw = raw["codedouble"]
     if raw is None:
         return Options(), []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -19,11 +20,12 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.workspace import TextDocument, Workspace
 
 from codedouble.server import options as opts
 from codedouble.server import suggest
 from codedouble.server.engine.document import Request, mode_at
-from codedouble.server.engine.engine import Engine, EngineError
+from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
 from codedouble.server.positions import PositionError, offset_at
 from codedouble.grammars.languages import language_for_path
@@ -49,6 +51,25 @@ class Protocol(LanguageServerProtocol):
                 error = JsonRpcInvalidParams(f"invalid params for {data['method']}").to_response_error()
                 self._send_response(data["id"], None, error)
             raise
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+class LspTextDocument(TextDocument):
+    """pygls splits lines with str.splitlines(), which also breaks at form feed, U+2028 and others; LSP breaks
+    only at LF, CRLF and CR, so an edit below such a character would land on the wrong line."""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return tuple(_LINE.findall(self.source))
+
+
+class LspWorkspace(Workspace):
+    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
+                              language_id: str | None = None) -> TextDocument:  # fmt: skip
+        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
+                               sync_kind=self._sync_kind, position_codec=self._position_codec)  # fmt: skip
 
 
 class DoubleServer(LanguageServer):
@@ -113,7 +134,7 @@ class DoubleServer(LanguageServer):
             progress = self._progress(token, f"codedouble: loading {artifact.name}")
             try:
                 engine = load_engine(artifact, log=lambda message: progress(message))
-            except EngineError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
                 self.engine, self.artifact, self.state = None, artifact, "broken"
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
                 self.tell_once(self.problem, types.MessageType.Error)
@@ -283,6 +304,8 @@ server = DoubleServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: DoubleServer, params: types.InitializeParams) -> None:
+    # pygls builds its Workspace just before this handler; documents must split lines the LSP way.
+    ls.workspace.__class__ = LspWorkspace
     folders = params.workspace_folders or []
     uri = folders[0].uri if folders else params.root_uri
     if uri:

@@ -46,11 +46,13 @@ def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
         if text.endswith(rest[:size]):
             text = text[:-size]
             break
-    # Nor are whole lines the suffix already starts with.
-    following = [line for line in suffix.split("\n")[1:] if line.strip()][:3]
+    # Nor are whole lines the suffix already starts with: the longest run of them that ends the completion.
+    following = [line.strip() for line in suffix.split("\n")[1:] if line.strip()][:3]
     out = text.split("\n")
-    while len(out) > 1 and following and out[-1].strip() == following[0].strip():
-        out.pop()
+    for size in range(min(len(following), len(out) - 1), 0, -1):
+        if [line.strip() for line in out[-size:]] == following[:size]:
+            del out[-size:]
+            break
     return "\n".join(out).rstrip() if len(out) > 1 else out[0]
 
 

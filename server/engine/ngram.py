@@ -91,28 +91,32 @@ class CacheNgram:
         self.index = _Index(np.asarray(ids, dtype=np.int64), len(vocab))
 
     # -- the model ------------------------------------------------------------------------------------------
-    def _distribution(self, context: Sequence[int], cache: _Index | None) -> dict[int, float]:
-        """P(next | context), Witten-Bell interpolated from the longest matched order down."""
-        sources = [(self.index, 1.0)] + ([(cache, CACHE_WEIGHT)] if cache is not None else [])
-        found = [(index.follow(context), weight) for index, weight in sources]
-        depth = max(len(orders) for orders, _ in found)
-        # levels[k] holds, per source, the followers of the last k + 2 tokens (k = -1: of the last token).
-        def level(k: int) -> list[tuple[np.ndarray, float]]:
+    def _distribution(self, context: Sequence[int], cache: _Index | None, ends: bool = False) -> dict[int, float]:
+        """P(next | context), Witten-Bell interpolated from the longest matched order down. With `ends`, the
+        end of a definition in the corpus is a possible next token (a body may end here)."""
+        # (index, weight, whether its boundary may be predicted): in the corpus the boundary is the end of a
+        # definition; in the cache it marks the cursor, which is never an end.
+        sources = [(self.index, 1.0, ends)] + ([(cache, CACHE_WEIGHT, False)] if cache is not None else [])
+        found = [(index.follow(context), weight, may_end) for index, weight, may_end in sources]
+        depth = max(len(orders) for orders, _, _ in found)
+
+        # level(k) holds, per source, the followers of the last k + 2 tokens (k = -1: of the last token).
+        def level(k: int) -> list[tuple[np.ndarray, float, bool]]:
             if k < 0:
-                return [(index.unigram(context[-1]), weight) for index, weight in sources]
-            return [(orders[k], weight) for orders, weight in found if k < len(orders)]
+                return [(index.unigram(context[-1]), weight, may_end) for index, weight, may_end in sources]
+            return [(orders[k], weight, may_end) for orders, weight, may_end in found if k < len(orders)]
 
         # Only the top orders matter once they are well attested: stop descending there.
         bottom = depth - 1
-        while bottom >= 0 and sum(len(a) * w for a, w in level(bottom)) < ENOUGH:
+        while bottom >= 0 and sum(len(a) * w for a, w, _ in level(bottom)) < ENOUGH:
             bottom -= 1
         dist: dict[int, float] = {}
         for k in range(max(bottom, -1), depth):
             counts: dict[int, float] = {}
-            for followers, weight in level(k):
+            for followers, weight, may_end in level(k):
                 values, freq = np.unique(followers, return_counts=True)
                 for v, f in zip(values.tolist(), freq.tolist()):
-                    if v != self.boundary:  # the end of a text (or the cursor, in the cache) is no token
+                    if v != self.boundary or may_end:
                         counts[v] = counts.get(v, 0.0) + weight * f
             if not counts:
                 continue
@@ -155,7 +159,7 @@ class CacheNgram:
         for step in range(limit):
             if cancelled is not None and cancelled():
                 return ""
-            dist = self._distribution(context, cache)
+            dist = self._distribution(context, cache, ends=mode == "block")
             if not dist:
                 break
             ranked = sorted(dist.items(), key=lambda kv: -kv[1])
@@ -166,6 +170,8 @@ class CacheNgram:
                 text = self._string(choice, overlay)[len(partial) :]
             else:
                 choice = ranked[0][0]
+                if choice == self.boundary:
+                    break  # the body ends here, as the engineer's definitions end after such code
                 text = self._string(choice, overlay)
             if mode == "line" and "\n" in text:
                 break
