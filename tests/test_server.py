@@ -786,3 +786,99 @@ async def test_a_broken_server_recovers_when_pointed_at_a_good_double(broken: La
     assert got["state"] == "ready", got
     assert got["problem"] == ""
     await assert_serving(broken, double)
+
+
+# --- a new double replaces the one in use; the workspace's own double by default; tcp ------------------------
+
+
+async def test_a_retrained_double_is_picked_up_without_a_restart(double: Double, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    artifact = tmp_path / "double"
+    shutil.copytree(double.artifact, artifact)
+    client = await start_server(double.root, double.repo, "--artifact", str(artifact))
+    try:
+        first = await wait_for_state(client, {"ready"}, artifact)
+        assert first["state"] == "ready"
+        # `codedouble train --out` swaps a whole new artifact into place: here, a newer manifest.
+        manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
+        manifest["created"] = "2099-01-01T00:00:00+00:00"
+        (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        text, offset = registry_document(double)
+        uri = open_document(client, double.repo, text)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_SECONDS
+        while True:
+            await inline(client, uri, position(text, offset))  # requests are when the server looks
+            got = await status(client)
+            if got["state"] == "ready" and got["provenance"].get("created") == manifest["created"]:
+                break
+            assert loop.time() < deadline, got
+            await asyncio.sleep(0.5)
+        assert await inline(client, uri, position(text, offset)) == REST
+    finally:
+        await stop_server(client)
+
+
+async def test_without_settings_the_workspace_repositorys_current_double_is_served(double: Double) -> None:
+    import shutil
+
+    from codedouble.trainer.training.artifact import doubles_dir, mark_current
+
+    # What `codedouble train` without --out leaves: the double in the server's data directory, marked current.
+    folder = doubles_dir(str(double.repo.resolve()))  # its name depends on the repository's path alone
+    target = double.root / "xdg-data" / "codedouble" / "doubles" / folder.name / "20260101T000000Z"
+    shutil.copytree(double.artifact, target)
+    mark_current(target)
+    client = await start_server(double.root, double.repo)
+    try:
+        got = await wait_for_state(client, {"ready", "missing", "broken"})
+        assert got["state"] == "ready" and got["artifact"] == str(target), got
+    finally:
+        await stop_server(client)
+
+
+async def test_tcp_mode_listens_where_told_and_answers(double: Double) -> None:
+    import json
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(double.artifact), "--tcp", f"127.0.0.1:{port}"],
+        env=server_env(double.root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"the server exited with {proc.returncode}") from None
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server never listened")
+        with conn:
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}).encode()
+            conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            conn.settimeout(ANSWER_SECONDS)
+            reply = b""
+            while b"inlineCompletionProvider" not in reply:
+                chunk = conn.recv(65536)
+                assert chunk, reply
+                reply += chunk
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_a_malformed_tcp_address_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from codedouble.trainer.cli import main
+
+    assert main(["serve", "--tcp", "localhost"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
