@@ -89,7 +89,7 @@ class DoubleServer(LanguageServer):
         self.cache = suggest.Lru()
         self.typed_ahead = 0
         self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
-        self.newest: dict[str, int] = {}
+        self.newest: dict[tuple[str, str], int] = {}  # (document, request kind) -> its newest ticket
         self.tickets = itertools.count(1)
         self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedouble-model")
         self._told: set[str] = set()
@@ -177,9 +177,11 @@ class DoubleServer(LanguageServer):
                 self.load()
 
     # -- completions --------------------------------------------------------------------------------------
-    async def suggestion(self, uri: str, position: types.Position) -> tuple[str, str]:
+    async def suggestion(self, uri: str, position: types.Position, kind: str) -> tuple[str, str]:
         """(completion, the word it extends) at `position` of the open document `uri`; ("", "") whenever
-        there is nothing to say: unknown document, excluded file, no double yet, or a newer request."""
+        there is nothing to say: unknown document, excluded file, no double yet, or a newer request of the
+        same `kind` (an editor may ask for inline and list completions at each keystroke: neither cancels the
+        other, and the second is served from the cache the first filled)."""
         started = time.perf_counter()
         document = self.workspace.text_documents.get(uri)
         if document is None:
@@ -211,27 +213,35 @@ class DoubleServer(LanguageServer):
         cached = self.cache.get(key)
         if cached is None:
             ticket = next(self.tickets)
-            self.newest[uri] = ticket
+            self.newest[(uri, kind)] = ticket
             if self.options.debounce_ms:
                 await asyncio.sleep(self.options.debounce_ms / 1000)
                 started = time.perf_counter()  # the wait is the user's typing, not the double's latency
             stop = threading.Event()
 
             def superseded() -> bool:
-                return stop.is_set() or self.newest.get(uri) != ticket
+                return stop.is_set() or self.newest.get((uri, kind)) != ticket
+
+            def compute() -> str | None:
+                twin = self.cache.get(key)
+                if twin is not None:
+                    return twin
+                raw = engine.complete(Request(path, prefix, suffix, mode), superseded)
+                if superseded():
+                    return None
+                text = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
+                self.cache.put(key, text)
+                return text
 
             if superseded():
                 return "", ""
-            request = Request(path, prefix, suffix, mode)
             try:
-                raw = await asyncio.get_running_loop().run_in_executor(self.inference, engine.complete, request, superseded)
+                cached = await asyncio.get_running_loop().run_in_executor(self.inference, compute)
             except asyncio.CancelledError:
                 stop.set()  # `$/cancelRequest`: the engine stops at its next token
                 raise
-            if superseded():
+            if cached is None or superseded():
                 return "", ""
-            cached = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
-            self.cache.put(key, cached)
         self.recent.remember(uri, prefix, suffix, cached)
         self.latencies.append((time.perf_counter() - started) * 1000)
         return cached, word
@@ -335,12 +345,13 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.recent.forget(params.text_document.uri)
-    ls.newest.pop(params.text_document.uri, None)
+    for kind in ("inline", "completion"):
+        ls.newest.pop((params.text_document.uri, kind), None)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: DoubleServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-    text, _word = await ls.suggestion(params.text_document.uri, params.position)
+    text, _word = await ls.suggestion(params.text_document.uri, params.position, "inline")
     if not text:
         return types.InlineCompletionList(items=[])
     here = types.Range(params.position, params.position)
@@ -349,7 +360,7 @@ async def inline_completion(ls: DoubleServer, params: types.InlineCompletionPara
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
 async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.CompletionList:
-    text, word = await ls.suggestion(params.text_document.uri, params.position)
+    text, word = await ls.suggestion(params.text_document.uri, params.position, "completion")
     if not text:
         return types.CompletionList(is_incomplete=True, items=[])
     # The item replaces the word being typed, so that clients filtering by that word keep it.

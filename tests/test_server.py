@@ -882,3 +882,12 @@ async def test_a_malformed_tcp_address_is_refused(capsys: pytest.CaptureFixture[
 
     assert main(["serve", "--tcp", "localhost"]) == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_other(served: LanguageClient, double: Double) -> None:
+    text, offset = registry_document(double)
+    uri = open_document(served, double.repo, text)
+    where = position(text, offset)
+    shown, listed = await asyncio.gather(inline(served, uri, where), complete(served, uri, where))
+    assert shown == REST
+    assert [item.text_edit.new_text for item in listed.items] == ["pri" + REST]  # type: ignore[union-attr]
