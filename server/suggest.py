@@ -7,6 +7,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from codedouble.server.engine import blocks
+
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
 
@@ -21,9 +23,26 @@ def _open_brackets(line: str) -> int:
     return depth
 
 
+def match_indentation(text: str, document: str) -> str:
+    """`text` indented with what the document uses: tabs for tabs, its own width of spaces for spaces."""
+    unit = blocks.indent_unit(document)
+    lines = text.split("\n")
+    if unit == "\t":
+        own = blocks.indent_unit(text) if any(line.startswith(" ") for line in lines) else ""
+        if not own or own == "\t":
+            return text
+        return "\n".join("\t" * (blocks.indent_of(line) // len(own)) + line.lstrip(" ") if line.startswith(" ") else line for line in lines)
+    if any(line.startswith("\t") for line in lines):
+        return "\n".join(line.replace("\t", unit, len(line) - len(line.lstrip("\t"))) for line in lines)
+    return text
+
+
 def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
-    """The completion as the editor should show it: no more than `max_lines`, no line that only repeats the
-    one before it, no closing bracket the line never opened, and nothing the text after the cursor already has."""
+    """The completion as the editor should show it: indented as the document is, no more than `max_lines`,
+    no line that only repeats the one before it, no closing bracket the line never opened, and nothing the
+    text after the cursor already has."""
+    if mode == "block":
+        text = match_indentation(text, prefix + suffix)
     lines = text.rstrip().split("\n")[:max_lines]
     kept = lines[:1]
     for line in lines[1:]:

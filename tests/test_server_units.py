@@ -9,6 +9,7 @@ import pytest
 from codedouble.server import options as opts
 from codedouble.server.options import DEFAULT_EXCLUDE, Options
 from codedouble.server.positions import PositionError, offset_at, position_at
+from codedouble.server import suggest
 from codedouble.server.suggest import Lru, Recent, tidy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -444,3 +445,16 @@ def test_lru_counts_hits_and_misses_and_an_empty_completion_is_a_hit() -> None:
     cache.clear()
     assert cache.get(("y",)) is None
     assert (cache.hits, cache.misses) == (2, 2)
+
+
+def test_a_body_takes_the_documents_tabs() -> None:
+    assert suggest.match_indentation("    a\n        b\n    c", "func f() {\n\tx\n}\n") == "\ta\n\t\tb\n\tc"
+
+
+def test_a_body_takes_the_documents_spaces() -> None:
+    assert suggest.match_indentation("\ta\n\t\tb", "def f():\n  x\n") == "  a\n    b"
+
+
+def test_a_body_already_indented_like_the_document_is_kept() -> None:
+    assert suggest.match_indentation("    a\n\n    b", "def f():\n    x\n") == "    a\n\n    b"
+    assert suggest.tidy("\treturn x", "def f():\n    y = 1\n", "\n", "block", 8) == "    return x"
