@@ -110,7 +110,7 @@ class CacheNgram:
         bottom = depth - 1
         while bottom >= 0 and sum(len(a) * w for a, w, _ in level(bottom)) < ENOUGH:
             bottom -= 1
-        dist: dict[int, float] = {}
+        tables: list[dict[int, float]] = []
         for k in range(max(bottom, -1), depth):
             counts: dict[int, float] = {}
             for followers, weight, may_end in level(k):
@@ -118,13 +118,19 @@ class CacheNgram:
                 for v, f in zip(values.tolist(), freq.tolist()):
                     if v != self.boundary or may_end:
                         counts[v] = counts.get(v, 0.0) + weight * f
-            if not counts:
-                continue
-            total, distinct = sum(counts.values()), len(counts)
-            lam = total / (total + distinct)
-            dist = {t: (1 - lam) * p for t, p in dist.items()}
+            if counts:
+                tables.append(counts)
+        # P = λ_top·ML_top + (1 − λ_top)·(λ_next·ML_next + ...): each order's weight is its λ times what the
+        # orders above it left, so every table is added once, never rescaled.
+        dist: dict[int, float] = {}
+        left = 1.0
+        for counts in reversed(tables):
+            total = sum(counts.values())
+            lam = total / (total + len(counts))
+            share = left * lam / total
             for t, c in counts.items():
-                dist[t] = dist.get(t, 0.0) + lam * c / total
+                dist[t] = dist.get(t, 0.0) + share * c
+            left *= 1 - lam
         return dist
 
     def _ids(self, toks: Sequence[str], overlay: dict[str, int]) -> list[int]:
@@ -162,14 +168,16 @@ class CacheNgram:
             dist = self._distribution(context, cache, ends=mode == "block")
             if not dist:
                 break
-            ranked = sorted(dist.items(), key=lambda kv: -kv[1])
             if step == 0 and partial:
                 # The cursor may be inside a token: only tokens that extend what is typed can come next.
-                fitting = [t for t, _ in ranked if self._string(t, overlay).startswith(partial)]
-                choice = fitting[0] if fitting else self.vocab.get(partial, overlay.setdefault(partial, len(self.vocab) + len(overlay)))
+                fitting = [t for t in dist if self._string(t, overlay).startswith(partial)]
+                if fitting:
+                    choice = max(fitting, key=dist.__getitem__)
+                else:
+                    choice = self.vocab.get(partial, overlay.setdefault(partial, len(self.vocab) + len(overlay)))
                 text = self._string(choice, overlay)[len(partial) :]
             else:
-                choice = ranked[0][0]
+                choice = max(dist, key=dist.__getitem__)
                 if choice == self.boundary:
                     break  # the body ends here, as the engineer's definitions end after such code
                 text = self._string(choice, overlay)
