@@ -20,7 +20,12 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/codedouble train $(DATASET) --out $(DOUBLE) --minutes $(MINUTES)
 	$(VENV)/bin/codedouble eval $(DOUBLE)
 
-test: $(VENV)/.installed
+# The VS Code extension's node modules, exactly as package-lock.json pins them (tests/test_vscode.py needs them).
+editors/vscode/node_modules/.installed: editors/vscode/package.json editors/vscode/package-lock.json
+	cd editors/vscode && npm ci --no-audit --no-fund
+	touch $@
+
+test: $(VENV)/.installed editors/vscode/node_modules/.installed
 	$(VENV)/bin/pytest -q -n auto
 
 bench: $(VENV)/.installed

@@ -1,0 +1,244 @@
+-- Ghost text: the server's inline completion shown after the cursor, accepted with one key.
+-- Neovim 0.12+ does this itself (vim.lsp.inline_completion); on 0.11 this module asks for
+-- textDocument/inlineCompletion while you type and draws the answer with extmarks.
+local M = {}
+
+local NAME = "codedouble"
+local DELAY_MS = 30 -- coalesces the TextChangedI + CursorMovedI of one keystroke into one request
+local ns = vim.api.nvim_create_namespace(NAME)
+local builtin = vim.lsp.inline_completion ~= nil -- Neovim 0.12+
+
+-- Per buffer: timer, request = { client, id }, shown = { row, col, lines } (and its extmark).
+local state = {}
+
+local function get(buf)
+  state[buf] = state[buf] or {}
+  return state[buf]
+end
+
+local function resolve(buf)
+  return (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
+end
+
+local function client_of(buf)
+  return vim.lsp.get_clients({ bufnr = buf, name = NAME })[1]
+end
+
+--- Whether a suggestion is on screen in `buf` (0: current).
+function M.visible(buf)
+  buf = resolve(buf)
+  return state[buf] ~= nil and state[buf].shown ~= nil
+end
+
+--- The text on screen in `buf`, or nil.
+function M.text(buf)
+  local s = state[resolve(buf)]
+  return s and s.shown and table.concat(s.shown.lines, "\n") or nil
+end
+
+--- Hide the suggestion, stop the pending timer and cancel the request in flight.
+function M.dismiss(buf)
+  buf = resolve(buf)
+  local s = state[buf]
+  if not s then
+    return
+  end
+  if s.timer then
+    s.timer:stop()
+  end
+  if s.request then
+    pcall(s.request.client.cancel_request, s.request.client, s.request.id)
+    s.request = nil
+  end
+  if s.shown and vim.api.nvim_buf_is_valid(buf) then
+    vim.api.nvim_buf_clear_namespace(buf, ns, 0, -1)
+  end
+  s.shown = nil
+end
+
+local function show(buf, row, col, text)
+  local lines = vim.split(text, "\n", { plain = true })
+  local virt_lines = {}
+  for i = 2, #lines do
+    virt_lines[#virt_lines + 1] = { { lines[i], "CodedoubleGhost" } }
+  end
+  vim.api.nvim_buf_set_extmark(buf, ns, row, col, {
+    -- "inline" pushes the rest of the line aside, as accepting would.
+    virt_text = { { lines[1], "CodedoubleGhost" } },
+    virt_text_pos = "inline",
+    virt_lines = #virt_lines > 0 and virt_lines or nil,
+    hl_mode = "combine",
+  })
+  get(buf).shown = { row = row, col = col, lines = lines }
+end
+
+-- The answer's text from the cursor on, or nil when it does not fit the line as it is now.
+local function suggestion(buf, client, result, row, col)
+  local item = result and (result.items or result)[1]
+  if not item then
+    return nil
+  end
+  local text = type(item.insertText) == "table" and item.insertText.value or item.insertText
+  if type(text) ~= "string" then
+    return nil
+  end
+  if item.range then
+    -- The item replaces its range; the part of it before the cursor is already typed.
+    if item.range.start.line ~= row then
+      return nil
+    end
+    local line = vim.api.nvim_buf_get_lines(buf, row, row + 1, true)[1]
+    local start = vim.str_byteindex(line, client.offset_encoding, item.range.start.character, false)
+    local typed = line:sub(start + 1, col)
+    if text:sub(1, #typed) ~= typed then
+      return nil
+    end
+    text = text:sub(#typed + 1)
+  end
+  return text ~= "" and text or nil
+end
+
+-- Whether a question asked at `tick` and `cursor` still stands: the user has not typed or moved on meanwhile,
+-- and no completion menu is open (its keys may be the same).
+local function still_asked(buf, tick, cursor)
+  return vim.api.nvim_get_current_buf() == buf and vim.fn.mode():match("^i") ~= nil and vim.fn.pumvisible() == 0
+    and vim.api.nvim_buf_get_changedtick(buf) == tick and vim.deep_equal(vim.api.nvim_win_get_cursor(0), cursor)
+end
+
+local function request(buf)
+  local client = client_of(buf)
+  local cursor = vim.api.nvim_win_get_cursor(0)
+  local tick = vim.api.nvim_buf_get_changedtick(buf)
+  if not client or not still_asked(buf, tick, cursor) then
+    return
+  end
+  local s = get(buf)
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  params.context = { triggerKind = 2 } -- Automatic: asked for while typing, not by the user
+  local ok, id
+  ok, id = client:request("textDocument/inlineCompletion", params, function(err, result)
+    if not (s.request and s.request.id == id) then
+      return -- superseded or dismissed
+    end
+    s.request = nil
+    if err or not still_asked(buf, tick, cursor) then
+      return
+    end
+    local text = suggestion(buf, client, result, cursor[1] - 1, cursor[2])
+    if text then
+      show(buf, cursor[1] - 1, cursor[2], text)
+    end
+  end, buf)
+  if ok then
+    s.request = { client = client, id = id }
+  end
+end
+
+--- Ask for a suggestion at the cursor (after a short pause), replacing whatever is shown.
+function M.trigger(buf)
+  buf = resolve(buf)
+  M.dismiss(buf)
+  local s = get(buf)
+  s.timer = s.timer or vim.uv.new_timer()
+  s.timer:start(DELAY_MS, 0, vim.schedule_wrap(function()
+    request(buf)
+  end))
+end
+
+--- Insert the suggestion at the cursor; false when none is shown.
+function M.accept(buf)
+  buf = resolve(buf)
+  local shown = state[buf] and state[buf].shown
+  if not shown then
+    return false
+  end
+  M.dismiss(buf)
+  local lines = shown.lines
+  vim.api.nvim_buf_set_text(buf, shown.row, shown.col, shown.row, shown.col, lines)
+  vim.api.nvim_win_set_cursor(0, { shown.row + #lines, (#lines == 1 and shown.col or 0) + #lines[#lines] })
+  return true
+end
+
+-- Buffer-local insert-mode keys. Expr mappings, so that without a suggestion the key does what it always
+-- did; with one they return a <Cmd>, which may change the buffer (an expr mapping itself may not).
+local function map_keys(buf, keymaps)
+  local accept, dismiss = keymaps.accept, keymaps.dismiss
+  if accept then
+    vim.keymap.set("i", accept, function()
+      if builtin then
+        return vim.lsp.inline_completion.get() and "" or accept
+      end
+      return M.visible(buf) and "<Cmd>lua require('codedouble.ghost').accept()<CR>" or accept
+    end, { buffer = buf, expr = true, desc = "codedouble: accept the suggestion" })
+  end
+  if dismiss and not builtin then -- 0.12 hides its own suggestion when you type or leave insert mode
+    vim.keymap.set("i", dismiss, function()
+      return M.visible(buf) and "<Cmd>lua require('codedouble.ghost').dismiss()<CR>" or dismiss
+    end, { buffer = buf, expr = true, desc = "codedouble: dismiss the suggestion" })
+  end
+end
+
+local function attach(buf, options)
+  if builtin then
+    vim.lsp.inline_completion.enable(true, { bufnr = buf })
+  end
+  map_keys(buf, options.keymaps)
+end
+
+function M.setup(options, group)
+  if not options.ghost_text then
+    return
+  end
+  vim.api.nvim_set_hl(0, "CodedoubleGhost", { link = "Comment", default = true })
+  vim.api.nvim_create_autocmd("ColorScheme", {
+    group = group,
+    callback = function()
+      vim.api.nvim_set_hl(0, "CodedoubleGhost", { link = "Comment", default = true })
+    end,
+  })
+  vim.api.nvim_create_autocmd("LspAttach", {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == NAME then
+        attach(args.buf, options)
+      end
+    end,
+  })
+  -- Buffers attached before this (another setup() call) get the current keys.
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    for buf in pairs(client.attached_buffers) do
+      attach(buf, options)
+    end
+  end
+  if builtin then
+    return
+  end
+  -- Global autocmds (one set, whatever the number of buffers) that act only where the server is attached.
+  vim.api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "CursorMovedI" }, {
+    group = group,
+    callback = function(args)
+      if client_of(args.buf) then
+        M.trigger(args.buf)
+      end
+    end,
+  })
+  vim.api.nvim_create_autocmd({ "InsertLeave", "BufLeave", "LspDetach" }, {
+    group = group,
+    callback = function(args)
+      M.dismiss(args.buf)
+    end,
+  })
+  vim.api.nvim_create_autocmd("BufWipeout", {
+    group = group,
+    callback = function(args)
+      local s = state[args.buf]
+      if s and s.timer then
+        s.timer:close()
+      end
+      state[args.buf] = nil
+    end,
+  })
+end
+
+return M

