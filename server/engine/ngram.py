@@ -8,7 +8,6 @@ so every context is looked up at every order by array filtering, up to `MAX_ORDE
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from codedouble.server.engine.document import Request
 MAX_ORDER = 32  # tokens of context; whitespace counts as a token
 CACHE_WEIGHT = 8.0  # a count in the current file is worth this many counts elsewhere
 ENOUGH = 1024  # below an order this well attested, lower orders add little: stop descending
-CACHE_TOKENS = 20_000  # of the file before the cursor; a quarter as many after it
+CACHE_CHARS = 100_000  # of the file before the cursor; a quarter as many after it
 LINE_TOKENS = 48
 BLOCK_TOKENS = 128
 
@@ -68,10 +67,31 @@ class _Index:
         return found
 
 
-@dataclass(frozen=True)
-class Prediction:
-    token: int
-    probability: float
+class _Vocabulary:
+    """The corpus's token ids, extended for one request by the current file's tokens the corpus lacks."""
+
+    def __init__(self, vocab: dict[str, int], strings: list[str]) -> None:
+        self.vocab, self.strings = vocab, strings
+        self.extra: dict[str, int] = {}
+        self.extra_strings: list[str] = []
+
+    def id(self, token: str) -> int:
+        i = self.vocab.get(token)
+        if i is None:
+            i = self.extra.get(token)
+            if i is None:
+                i = self.extra[token] = len(self.vocab) + len(self.extra_strings)
+                self.extra_strings.append(token)
+        return i
+
+    def ids(self, tokens: Sequence[str]) -> list[int]:
+        return [self.id(t) for t in tokens]
+
+    def string(self, i: int) -> str:
+        return self.strings[i] if i < len(self.strings) else self.extra_strings[i - len(self.strings)]
+
+    def __len__(self) -> int:
+        return len(self.vocab) + len(self.extra_strings)
 
 
 class CacheNgram:
@@ -133,32 +153,18 @@ class CacheNgram:
             left *= 1 - lam
         return dist
 
-    def _ids(self, toks: Sequence[str], overlay: dict[str, int]) -> list[int]:
-        out = []
-        for t in toks:
-            i = self.vocab.get(t)
-            if i is None:
-                i = overlay.setdefault(t, len(self.vocab) + len(overlay))
-            out.append(i)
-        return out
-
-    def _string(self, i: int, overlay: dict[str, int]) -> str:
-        if i < len(self.strings):
-            return self.strings[i]
-        return next(s for s, j in overlay.items() if j == i)
-
     # -- completion -----------------------------------------------------------------------------------------
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
         prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
-        overlay: dict[str, int] = {}
-        toks = lexer.tokens(prefix)
+        vocabulary = _Vocabulary(self.vocab, self.strings)
+        # The file around the cursor is the cache; the typed part of a token is no evidence of anything.
+        before = vocabulary.ids(lexer.tokens(prefix[-CACHE_CHARS:]))
         partial = lexer.open_token(prefix)
         if partial:
-            toks = toks[:-1]
-        context = self._ids(toks, overlay) or [self.boundary]
-        # The file around the cursor is the cache; the typed part of a token is no evidence of anything.
-        doc = self._ids(toks[-CACHE_TOKENS:] + ["\0"] + lexer.tokens(suffix[: CACHE_TOKENS * 2])[: CACHE_TOKENS // 4], overlay)
-        cache = _Index(np.asarray(doc, dtype=np.int64), len(self.vocab) + len(overlay))
+            before.pop()
+        after = vocabulary.ids(lexer.tokens(suffix[: CACHE_CHARS // 4]))
+        cache = _Index(np.asarray([*before, self.boundary, *after], dtype=np.int64), len(vocabulary))
+        context = before[-MAX_ORDER:] or [self.boundary]
         out: list[str] = []
         limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
         outer = blocks.signature_indent(prefix)
@@ -170,17 +176,14 @@ class CacheNgram:
                 break
             if step == 0 and partial:
                 # The cursor may be inside a token: only tokens that extend what is typed can come next.
-                fitting = [t for t in dist if self._string(t, overlay).startswith(partial)]
-                if fitting:
-                    choice = max(fitting, key=dist.__getitem__)
-                else:
-                    choice = self.vocab.get(partial, overlay.setdefault(partial, len(self.vocab) + len(overlay)))
-                text = self._string(choice, overlay)[len(partial) :]
+                fitting = [t for t in dist if vocabulary.string(t).startswith(partial)]
+                choice = max(fitting, key=dist.__getitem__) if fitting else vocabulary.id(partial)
+                text = vocabulary.string(choice)[len(partial) :]
             else:
                 choice = max(dist, key=dist.__getitem__)
                 if choice == self.boundary:
                     break  # the body ends here, as the engineer's definitions end after such code
-                text = self._string(choice, overlay)
+                text = vocabulary.string(choice)
             if mode == "line" and "\n" in text:
                 break
             out.append(text)
