@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -17,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from transformers import PreTrainedTokenizerFast
 
 from codedouble.server.engine import corpus
 from codedouble.trainer import prompt
 from codedouble.trainer.mining import dataset
-from codedouble.trainer.training import artifact, checkpoint
+from codedouble.trainer.training import artifact, checkpoint, loop
 from codedouble.trainer.training.examples import ExampleMix, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import DEFAULT_HELDOUT_FRACTION, drop_near_duplicates, time_split, validation_commits
@@ -68,43 +65,6 @@ class TrainResult:
     seconds: float
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    return torch.device(choice)
-
-
-def _tokens(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
-    ids: list[int] = []
-    for start in range(0, len(texts), 256):
-        for row in tokenizer(texts[start : start + 256], add_special_tokens=False)["input_ids"]:
-            ids.extend(row)
-    return torch.tensor(ids, dtype=torch.long)
-
-
-def _batch(stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    starts = torch.randint(0, len(stream) - block, (size,), generator=generator)
-    return torch.stack([stream[s : s + block] for s in starts.tolist()]).to(device)
-
-
-def _cosine(progress: float, step: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak over the run's progress (steps or time)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-@torch.no_grad()
-def _validation_loss(model: torch.nn.Module, stream: torch.Tensor, opts: TrainOptions, device: torch.device) -> float:
-    model.eval()
-    generator = torch.Generator().manual_seed(opts.seed + 1)  # the same validation blocks every time
-    losses = [model(input_ids=(x := _batch(stream, opts.block_size, opts.batch_size, generator, device)), labels=x).loss.item() for _ in range(opts.eval_batches)]
-    model.train()
-    return sum(losses) / len(losses)
-
-
 def _data_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
@@ -120,174 +80,115 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
-    from tqdm import tqdm
-
     from transformers.utils import logging as hf_logging
 
     # transformers' notices (padding hints, weight-writing bars) are noise in a command-line tool.
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     started = time.monotonic()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = _device(opts.device)
-    if distributed:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    rank = dist.get_rank() if distributed else 0
     try:
-        # 1. The engineer's records, split by time: the newest commits are held out and never seen.
-        manifest = dataset.read_manifest(dataset_dir)
-        if manifest is None:
-            raise TrainError(f"{dataset_dir} holds no codedouble dataset (no manifest.json); run `codedouble mine` first")
-        records = list(dataset.load_records(dataset_dir))
-        if not records:
-            raise TrainError(f"{dataset_dir} holds no change records: mine a history with your commits in it first")
-        split = time_split(records, opts.heldout_fraction)
-        heldout = [r for r in records if split.is_heldout(r)]
-        training, near_duplicates = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
-        # Validation (for picking the best weights) takes the newest training commits: enough text for a few
-        # blocks (about 4 characters a token), and the training data itself when the history is too short.
-        validation = validation_commits(training, VALIDATION_FRACTION, min_chars=16 * opts.block_size * opts.eval_batches)
-        fit = [r for r in training if r.commit not in validation]
-        check = [r for r in training if r.commit in validation] or fit
+        with loop.started(opts.device) as run:
+            return _train(dataset_dir, opts, run, progress, started)
+    except loop.LoopError as exc:
+        raise TrainError(str(exc)) from exc
 
-        # 2. Examples in the shared prompt format, and the tokenizer (the engineer's own, or the base's).
-        texts = examples(fit, opts.mix, opts.seed)
-        val_texts = examples(check, opts.mix, opts.seed + 1)
-        out = opts.out or _default_out(manifest, opts.resume)
-        if distributed:
-            shared = [str(out)]
-            dist.broadcast_object_list(shared, src=0)  # the default name holds a timestamp: take rank 0's
-            out = Path(shared[0])
-        work = out.with_name(f".{out.name}.training")  # checkpoints for --resume, never the artifact itself
-        if opts.resume and not checkpoint.exists(work / "last"):
-            raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
-        if not opts.resume and rank == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        if opts.base is not None:
-            model, tokenizer = load_base(opts.base)
-            model = with_lora(model, tokenizer, opts.lora_rank)
-        else:
-            if rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
-                train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
-            if distributed:
-                dist.barrier()  # every rank uses rank 0's tokenizer
-            tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
-            torch.manual_seed(opts.seed)
-            model = from_scratch(opts.size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
-        stream = _tokens(tokenizer, texts)
-        val_stream = _tokens(tokenizer, val_texts)
-        block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
-        opts = replace(opts, block_size=block)
-        needed = 4 * block * opts.batch_size
-        if len(stream) < needed:
-            raise TrainError(
-                f"too little data to train: {len(records)} records gave {len(stream):,} training tokens; at least "
-                f"{needed:,} are needed with --block-size {block} and --batch-size {opts.batch_size}. Mine more "
-                "history (--since, more --author identities) or lower --block-size/--batch-size."
-            )
-        if len(val_stream) <= block:
-            val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
-        # 3. The loop: AdamW, warm-up then cosine over the budget, validation loss, best weights kept.
-        model.to(device)
-        model.train()
-        learning_rate = opts.learning_rate or (5e-4 if opts.base else 2e-3)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
-        state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best": float("inf")}
-        if opts.resume:
-            state = checkpoint.load(work / "last", model, optimizer)
-        trained = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-        budget = None if opts.steps else (opts.minutes or 10.0) * 60
-        generator = torch.Generator().manual_seed(opts.seed * 1000 + rank + state["step"])
-        step, resumed_elapsed, loop_start = state["step"], state["elapsed"], time.monotonic()
-        bar = tqdm(total=opts.steps or int(budget or 0), initial=step if opts.steps else int(resumed_elapsed),
-                   unit="step" if opts.steps else "s", desc="training", disable=None if progress and rank == 0 else True)  # fmt: skip
-        try:
-            while True:
-                elapsed = resumed_elapsed + time.monotonic() - loop_start
-                done = step / opts.steps if opts.steps else elapsed / budget  # type: ignore[operator]
-                stop = torch.tensor(float(done >= 1.0))
-                if distributed:
-                    dist.broadcast(stop, src=0)  # rank 0's clock decides, so every rank stops at the same step
-                if stop.item():
-                    break
-                lr = _cosine(done, step, learning_rate, opts.warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x = _batch(stream, block, opts.batch_size, generator, device)
-                loss = trained(input_ids=x, labels=x).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                step += 1
-                bar.update(1 if opts.steps else int(elapsed) - bar.n)
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", refresh=False)
-                if step % opts.eval_every == 0 and rank == 0:
-                    val = _validation_loss(model, val_stream, opts, device)
-                    bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                    state = {"step": step, "elapsed": resumed_elapsed + time.monotonic() - loop_start, "best": min(state["best"], val)}
-                    if val <= state["best"]:
-                        checkpoint.save_weights(work / "best", model)
-                    checkpoint.save(work / "last", model, optimizer, state)
-        except torch.cuda.OutOfMemoryError as exc:
-            raise TrainError(f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size") from exc
-        finally:
-            bar.close()
-        if distributed:
-            dist.barrier()
+def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool, started: float) -> TrainResult:
+    # 1. The engineer's records, split by time: the newest commits are held out and never seen.
+    manifest = dataset.read_manifest(dataset_dir)
+    if manifest is None:
+        raise TrainError(f"{dataset_dir} holds no codedouble dataset (no manifest.json); run `codedouble mine` first")
+    records = list(dataset.load_records(dataset_dir))
+    if not records:
+        raise TrainError(f"{dataset_dir} holds no change records: mine a history with your commits in it first")
+    split = time_split(records, opts.heldout_fraction)
+    heldout = [r for r in records if split.is_heldout(r)]
+    training, near_duplicates = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
+    # Validation (for picking the best weights) takes the newest training commits: enough text for a few
+    # blocks (about 4 characters a token), and the training data itself when the history is too short.
+    validation = validation_commits(training, VALIDATION_FRACTION, min_chars=16 * opts.block_size * opts.eval_batches)
+    fit = [r for r in training if r.commit not in validation]
+    check = [r for r in training if r.commit in validation] or fit
 
-        # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
-        final_val = _validation_loss(model, val_stream, opts, device) if rank == 0 else float("nan")
-        if rank == 0:
-            if final_val > state["best"]:
-                checkpoint.load_weights(work / "best", model)
-            best = min(final_val, state["best"])
-            export = model.merge_and_unload() if opts.base is not None else model
-            export.to("cpu")
-            # Every training text ends in the prompt format's EOS; a base may know another end-of-text token.
-            eos_ids = {int(tokenizer.convert_tokens_to_ids(prompt.EOS))}
-            base_eos = export.generation_config.eos_token_id
-            eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
-            export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
+    # 2. Examples in the shared prompt format, and the tokenizer (the engineer's own, or the base's).
+    texts = examples(fit, opts.mix, opts.seed)
+    val_texts = examples(check, opts.mix, opts.seed + 1)
+    out = Path(loop.shared(run, str(opts.out or _default_out(manifest, opts.resume))))
+    work = out.with_name(f".{out.name}.training")  # checkpoints for --resume, never the artifact itself
+    if opts.resume and not checkpoint.exists(work / "last"):
+        raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
+    if not opts.resume and run.rank == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    if opts.base is not None:
+        model, tokenizer = load_base(opts.base)
+        model = with_lora(model, tokenizer, opts.lora_rank)
+    else:
+        if run.rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
+            train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
+        loop.wait_for_rank_0(run)  # every rank uses rank 0's tokenizer
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
+        torch.manual_seed(opts.seed)
+        model = from_scratch(opts.size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
+    stream = loop.token_stream(tokenizer, texts)
+    val_stream = loop.token_stream(tokenizer, val_texts)
+    block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
+    opts = replace(opts, block_size=block)
+    needed = 4 * block * opts.batch_size
+    if len(stream) < needed:
+        raise TrainError(
+            f"too little data to train: {len(records)} records gave {len(stream):,} training tokens; at least "
+            f"{needed:,} are needed with --block-size {block} and --batch-size {opts.batch_size}. Mine more "
+            "history (--since, more --author identities) or lower --block-size/--batch-size."
+        )
+    if len(val_stream) <= block:
+        val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
-            snippets = corpus.snippets(training)
+    # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
+    learning_rate = opts.learning_rate or (5e-4 if opts.base else 2e-3)
+    loop_opts = loop.LoopOptions(
+        steps=opts.steps, minutes=opts.minutes or 10.0, batch_size=opts.batch_size, block_size=block,
+        learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
+        eval_batches=opts.eval_batches, seed=opts.seed, resume=opts.resume,
+    )  # fmt: skip
+    fitted = loop.fit(model, stream, val_stream, loop_opts, work, run, progress)
 
-            def fill(folder: Path) -> None:
-                export.save_pretrained(folder, safe_serialization=True)
-                tokenizer.save_pretrained(folder)
-                corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
-                artifact.write_manifest(folder, {
-                    "prompt_format": prompt.PROMPT_FORMAT_VERSION,
-                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "dataset": {"path": str(dataset_dir.resolve()), "manifest_hash": _data_hash(manifest),
-                                "repository": manifest["repository"], "head": manifest["head"]},
-                    "identities": manifest["identities"],
-                    "all_authors": manifest["all_authors"],
-                    "split": split.to_dict(),
-                    "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
-                                "validation": len(check), "near_duplicates_dropped": near_duplicates,
-                                "corpus_snippets": len(snippets)},
-                    "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                                 "learning_rate": learning_rate, "steps_done": step, "train_tokens": len(stream),
-                                 "parameters": parameter_count(export), "device": str(device),
-                                 "world_size": dist.get_world_size() if distributed else 1,
-                                 "base": str(opts.base) if opts.base else None},
-                    "validation_loss": best,
-                })  # fmt: skip
+    # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
+    if run.rank == 0:
+        export = model.merge_and_unload() if opts.base is not None else model
+        export.to("cpu")
+        # Every training text ends in the prompt format's EOS; a base may know another end-of-text token.
+        eos_ids = {int(tokenizer.convert_tokens_to_ids(prompt.EOS))}
+        base_eos = export.generation_config.eos_token_id
+        eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
+        export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
-            artifact.write_atomically(out, fill)
-            if opts.out is None:
-                artifact.mark_current(out)
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            best = state["best"]
-        if distributed:
-            dist.barrier()
-        return TrainResult(out, step, best, len(stream), time.monotonic() - started)
-    finally:
-        if distributed and dist.is_initialized():
-            dist.destroy_process_group()
+        snippets = corpus.snippets(training)
+
+        def fill(folder: Path) -> None:
+            export.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+            corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
+            artifact.write_manifest(folder, {
+                "prompt_format": prompt.PROMPT_FORMAT_VERSION,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "dataset": {"path": str(dataset_dir.resolve()), "manifest_hash": _data_hash(manifest),
+                            "repository": manifest["repository"], "head": manifest["head"]},
+                "identities": manifest["identities"],
+                "all_authors": manifest["all_authors"],
+                "split": split.to_dict(),
+                "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
+                            "validation": len(check), "near_duplicates_dropped": near_duplicates,
+                            "corpus_snippets": len(snippets)},
+                "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                             "learning_rate": learning_rate, "steps_done": fitted.steps, "train_tokens": len(stream),
+                             "parameters": parameter_count(export), "device": str(run.device),
+                             "world_size": run.world_size,
+                             "base": str(opts.base) if opts.base else None},
+                "validation_loss": fitted.best_validation_loss,
+            })  # fmt: skip
+
+        artifact.write_atomically(out, fill)
+        if opts.out is None:
+            artifact.mark_current(out)
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out, fitted.steps, fitted.best_validation_loss, len(stream), time.monotonic() - started)
