@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test bench
+.PHONY: demo test bench base
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -31,3 +31,14 @@ test: $(VENV)/.installed editors/vscode/node_modules/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/mine_bench.py .
 	$(PY) benchmarks/train_bench.py
+
+# Rebuild the shipped base (trainer/base/weights/): the corpus from this venv's permissively licensed code
+# (plus Debian's Go and Rust sources: apt-get install golang-src rust-src), then pretraining. Hours on CPU;
+# README's "The pretrained base" gives the exact run behind the shipped weights.
+BASE_CORPUS ?= .codedouble/base-corpus
+BASE_SIZE ?= tiny
+BASE_MINUTES ?= 85
+base: $(VENV)/.installed
+	$(VENV)/bin/codedouble base corpus --out $(BASE_CORPUS) --exclude rich --debian golang-1.19-src --debian rust-src \
+		--node-modules editors/vscode/node_modules
+	$(VENV)/bin/codedouble base train $(BASE_CORPUS) --out trainer/base/weights --size $(BASE_SIZE) --minutes $(BASE_MINUTES)

@@ -36,6 +36,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SYSTEMS = ("engine", "model", "ngram", "bm25")
 HELDOUT_FRACTION = 0.2  # of 16 commits: the newest 3
 TINY = TrainOptions(
+    from_scratch=True,
     steps=6,
     batch_size=2,
     block_size=64,

@@ -38,6 +38,7 @@ INVALID_PARAMS = -32602
 # --- the engineer's history and the double trained on it -----------------------------------------------------
 
 TINY = TrainOptions(
+    from_scratch=True,
     steps=4,
     batch_size=2,
     block_size=64,

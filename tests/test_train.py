@@ -39,6 +39,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 CAROL = Person("Carol Third", "carol@example.com")
 TINY = TrainOptions(
+    from_scratch=True,
     steps=6,
     batch_size=2,
     block_size=64,
@@ -913,7 +914,9 @@ def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(lor
     assert torch.equal(model.get_input_embeddings().weight[:base_vocab], base.get_input_embeddings().weight)
 
     manifest = read_json(out / "manifest.json")
-    assert manifest["training"]["base"] == str(base_checkpoint)
+    assert manifest["training"]["base"]["path"] == str(base_checkpoint)
+    assert manifest["training"]["base"]["sha256"] == hashlib.sha256((base_checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    assert manifest["training"]["base"]["shipped"] is False and manifest["training"]["finetune"] == "lora"
     assert manifest["prompt_format"] == prompt.PROMPT_FORMAT_VERSION
     assert math.isfinite(manifest["validation_loss"])
     ids = tokenizer(prompt.fim_prompt(prompt.Context("a.py"), "def f(", ""), return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -953,7 +956,8 @@ def test_a_base_that_is_not_a_checkpoint_is_a_clear_error(
 
 
 def run_train_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
-    code = cli.main(["train", *(str(a) for a in args)])
+    """`codedouble train ARGS --from-scratch`: these tests are about the trainer, not the shipped base."""
+    code = cli.main(["train", *(str(a) for a in args), "--from-scratch"])
     return code, capsys.readouterr().err
 
 
@@ -1058,7 +1062,7 @@ def test_training_under_torchrun_with_two_processes(dataset_dir: Path, tmp_path:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
         "-m", "codedouble.trainer.cli", "train", str(dataset_dir), "--out", str(out),
-        "--steps", "4", "--batch-size", "2", "--block-size", "64", "--device", "cpu", "--quiet",
+        "--steps", "4", "--batch-size", "2", "--block-size", "64", "--device", "cpu", "--quiet", "--from-scratch",
     ]  # fmt: skip
     try:
         done = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
 
 
@@ -74,7 +75,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p = sub.add_parser(
         "train",
         help="train your double from a mined dataset",
-        description="Train a small model on DATASET_DIR's records (the newest commits held out) into an artifact.",
+        description="Fine-tune the shipped base on DATASET_DIR's records (the newest commits held out) into an artifact.",
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="a directory written by `codedouble mine`")
     p.add_argument(
@@ -86,9 +87,15 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     budget.add_argument("--steps", type=int, metavar="N", help="train for N optimizer steps")
     p.add_argument("--batch-size", type=int, default=8, metavar="N")
     p.add_argument("--block-size", type=int, default=256, metavar="N", help="tokens per training sequence")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3, LoRA 5e-4)")
+    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3 from scratch, 5e-4 from a base)")
     p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION", help="newest share of commits held out for eval (default 0.1)")
-    p.add_argument("--base", type=Path, metavar="PATH", help="fine-tune this local Hugging Face checkpoint with LoRA")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--base", type=Path, metavar="PATH",
+                       help="fine-tune this local Hugging Face checkpoint instead of the shipped base (LoRA by default)")  # fmt: skip
+    start.add_argument("--from-scratch", action="store_true",
+                       help="no base: a fresh small model with a tokenizer of your own code")  # fmt: skip
+    p.add_argument("--finetune", choices=["full", "lora"],
+                   help="how a base is adapted (default: full for the shipped base, lora for --base)")  # fmt: skip
     p.add_argument("--lora-rank", type=int, default=8, metavar="R")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
@@ -111,6 +118,8 @@ def _run_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         heldout_fraction=args.heldout,
         base=args.base,
+        from_scratch=args.from_scratch,
+        finetune=args.finetune,
         lora_rank=args.lora_rank,
         device=args.device,
         resume=args.resume,
@@ -141,6 +150,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="a double written by `codedouble train` (default: the current double of --repo)",
     )  # fmt: skip
     p.add_argument("--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)")
+    p.add_argument("--no-base", action="store_true", help="do not score the shipped base alone")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="ARTIFACT_DIR",
                    help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history")  # fmt: skip
     p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
@@ -163,7 +173,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         if artifact is None:
             print(f"codedouble eval: error: {args.repo} has no trained double yet; run `codedouble train` first", file=sys.stderr)
             return 2
-    options = EvalOptions(compare=tuple(args.compare), line_samples=args.line_samples, block_samples=args.block_samples, seed=args.seed)
+    from codedouble.trainer.base.shipped import shipped_base
+
+    base = None if args.no_base else shipped_base()
+    options = EvalOptions(compare=tuple(args.compare), base=base, line_samples=args.line_samples,
+                          block_samples=args.block_samples, seed=args.seed)  # fmt: skip
     try:
         result = evaluate(artifact, options, progress=not args.quiet)
         written = report.write(result, args.report or default_report_dir(artifact))
@@ -209,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _serve_parser(sub)
+    base_cli.add_parser(sub)
     return parser
 
 

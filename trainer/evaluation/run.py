@@ -28,6 +28,7 @@ class EvalError(RuntimeError):
 @dataclass(frozen=True)
 class EvalOptions:
     compare: tuple[Path, ...] = ()
+    base: Path | None = None  # also score this base alone (no personal data); the CLI passes the shipped one
     line_samples: int = 200
     block_samples: int = 30
     seed: int = 0
@@ -69,6 +70,8 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             raise EvalError(f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)")
         engine = engines.load(artifact, opts.threads)
         systems: list[System] = list(engine.systems)
+        if opts.base is not None:
+            systems.append(_Renamed(engines.load_model(opts.base, opts.threads), "base", f"the pretrained base alone ({opts.base.name}): no personal data"))
         for other in opts.compare:
             name = f"compare:{other.name}"
             systems.append(_Renamed(engines.load_model(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))

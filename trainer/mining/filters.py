@@ -19,6 +19,7 @@ BINARY = "binary"
 NOT_UTF8 = "not UTF-8"
 TOO_LARGE = "over size limit"
 NOT_A_FILE = "symlink or submodule"
+TEST = "test code"
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 
@@ -27,7 +28,7 @@ _VENDORED_DIRS = frozenset(
     {
         "vendor", "vendors", "third_party", "third-party", "thirdparty", "external", "extern", "node_modules",
         "bower_components", "jspm_packages", "site-packages", "dist-packages", ".venv", "venv", ".tox", ".nox",
-        "__pypackages__", "Pods", "Carthage",
+        "__pypackages__", "Pods", "Carthage", "_vendor", "vendored",
     }
 )  # fmt: skip
 _MINIFIED_NAMES = ("*.min.js", "*.min.mjs", "*-min.js", "*.bundle.js", "*.packed.js")
@@ -69,6 +70,17 @@ class PathFilter:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in _GENERATED_NAMES):
             return GENERATED
         return None
+
+
+# Test suites: the miner keeps an engineer's own tests (they are their style too), but the base's corpus
+# leaves other projects' fixtures and test data out.
+_TEST_DIRS = frozenset({"test", "tests", "testing", "testdata", "idle_test", "__tests__", "spec", "specs", "test_data"})
+_TEST_NAMES = ("test_*.py", "*_test.py", "*_tests.py", "conftest.py", "*_test.go", "*.test.js", "*.test.ts", "*.spec.js", "*.spec.ts")
+
+
+def is_test_path(path: str) -> bool:
+    parts = path.split("/")
+    return any(part in _TEST_DIRS for part in parts[:-1]) or any(fnmatch.fnmatchcase(parts[-1], p) for p in _TEST_NAMES)
 
 
 def reject_content(data: bytes) -> str | None:

@@ -19,6 +19,8 @@ from transformers import PreTrainedTokenizerFast
 
 from codedouble.server.engine import corpus
 from codedouble.trainer import prompt
+from codedouble.trainer.base.shipped import NoBaseError, require_shipped_base
+from codedouble.trainer.base.shipped import identity as base_identity
 from codedouble.trainer.mining import dataset
 from codedouble.trainer.training import artifact, checkpoint, loop
 from codedouble.trainer.training.examples import ExampleMix, examples
@@ -49,7 +51,9 @@ class TrainOptions:
     vocab_size: int = DEFAULT_VOCAB_SIZE
     size: ModelSize = field(default_factory=ModelSize)
     mix: ExampleMix = field(default_factory=ExampleMix)
-    base: Path | None = None
+    base: Path | None = None  # default: the shipped base (codedouble.trainer.base)
+    from_scratch: bool = False  # no base: a fresh model and the engineer's own tokenizer
+    finetune: str | None = None  # full or lora; default full for the shipped base, lora for --base
     lora_rank: int = 8
     device: str = "auto"
     resume: bool = False
@@ -63,6 +67,13 @@ class TrainResult:
     best_validation_loss: float
     train_tokens: int
     seconds: float
+
+
+def _shipped_base() -> Path:
+    try:
+        return require_shipped_base()
+    except NoBaseError as exc:
+        raise TrainError(str(exc)) from exc
 
 
 def _data_hash(manifest: dict[str, Any]) -> str:
@@ -119,9 +130,14 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
     if not opts.resume and run.rank == 0:
         shutil.rmtree(work, ignore_errors=True)
-    if opts.base is not None:
-        model, tokenizer = load_base(opts.base)
-        model = with_lora(model, tokenizer, opts.lora_rank)
+    base = opts.base or (None if opts.from_scratch else _shipped_base())
+    method = None if base is None else opts.finetune or ("lora" if opts.base else "full")
+    if method not in {None, "full", "lora"}:
+        raise TrainError(f"--finetune {method}: choose full or lora")
+    if base is not None:
+        model, tokenizer = load_base(base)
+        if method == "lora":
+            model = with_lora(model, tokenizer, opts.lora_rank)
     else:
         if run.rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
             train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
@@ -144,7 +160,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
     # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
-    learning_rate = opts.learning_rate or (5e-4 if opts.base else 2e-3)
+    learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4)
     loop_opts = loop.LoopOptions(
         steps=opts.steps, minutes=opts.minutes or 10.0, batch_size=opts.batch_size, block_size=block,
         learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
@@ -154,7 +170,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
 
     # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
     if run.rank == 0:
-        export = model.merge_and_unload() if opts.base is not None else model
+        export = model.merge_and_unload() if method == "lora" else model
         export.to("cpu")
         # Every training text ends in the prompt format's EOS; a base may know another end-of-text token.
         eos_ids = {int(tokenizer.convert_tokens_to_ids(prompt.EOS))}
@@ -183,7 +199,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                              "learning_rate": learning_rate, "steps_done": fitted.steps, "train_tokens": len(stream),
                              "parameters": parameter_count(export), "device": str(run.device),
                              "world_size": run.world_size,
-                             "base": str(opts.base) if opts.base else None},
+                             "base": base_identity(base) if base else None, "finetune": method},
                 "validation_loss": fitted.best_validation_loss,
             })  # fmt: skip
 
