@@ -559,7 +559,7 @@ def test_the_report_files_are_written(compared: tuple[EvalReport, Path], tmp_pat
 
 def test_cli_eval_prints_the_table_and_writes_the_report(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
-    code = cli.main(["eval", str(world.artifact), "--report", str(out), "--line-samples", "20", "--block-samples", "5", "--quiet"])
+    code = cli.main(["eval", str(world.artifact), "--report", str(out), "--line-samples", "20", "--block-samples", "5", "--quiet", "--no-base"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "engine" in captured.out and "bm25" in captured.out and "ngram" in captured.out
@@ -570,6 +570,31 @@ def test_cli_eval_prints_the_table_and_writes_the_report(world: World, tmp_path:
     assert data["systems"] == list(SYSTEMS)
     assert data["samples"] == {"line": 20, "block": 2}
     assert not (world.artifact / "eval").exists()  # --report: nothing written into the artifact
+
+
+@pytest.mark.parametrize("shipped", [True, False])
+def test_cli_eval_scores_a_base_alone(shipped: bool, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """The shipped base (here: a stand-in, any model folder the engine loads) is a row of its own; without one,
+    and with --no-base, there is no such row; --base DIR scores another."""
+    from codedouble.trainer.base import shipped as shipped_module
+
+    stand_in = tmp_path / "weights"
+    if shipped:
+        shutil.copytree(world.artifact, stand_in)
+    else:
+        stand_in.mkdir()
+    monkeypatch.setattr(shipped_module, "WEIGHTS", stand_in)
+    args = ["eval", str(world.artifact), "--line-samples", "4", "--block-samples", "1", "--quiet"]
+    assert cli.main([*args, "--report", str(tmp_path / "default")]) == 0, capsys.readouterr().err
+    systems = read_json(tmp_path / "default" / "report.json")["systems"]
+    assert systems == [*SYSTEMS, "base"] if shipped else list(SYSTEMS)
+    if shipped:
+        assert "no personal data" in read_json(tmp_path / "default" / "report.json")["descriptions"]["base"]
+    assert cli.main([*args, "--report", str(tmp_path / "none"), "--no-base"]) == 0
+    assert read_json(tmp_path / "none" / "report.json")["systems"] == list(SYSTEMS)
+    assert cli.main([*args, "--report", str(tmp_path / "named"), "--base", str(world.artifact)]) == 0
+    assert read_json(tmp_path / "named" / "report.json")["systems"] == [*SYSTEMS, "base"]
 
 
 def expect_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

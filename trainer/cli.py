@@ -87,7 +87,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     budget.add_argument("--steps", type=int, metavar="N", help="train for N optimizer steps")
     p.add_argument("--batch-size", type=int, default=8, metavar="N")
     p.add_argument("--block-size", type=int, default=256, metavar="N", help="tokens per training sequence")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3 from scratch, 5e-4 from a base)")
+    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)")
     p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION", help="newest share of commits held out for eval (default 0.1)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--base", type=Path, metavar="PATH",
@@ -150,7 +150,9 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="a double written by `codedouble train` (default: the current double of --repo)",
     )  # fmt: skip
     p.add_argument("--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)")
-    p.add_argument("--no-base", action="store_true", help="do not score the shipped base alone")
+    alone = p.add_mutually_exclusive_group()
+    alone.add_argument("--base", type=Path, metavar="BASE_DIR", help="score this base alone (default: the shipped base)")
+    alone.add_argument("--no-base", action="store_true", help="do not score a base alone")
     p.add_argument("--compare", type=Path, action="append", default=[], metavar="ARTIFACT_DIR",
                    help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history")  # fmt: skip
     p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
@@ -175,7 +177,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             return 2
     from codedouble.trainer.base.shipped import shipped_base
 
-    base = None if args.no_base else shipped_base()
+    base = None if args.no_base else args.base or shipped_base()
     options = EvalOptions(compare=tuple(args.compare), base=base, line_samples=args.line_samples,
                           block_samples=args.block_samples, seed=args.seed)  # fmt: skip
     try:

@@ -43,7 +43,7 @@ class TrainOptions:
     minutes: float | None = None  # wall-clock budget; with neither set, 10 minutes
     batch_size: int = 8
     block_size: int = 256
-    learning_rate: float | None = None  # default: 2e-3 from scratch, 5e-4 for LoRA
+    learning_rate: float | None = None  # default: 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA
     warmup_steps: int = 20
     eval_every: int = 50
     eval_batches: int = 8
@@ -160,7 +160,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
     # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
-    learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4)
+    learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4 if method == "lora" else 1e-3)
     loop_opts = loop.LoopOptions(
         steps=opts.steps, minutes=opts.minutes or 10.0, batch_size=opts.batch_size, block_size=block,
         learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
