@@ -755,7 +755,7 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     assert identity["sha256"] == sha256_file(base / "model.safetensors")
     assert identity["shipped"] is False
     assert identity["corpus_sha256"] == read_json(base / "manifest.json")["corpus"]["sha256"]
-    assert training["learning_rate"] == 5e-4  # a fine-tune's default, not from scratch's
+    assert training["learning_rate"] == 1e-3  # a full fine-tune's default, not from scratch's
 
 
 def test_a_lora_finetune_from_the_base_exports_plain_weights(base: Path, dataset_dir: Path, tmp_path: Path) -> None:
@@ -864,3 +864,15 @@ def test_without_a_shipped_base_training_says_to_use_from_scratch(
         train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=None), progress=False)
     assert str(failed.value) == str(raised.value)
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".double")]
+
+
+def test_by_default_train_fully_finetunes_the_shipped_base(dataset_dir: Path, tmp_path: Path) -> None:
+    """No --base, no --from-scratch: the double starts from the installed base and keeps its tokenizer."""
+    found = shipped.shipped_base()
+    assert found is not None, f"no shipped base at {shipped.WEIGHTS}"
+    out = tmp_path / "double"
+    train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=None, steps=2), progress=False)
+    recorded = read_json(out / "manifest.json")["training"]
+    assert recorded["base"]["shipped"] is True and recorded["finetune"] == "full"
+    assert recorded["base"]["sha256"] == sha256_file(found / "model.safetensors")
+    assert read_json(out / "tokenizer.json")["model"]["vocab"] == read_json(found / "tokenizer.json")["model"]["vocab"]
