@@ -158,6 +158,18 @@ class GitRepo:
         self.repo.close()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is as fast, and on a busy 2-core machine (pytest-xdist workers side by side)
+    two threads that wait on each other make every forward pass many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path):
     """make_repo(name="repo", user_email=ALICE.email) -> GitRepo under tmp_path."""

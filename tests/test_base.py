@@ -16,14 +16,12 @@ import random
 import re
 import shlex
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import codedouble.trainer.base as base_package
 import pytest
-import torch
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.trainer import cli, prompt
@@ -59,14 +57,7 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """The models here are tiny: one thread is as fast, and on a busy 2-core machine two threads that wait on
-    each other make every forward pass some 30 times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -228,16 +228,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(repo.path, shas, dataset, artifact, root / "xdg-data")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Any:
-    """The tiny model's thousand forward passes are all overhead: one thread is several times faster than a
-    few (the CLI has no --threads, and pytest-xdist runs workers side by side)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

@@ -75,7 +75,7 @@ class Bm25Lines:
         self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:  # noqa: ARG002 - instant
-        prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
+        prefix, mode, language = request.prefix, request.mode, request.language
         if mode == "block":
             # The signature may span lines: its last three carry the name and the parameters.
             signature = "\n".join([line for line in prefix.split("\n") if line.strip()][-3:])

@@ -25,7 +25,7 @@ from transformers import PreTrainedTokenizerFast
 from codedouble.trainer import prompt
 from codedouble.trainer.base import corpus
 from codedouble.trainer.base.texts import file_texts
-from codedouble.trainer.training import artifact, loop
+from codedouble.trainer.training import artifact, checkpoint, loop
 from codedouble.trainer.training.model import ModelSize, from_scratch, parameter_count
 from codedouble.trainer.training.tokenizer import train_tokenizer
 
@@ -92,7 +92,7 @@ def pretrain(corpus_dir: Path, opts: PretrainOptions, progress: bool = True, com
 def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, run: loop.Run, progress: bool,
               command: str, started: float) -> BaseResult:  # fmt: skip
     work = opts.out.with_name(f".{opts.out.name}.training")  # checkpoints, for --resume
-    if opts.resume and not (work / "last" / "state.json").is_file():
+    if opts.resume and not checkpoint.exists(work / "last"):
         raise PretrainError(f"--resume: no interrupted pretraining to continue for {opts.out} (nothing at {work})")
     cache = corpus_dir / f"tokens-{manifest['sha256'][:12]}-v{opts.vocab_size}-s{opts.seed}"
     if run.rank == 0:

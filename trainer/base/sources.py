@@ -39,7 +39,7 @@ def python_stdlib() -> Source:
     spdx = "PSF-2.0" if "PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2" in text else ""
     licence = Licence(spdx, "file LICENSE.txt" if spdx else "unknown", bool(spdx))
     files = tuple(
-        (f"{p.relative_to(root).as_posix()}", p)
+        (p.relative_to(root).as_posix(), p)
         for p in sorted(root.rglob("*.py"))
         if "site-packages" not in p.relative_to(root).parts  # other distributions, judged on their own
     )
