@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract.artifact import read_manifest
+from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation import tasks
-from codedouble.trainer.evaluation.metrics import percentile
 from codedouble.trainer.evaluation.run import _heldout
-from codedouble.trainer.training.artifact import read_manifest
 
 
 class Client:

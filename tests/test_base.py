@@ -20,11 +20,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import codedouble.trainer.base as base_package
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_train import TINY, build_history, mine_all
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import codedouble.trainer.base as base_package
+from codedouble.server.contract import prompt
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
-from codedouble.trainer import cli, prompt
+from codedouble.trainer import cli
 from codedouble.trainer.base import corpus, licenses, shipped, sources
 from codedouble.trainer.base import pretrain as pretraining
 from codedouble.trainer.base.corpus import CorpusOptions
@@ -32,12 +38,8 @@ from codedouble.trainer.base.licenses import Licence
 from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
-from codedouble.trainer.training.train import TrainError, train
+from codedouble.trainer.training.train import train
 from conftest import GitRepo, isolate_git
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_train import TINY, build_history, mine_all
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 # A planted AWS access key id (AKIA + 16 of A-Z2-7): detect-secrets' AWS plugin finds it, as in test_secrets.py.
@@ -371,10 +373,10 @@ def test_the_manifest_hash_is_its_identity(tmp_path: Path) -> None:
 
 
 def test_a_folder_without_a_corpus_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(corpus.CorpusError, match="codedouble base corpus"):
+    with pytest.raises(corpus.BaseCorpusError, match="codedouble base corpus"):
         corpus.read_manifest(tmp_path)
     (tmp_path / corpus.MANIFEST).write_text('{"format": 999}')
-    with pytest.raises(corpus.CorpusError, match="format"):
+    with pytest.raises(corpus.BaseCorpusError, match="format"):
         corpus.read_manifest(tmp_path)
 
 
@@ -471,10 +473,10 @@ def test_a_debian_package_keeps_the_files_its_dep5_puts_under_a_permissive_licen
 
 def test_a_missing_debian_package_says_how_to_install_it(tmp_path: Path) -> None:
     dpkg, docs, _ = fake_debian(tmp_path)
-    with pytest.raises(FileNotFoundError, match=re.escape("apt-get install rust-src")):
+    with pytest.raises(sources.SourceError, match=re.escape("apt-get install rust-src")):
         sources.debian_package("rust-src", dpkg=dpkg, docs=docs)
     (docs / "golang-1.19-src" / "copyright").unlink()  # listed but without its copyright file: no licence to go by
-    with pytest.raises(FileNotFoundError, match="apt-get install golang-1.19-src"):
+    with pytest.raises(sources.SourceError, match="apt-get install golang-1.19-src"):
         sources.debian_package("golang-1.19-src", dpkg=dpkg, docs=docs)
 
 
@@ -851,7 +853,7 @@ def test_without_a_shipped_base_training_says_to_use_from_scratch(
         shipped.require_shipped_base()
     assert str(empty) in str(raised.value)
     out = tmp_path / "double"
-    with pytest.raises(TrainError, match="--from-scratch") as failed:
+    with pytest.raises(shipped.NoBaseError, match="--from-scratch") as failed:
         train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=None), progress=False)
     assert str(failed.value) == str(raised.value)
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".double")]

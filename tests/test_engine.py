@@ -10,15 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-from codedouble.server.engine import blocks, corpus, lexer
-from codedouble.server.engine.corpus import CorpusError, Snippet
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codedouble.server.contract import corpus, prompt
+from codedouble.server.contract.corpus import CorpusError, Snippet
+from codedouble.server.engine import blocks, lexer
 from codedouble.server.engine.document import LINES_AFTER, LINES_BEFORE, Request, mode_at, window
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
-from codedouble.trainer import prompt
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from codedouble.trainer.training.examples import corpus_snippets
 
 # --- lexer --------------------------------------------------------------------------------------------------
 
@@ -525,11 +527,11 @@ def test_snippets_dedupe_and_skip_empty_texts() -> None:
         record("def f():\n    return 1\n", "copy.py", commit="d" * 40),
         record("def g():\n    return 2\n", "b.py"),
     ]
-    assert corpus.snippets(records) == [
+    assert corpus_snippets(records) == [
         Snippet("a.py", "python", "def f():\n    return 1\n"),
         Snippet("b.py", "python", "def g():\n    return 2\n"),
     ]
-    assert corpus.snippets([]) == []
+    assert corpus_snippets([]) == []
 
 
 def test_body_end_follows_tree_sitter_past_a_string_at_column_0() -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codedouble.server.engine import corpus
+
+from codedouble.server.contract import corpus
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.ngram import CacheNgram
@@ -339,7 +340,7 @@ def test_block_samples_target_the_body_after_the_signature(world: World, samples
     assert [s.path for s in blocks] == ["app/plugins.py", "app/text.py"]
     assert blocks[0].suffix == "\n"  # the new installer is the last definition of its file
     assert blocks[1].suffix.startswith("\n\n\ndef truncate(")  # slugify is the first of its file
-    for sample, text in zip(blocks, (AUDIT, SLUGIFY_V2)):
+    for sample, text in zip(blocks, (AUDIT, SLUGIFY_V2), strict=True):
         signature, body = text.split("\n", 1)
         assert sample.target == body.removesuffix("\n")  # a definition ends where its last line does
         assert sample.prefix.endswith("\n\n" + signature + "\n")
@@ -480,7 +481,7 @@ def test_model_scores_each_candidate_as_the_whole_sequence_would(world: World, m
     assert scores[1] == -math.inf
     limit = neural._new_tokens(request)
     prompt_ids, healed = neural.prompt_ids(request, limit)
-    for candidate, score in zip(candidates, scores):
+    for candidate, score in zip(candidates, scores, strict=True):
         if not candidate:
             continue
         cand = neural._encode(healed + candidate)[:limit]  # scored from the healed token on
@@ -493,10 +494,11 @@ def test_model_scores_each_candidate_as_the_whole_sequence_would(world: World, m
 
 def test_a_model_with_a_short_context_completes_a_block(world: World, tmp_path: Path) -> None:
     # A context shorter than a block's new tokens: half of it stays for the prompt, nothing overflows.
-    from codedouble.server.engine.neural import Neural
-    from codedouble.trainer import prompt
-    from codedouble.trainer.training.model import from_scratch
     from transformers import PreTrainedTokenizerFast
+
+    from codedouble.server.contract import prompt
+    from codedouble.server.engine.neural import Neural
+    from codedouble.trainer.training.model import from_scratch
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(world.artifact)
     model = from_scratch(ModelSize(n_layer=1, n_head=2, n_embd=32, context=128), len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))

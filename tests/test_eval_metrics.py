@@ -11,8 +11,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation import report as report_module
-from codedouble.trainer.evaluation.metrics import edit_similarity, exact_match, normalise, percentile
+from codedouble.trainer.evaluation.metrics import edit_similarity, exact_match, normalise
 from codedouble.trainer.evaluation.report import format_markdown, format_table, plot, write
 from codedouble.trainer.evaluation.summary import EvalReport, Outcome, Row, aggregate, row
 
@@ -106,7 +107,7 @@ def test_aggregate_numbers_and_order() -> None:
     random.Random(3).shuffle(shuffled)
     rows = aggregate(shuffled, ["model", "ngram"])
     assert [(r.system, r.task, r.language, r.samples) for r in rows] == [e[:4] for e in EXPECTED]
-    for r, (*_, em, es, p50, p95) in zip(rows, EXPECTED):
+    for r, (*_, em, es, p50, p95) in zip(rows, EXPECTED, strict=True):
         assert (r.exact_match, r.edit_similarity, r.p50_ms, r.p95_ms) == pytest.approx((em, es, p50, p95), abs=1e-9)
 
 

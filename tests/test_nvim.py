@@ -263,7 +263,7 @@ def nvim(tmp: Path, script: str, config: dict[str, Any], env: dict[str, str], cw
     return got
 
 
-def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) -> None:
+def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
     root, repo, artifact = double.root, double.repo, double.artifact
     plugins = (repo / "app" / "plugins.py").read_text(encoding="utf-8")
     before = plugins + "\n\ndef install_webhooks(handler, url):\n    handler.url = url\n" + TYPED

@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from codedouble.trainer.mining.miner import MineOptions, mine
-from codedouble.trainer.training.model import ModelSize
-from codedouble.trainer.training.train import TrainOptions, train
-from conftest import ALICE, GitRepo, isolate_git
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
+
+from codedouble.trainer.mining.miner import MineOptions, mine
+from codedouble.trainer.training.model import ModelSize
+from codedouble.trainer.training.train import TrainOptions, train
+from conftest import ALICE, GitRepo, isolate_git
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -825,7 +826,7 @@ async def test_a_retrained_double_is_picked_up_without_a_restart(double: Double,
 async def test_without_settings_the_workspace_repositorys_current_double_is_served(double: Double) -> None:
     import shutil
 
-    from codedouble.trainer.training.artifact import doubles_dir, mark_current
+    from codedouble.server.contract.artifact import doubles_dir, mark_current
 
     # What `codedouble train` without --out leaves: the double in the server's data directory, marked current.
     folder = doubles_dir(str(double.repo.resolve()))  # its name depends on the repository's path alone
@@ -881,8 +882,10 @@ async def test_tcp_mode_listens_where_told_and_answers(double: Double) -> None:
 async def test_a_malformed_tcp_address_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from codedouble.trainer.cli import main
 
-    assert main(["serve", "--tcp", "localhost"]) == 2
-    assert "HOST:PORT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        main(["serve", "--tcp", "localhost"])
+    assert exited.value.code == 2
+    assert "--tcp: wants HOST:PORT, not 'localhost'" in capsys.readouterr().err
 
 
 async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_other(served: LanguageClient, double: Double) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from codedouble.server import options as opts
-from codedouble.server.options import DEFAULT_EXCLUDE, Options
-from codedouble.server.positions import PositionError, offset_at, position_at
-from codedouble.server import suggest
-from codedouble.server.suggest import Lru, Recent, tidy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from codedouble.server import options as opts
+from codedouble.server import suggest
+from codedouble.server.options import DEFAULT_EXCLUDE, Options
+from codedouble.server.positions import PositionError, offset_at, position_at
+from codedouble.server.suggest import Lru, Recent, tidy
 
 # --- options.parse ------------------------------------------------------------------------------------------
 

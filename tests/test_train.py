@@ -17,25 +17,28 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from codedouble.trainer import cli, prompt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from codedouble.server.contract import artifact, prompt
+from codedouble.trainer import cli
 from codedouble.trainer.mining.dataset import load_records
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
-from codedouble.trainer.training import artifact, checkpoint, split
+from codedouble.trainer.training import checkpoint, split
 from codedouble.trainer.training.examples import ExampleMix, examples, fim_cut
+from codedouble.trainer.training.loop import LoopError
 from codedouble.trainer.training.model import BaseModelError, ModelSize
 from codedouble.trainer.training.tokenizer import train_tokenizer
 from codedouble.trainer.training.train import TrainError, TrainOptions, train
 from conftest import ALICE, BOB, GitRepo, Person, isolate_git
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 CAROL = Person("Carol Third", "carol@example.com")
 TINY = TrainOptions(
@@ -271,7 +274,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def utc(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return datetime.fromisoformat(iso).astimezone(UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -471,7 +474,7 @@ def record(commit: str, committed_at: str, after: str | None = "def f():\n    re
 
 def commits_at(count: int) -> list[ChangeRecord]:
     """`count` commits a day apart, two records each, listed newest first (the split must not rely on order)."""
-    start = datetime(2023, 5, 1, 12, tzinfo=timezone.utc)
+    start = datetime(2023, 5, 1, 12, tzinfo=UTC)
     rows = []
     for i in reversed(range(count)):
         at = (start + timedelta(days=i)).isoformat()
@@ -726,7 +729,7 @@ def test_an_interrupted_run_resumes_where_its_last_checkpoint_left_off(
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "double"
-    with pytest.raises(TrainError, match=r"--resume: no interrupted run") as caught:
+    with pytest.raises(LoopError, match=r"--resume: no interrupted run") as caught:
         train(dataset_dir, tiny(out=out, resume=True), progress=False)
     assert str(out) in str(caught.value)
     assert not out.exists()

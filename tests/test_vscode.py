@@ -52,7 +52,7 @@ def node_modules() -> Path:
 
 
 def test_the_extension_builds_passes_its_node_tests_and_packages(
-    node_modules: Path, double: Double, tmp_path: Path
+    node_modules: Path, double: Double, tmp_path: Path  # noqa: F811 - the `double` fixture, imported above
 ) -> None:  # fmt: skip
     shutil.rmtree(EXTENSION / "out", ignore_errors=True)  # no compiled test outlives its source
     npm("run", "compile")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
 
@@ -41,10 +42,7 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _run_mine(args: argparse.Namespace) -> int:
-    from codedouble.trainer.mining.dataset import DatasetError
-    from codedouble.trainer.mining.gitio import GitError
-    from codedouble.trainer.mining.identity import UnknownAuthorError
-    from codedouble.trainer.mining.miner import MineError, MineOptions, mine
+    from codedouble.trainer.mining.miner import MineOptions, mine
 
     options = MineOptions(
         authors=tuple(args.author),
@@ -58,11 +56,7 @@ def _run_mine(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         fresh=args.fresh,
     )
-    try:
-        result = mine(args.repo, args.out, options, progress=not args.quiet)
-    except (MineError, UnknownAuthorError, DatasetError, GitError) as exc:
-        print(f"codedouble mine: error: {exc}", file=sys.stderr)
-        return 2
+    result = mine(args.repo, args.out, options, progress=not args.quiet)
     if not args.quiet:
         print(result.report)
     for note in result.notes:
@@ -105,9 +99,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from codedouble.trainer.mining.dataset import DatasetError
-    from codedouble.trainer.training.model import BaseModelError
-    from codedouble.trainer.training.train import TrainError, TrainOptions, train
+    from codedouble.trainer.training.train import TrainOptions, train
 
     options = TrainOptions(
         out=args.out,
@@ -125,11 +117,7 @@ def _run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
     )
-    try:
-        result = train(args.dataset, options, progress=not args.quiet)
-    except (TrainError, DatasetError, BaseModelError, ValueError) as exc:
-        print(f"codedouble train: error: {exc}", file=sys.stderr)
-        return 2
+    result = train(args.dataset, options, progress=not args.quiet)
     print(
         f"trained {result.steps:,} steps on {result.train_tokens:,} tokens in {result.seconds:.0f} s; "
         f"validation loss {result.best_validation_loss:.3f} → {result.artifact}",
@@ -165,27 +153,25 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from codedouble.server.contract.artifact import current_artifact
+    from codedouble.trainer.base.shipped import shipped_base
     from codedouble.trainer.evaluation import report
     from codedouble.trainer.evaluation.run import EvalError, EvalOptions, default_report_dir, evaluate
-    from codedouble.trainer.training.artifact import current_artifact
 
     artifact = args.artifact
     if artifact is None:
         artifact = current_artifact(str(args.repo.resolve()))
         if artifact is None:
-            print(f"codedouble eval: error: {args.repo} has no trained double yet; run `codedouble train` first", file=sys.stderr)
-            return 2
-    from codedouble.trainer.base.shipped import shipped_base
+            raise EvalError(f"{args.repo} has no trained double yet; run `codedouble train` first")
 
     base = None if args.no_base else args.base or shipped_base()
     options = EvalOptions(compare=tuple(args.compare), base=base, line_samples=args.line_samples,
                           block_samples=args.block_samples, seed=args.seed)  # fmt: skip
+    result = evaluate(artifact, options, progress=not args.quiet)
     try:
-        result = evaluate(artifact, options, progress=not args.quiet)
         written = report.write(result, args.report or default_report_dir(artifact))
-    except (EvalError, OSError) as exc:
-        print(f"codedouble eval: error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise EvalError(f"cannot write the report: {exc}") from exc
     print(report.format_table(result, per_language=args.per_language))
     print(f"report → {written[0].parent}", file=sys.stderr)
     return 0
@@ -199,21 +185,22 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     p.add_argument("--artifact", type=Path, metavar="ARTIFACT_DIR",
                    help="the double to serve (default: the newest double of the workspace's repository)")  # fmt: skip
-    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)")
+    p.add_argument("--tcp", type=_host_port, metavar="HOST:PORT",
+                   help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)")
     p.set_defaults(run=_run_serve)
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"wants HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
 def _run_serve(args: argparse.Namespace) -> int:
-    tcp = None
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        if not host or not port.isdigit():
-            print(f"codedouble serve: error: --tcp wants HOST:PORT, not {args.tcp!r}", file=sys.stderr)
-            return 2
-        tcp = (host, int(port))
     from codedouble.server.server import main as serve
 
-    serve(tcp=tcp, artifact=args.artifact)
+    serve(tcp=args.tcp, artifact=args.artifact)
     return 0
 
 
@@ -230,14 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from codedouble.trainer.mining.miner import tool_version
+    from codedouble.server.contract.version import tool_version
 
     return tool_version()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user's problem (any `CodedoubleError`) is one line on stderr and exit status 2;
+    anything else is a bug in codedouble and propagates with its traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except CodedoubleError as exc:
+        command = " ".join(filter(None, [args.command, getattr(args, "base_command", None)]))
+        print(f"codedouble {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from codedouble.server.contract import prompt
 from codedouble.server.engine import blocks
 from codedouble.server.engine.document import Request, window
-from codedouble.trainer import prompt
 
 LINE_TOKENS = 32
 BLOCK_TOKENS = 160

@@ -70,7 +70,7 @@ class Bm25Lines:
                     previous = line
         self.lines = [line for _, line in lines]
         self.line_index = _Bm25([lexer.words(prev) + 2 * lexer.words(line) for prev, line in lines])
-        bodies = [(blocks.split_definition(t, lang)) for t, lang in zip(texts, languages)]
+        bodies = [(blocks.split_definition(t, lang)) for t, lang in zip(texts, languages, strict=True)]
         self.bodies = [(sig, body) for sig, body in bodies if body.strip()]
         self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
 

@@ -71,13 +71,8 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
     for folder in args.node_modules:
         if not folder.is_dir():
-            print(f"codedouble base corpus: error: --node-modules {folder}: no such folder", file=sys.stderr)
-            return 2
-    try:
-        manifest = build(gathered(), args.out, CorpusOptions(max_source_bytes=int(args.max_source_mb * 1_000_000)))
-    except FileNotFoundError as exc:
-        print(f"codedouble base corpus: error: {exc}", file=sys.stderr)
-        return 2
+            raise sources.SourceError(f"--node-modules {folder}: no such folder")
+    manifest = build(gathered(), args.out, CorpusOptions(max_source_bytes=int(args.max_source_mb * 1_000_000)))
     languages = ", ".join(f"{lang} {v['bytes'] / 1e6:.1f} MB" for lang, v in manifest["languages"].items())
     print(f"{len(manifest['sources'])} sources kept, {len(manifest['rejected_sources'])} rejected; "
           f"{manifest['files']:,} files, {manifest['bytes'] / 1e6:.1f} MB ({languages}) → {args.out}", file=sys.stderr)  # fmt: skip
@@ -85,7 +80,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from codedouble.trainer.base.pretrain import PretrainError, PretrainOptions, pretrain
+    from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
 
     options = PretrainOptions(
         out=args.out, size=args.size, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
@@ -93,11 +88,7 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device, resume=args.resume, seed=args.seed,
     )  # fmt: skip
     command = "codedouble " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["base"] else ""
-    try:
-        result = pretrain(args.corpus, options, progress=not args.quiet, command=command)
-    except PretrainError as exc:
-        print(f"codedouble base train: error: {exc}", file=sys.stderr)
-        return 2
+    result = pretrain(args.corpus, options, progress=not args.quiet, command=command)
     print(f"pretrained {result.steps:,} steps, {result.tokens_seen:,} tokens seen, in {result.seconds:.0f} s; "
           f"validation loss {result.validation_loss:.3f} → {result.base}", file=sys.stderr)  # fmt: skip
     return 0

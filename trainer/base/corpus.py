@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
-from typing import TextIO
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from codedouble.grammars.languages import language_for_path
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
-from codedouble.trainer.mining.dataset import write_atomic
 from codedouble.trainer.mining.secrets import SecretScrubber
 
 CORPUS_FORMAT = 1
@@ -33,8 +32,8 @@ DUPLICATE = "duplicate"
 MAX_FILE_BYTES = 200_000  # bigger files are tables and generated code far more often than hand-written
 
 
-class CorpusError(RuntimeError):
-    pass
+class BaseCorpusError(CodedoubleError):
+    """A base corpus directory that is missing, damaged or of another format."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +59,9 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
     path_filter = filters.PathFilter()
     seen: set[str] = set()
     totals = _Totals()
-    tmp = out / f".{FILES}.tmp"
-    try:
-        with tmp.open("w", encoding="utf-8") as sink:
-            for source in sources:
-                _add(source, sink, options, scrubber, path_filter, seen, totals)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed build leaves the previous corpus, and nothing half-written
-        raise
-    os.replace(tmp, out / FILES)
+    with atomic.file(out / FILES) as sink:  # a failed build leaves the previous corpus, and nothing half-written
+        for source in sources:
+            _add(source, sink, options, scrubber, path_filter, seen, totals)
     kept_sources, rejected_sources = totals.kept_sources, totals.rejected_sources
     manifest = {
         "format": CORPUS_FORMAT,
@@ -82,7 +75,7 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
         "options": {"max_source_bytes": options.max_source_bytes, "max_file_bytes": options.max_file_bytes},
     }
     manifest["sha256"] = manifest_hash(manifest)
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    atomic.write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -159,11 +152,11 @@ def read_manifest(corpus: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((corpus / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CorpusError(f"{corpus} holds no corpus (no {MANIFEST}); run `codedouble base corpus` first") from None
+        raise BaseCorpusError(f"{corpus} holds no corpus (no {MANIFEST}); run `codedouble base corpus` first") from None
     except (OSError, ValueError) as exc:
-        raise CorpusError(f"{corpus / MANIFEST} is not a readable corpus manifest: {exc}") from None
+        raise BaseCorpusError(f"{corpus / MANIFEST} is not a readable corpus manifest: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != CORPUS_FORMAT:
-        raise CorpusError(f"{corpus / MANIFEST}: not a corpus of format {CORPUS_FORMAT}; build it again")
+        raise BaseCorpusError(f"{corpus / MANIFEST}: not a corpus of format {CORPUS_FORMAT}; build it again")
     return manifest
 
 

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.licenses import Licence, decide, from_text, spdx_permissive
+
+
+class SourceError(CodedoubleError):
+    """A source named on the command line that is not on this machine."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def debian_package(package: str, suffixes: tuple[str, ...] = (".go", ".rs"), dpk
         listing = next((dpkg / "info").glob(f"{package}:*.list"), listing)
     copyright_file = docs / package / "copyright"
     if not listing.is_file() or not copyright_file.is_file():
-        raise FileNotFoundError(f"Debian package {package} is not installed (apt-get install {package})")
+        raise SourceError(f"Debian package {package} is not installed (apt-get install {package})")
     paths = [Path(line) for line in listing.read_text(encoding="utf-8").splitlines() if line.endswith(suffixes)]
     paths = [p for p in paths if p.is_file() and not p.is_symlink()]
     stanzas, texts = _dep5(copyright_file.read_text(encoding="utf-8", errors="replace"))

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from codedouble.server.contract import atomic
 from codedouble.trainer.evaluation.summary import ALL, EvalReport, Row, task_key
 
 DEFAULT_MARK = "*"
@@ -74,7 +71,7 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
     left = 3  # task, language and system are text; the numbers are right-aligned
 
     def line(row: list[str]) -> str:
-        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     out = [line(cells[0]), rule, *(line(row) for row in cells[1:])]
@@ -159,7 +156,7 @@ def plot(report: EvalReport, path: Path) -> None:
     else:
         axes = figure.subplots(*shape, squeeze=False).flatten()
         width = 0.38
-        for ax, task in zip(axes, tasks):
+        for ax, task in zip(axes, tasks, strict=False):
             by_system = {r.system: r for r in rows if r.task == task}
             present = [s for s in systems if s in by_system]
             xs = range(len(present))
@@ -183,35 +180,16 @@ def plot(report: EvalReport, path: Path) -> None:
             handles.append(Line2D([], [], linestyle="none"))
             labels.append("* the engine codedouble serve uses")
         figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
-    with _atomic(path) as handle:
+    with atomic.file(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    """A temporary file beside `path`, moved onto it only once the block completes: never a half-written file."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with _atomic(path) as handle:
-        handle.write(data)
 
 
 def write(report: EvalReport, out_dir: Path) -> list[Path]:
     """report.json, report.md and report.png in `out_dir`, each either complete or not there."""
     out_dir.mkdir(parents=True, exist_ok=True)
     writers: list[tuple[str, Callable[[Path], None]]] = [
-        ("report.json", lambda p: _write_bytes(p, (json.dumps(report.to_dict(), indent=2) + "\n").encode())),
-        ("report.md", lambda p: _write_bytes(p, format_markdown(report).encode())),
+        ("report.json", lambda p: atomic.write_text(p, json.dumps(report.to_dict(), indent=2) + "\n")),
+        ("report.md", lambda p: atomic.write_text(p, format_markdown(report))),
         ("report.png", lambda p: plot(report, p)),
     ]
     paths = []

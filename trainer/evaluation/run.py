@@ -6,22 +6,23 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from codedouble.server.contract import artifact as artifacts
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
 from codedouble.trainer.evaluation import metrics, summary, tasks
 from codedouble.trainer.mining import dataset
-from codedouble.trainer.training import artifact as artifacts
 from codedouble.trainer.training.split import Split
 
 EXAMPLES = 3  # sample predictions per task kept for report.md
 
 
-class EvalError(RuntimeError):
+class EvalError(CodedoubleError):
     """A problem the user must fix; the message says what and how."""
 
 
@@ -75,7 +76,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         for other in opts.compare:
             name = f"compare:{other.name}"
             systems.append(_Renamed(engines.load_model(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))
-    except (artifacts.ArtifactError, engines.EngineError, OSError) as exc:
+    except OSError as exc:
         raise EvalError(str(exc)) from exc
 
     # One untimed completion per system first: the first forward pass pays for allocation and kernel choice.
@@ -106,7 +107,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
     return summary.EvalReport(
         artifact=str(artifact),
         repository=str(repository),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         seed=opts.seed,
         heldout_commits=heldout_commits,
         samples=counts,

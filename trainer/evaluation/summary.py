@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from codedouble.trainer.evaluation.metrics import percentile
+from codedouble.server.stats import percentile
 
 ALL = "all"  # the language of a task's overall row
 TASK_ORDER = ("line", "block")  # shown first, in this order; any other task follows alphabetically

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from codedouble.server.contract.errors import CodedoubleError
+
 NULL_SHA = "0" * 40
 # Each log record starts with this byte, which cannot open a raw diff entry.
 _RECORD = b"\x1e"
@@ -24,7 +26,7 @@ _LOG_FORMAT = "%x1e%H%x00%P%x00%aE%x00%aN%x00%aI%x00%cI%x00%ae%x00%B%x00"
 _RENAME_LIMIT = "2000"
 
 
-class GitError(RuntimeError):
+class GitError(CodedoubleError):
     """A git command failed, or the path is not a usable repository."""
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining.gitio import git
 
 # Automation that commits under its own identity. A GitHub `<id>+<user>@users.noreply.github.com` address is
@@ -25,7 +26,7 @@ def is_bot(name: str, email: str) -> bool:
     return bool(_BOT_NAME.search(name) or "[bot]" in email.lower() or local in _BOT_LOCAL_PARTS)
 
 
-class UnknownAuthorError(ValueError):
+class UnknownAuthorError(CodedoubleError):
     pass
 
 

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 from transformers import PreTrainedTokenizerBase
 
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.training import checkpoint
 
 
-class LoopError(RuntimeError):
+class LoopError(CodedoubleError):
     """A problem the user must fix; the message says what and how."""
 
 
@@ -36,6 +39,36 @@ class LoopOptions:
     eval_batches: int
     seed: int
     resume: bool
+
+
+class Budgeted(Protocol):
+    """What `codedouble train`'s and `codedouble base train`'s options share: how long and how to loop."""
+
+    steps: int | None
+    minutes: float | None
+    batch_size: int
+    warmup_steps: int
+    eval_every: int
+    eval_batches: int
+    seed: int
+    resume: bool
+
+
+def options(opts: Budgeted, *, block_size: int, learning_rate: float, default_minutes: float) -> LoopOptions:
+    """The loop's options from a command's: a step budget if given, else `minutes` (or the default) of wall time."""
+    return LoopOptions(
+        steps=opts.steps, minutes=opts.minutes or default_minutes, batch_size=opts.batch_size, block_size=block_size,
+        learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
+        eval_batches=opts.eval_batches, seed=opts.seed, resume=opts.resume,
+    )  # fmt: skip
+
+
+def quiet_transformers() -> None:
+    """transformers' notices (padding hints, weight-writing bars) are noise in a command-line tool."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,25 @@ def started(choice: str) -> Iterator[Run]:
     yield Run(device, True, dist.get_rank(), dist.get_world_size())
     dist.barrier()
     dist.destroy_process_group()
+
+
+def work_folder(out: Path, resume: bool, run: Run) -> Path:
+    """Where the run's checkpoints live: `.NAME.training` beside the output `out`, never inside it. With
+    `resume` it must hold an interrupted run's last checkpoint; without, rank 0 clears what an earlier run left."""
+    work = out.with_name(f".{out.name}.training")
+    if resume and not checkpoint.exists(work / "last"):
+        raise LoopError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
+    if not resume and run.rank == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    return work
+
+
+def publish(out: Path, fill: Callable[[Path], None], work: Path) -> None:
+    """Let `fill` write the finished model into a fresh directory, put it at `out` whole or not at all, then
+    drop the checkpoints (rank 0 only)."""
+    with atomic.directory(out) as folder:
+        fill(folder)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def shared(run: Run, value: str) -> str:

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from codedouble.trainer import prompt
+from codedouble.server.contract import prompt
+from codedouble.server.contract.errors import CodedoubleError
 
 
-class BaseModelError(ValueError):
+class BaseModelError(CodedoubleError):
     pass
 
 
