@@ -70,10 +70,17 @@ class LspTextDocument(TextDocument):
 
 
 class LspWorkspace(Workspace):
-    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
-                              language_id: str | None = None) -> TextDocument:  # fmt: skip
-        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
-                               sync_kind=self._sync_kind, position_codec=self._position_codec)  # fmt: skip
+    def _create_text_document(
+        self, doc_uri: str, source: str | None = None, version: int | None = None, language_id: str | None = None
+    ) -> TextDocument:
+        return LspTextDocument(
+            doc_uri,
+            source=source,
+            version=version,
+            language_id=language_id,
+            sync_kind=self._sync_kind,
+            position_codec=self._position_codec,
+        )
 
 
 class DoubleServer(LanguageServer):
@@ -125,8 +132,10 @@ class DoubleServer(LanguageServer):
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
                 where = self.workspace_root or "this workspace"
-                self.problem = (f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
-                                "then `codedouble train DATASET` (completions stay empty until then)")  # fmt: skip
+                self.problem = (
+                    f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
+                    "then `codedouble train DATASET` (completions stay empty until then)"
+                )
                 self.tell_once(self.problem)
                 return
             self.state = "loading"
@@ -265,12 +274,19 @@ class DoubleServer(LanguageServer):
             "problem": self.problem,
             "artifact": str(self.artifact) if self.artifact else None,
             "provenance": provenance,
-            "latency_ms": {"count": len(latencies), "p50": percentile(latencies, 50) if latencies else None,
-                           "p95": percentile(latencies, 95) if latencies else None},
+            "latency_ms": {
+                "count": len(latencies),
+                "p50": percentile(latencies, 50) if latencies else None,
+                "p95": percentile(latencies, 95) if latencies else None,
+            },
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses, "typed_ahead": self.typed_ahead},
-            "options": {"languages": list(self.options.languages), "exclude": list(self.options.exclude),
-                        "maxLines": self.options.max_lines, "debounceMs": self.options.debounce_ms},
-        }  # fmt: skip
+            "options": {
+                "languages": list(self.options.languages),
+                "exclude": list(self.options.exclude),
+                "maxLines": self.options.max_lines,
+                "debounceMs": self.options.debounce_ms,
+            },
+        }
 
     def configure(self, raw: Any) -> None:
         self.options, problems = opts.parse(raw)

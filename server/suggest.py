@@ -31,7 +31,10 @@ def match_indentation(text: str, document: str) -> str:
         own = blocks.indent_unit(text) if any(line.startswith(" ") for line in lines) else ""
         if not own or own == "\t":
             return text
-        return "\n".join("\t" * (blocks.indent_of(line) // len(own)) + line.lstrip(" ") if line.startswith(" ") else line for line in lines)
+        return "\n".join(
+            "\t" * (blocks.indent_of(line) // len(own)) + line.lstrip(" ") if line.startswith(" ") else line
+            for line in lines
+        )
     if any(line.startswith("\t") for line in lines):
         return "\n".join(line.replace("\t", unit, len(line) - len(line.lstrip("\t"))) for line in lines)
     return text

@@ -39,7 +39,9 @@ with atomic.directory(Path(sys.argv[1])) as folder:
 
 
 def kill_midway(script: str, target: Path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(target)], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(target)], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None
     try:
         assert child.stdout.readline().strip() == "half"

@@ -19,8 +19,9 @@ def test_a_user_error_is_one_line_and_status_2(tmp_path: Path, capsys: pytest.Ca
     assert err == f"codedouble mine: error: {missing} does not exist\n"
 
 
-def test_every_user_facing_error_shares_the_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_every_user_facing_error_shares_the_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from codedouble.server.contract.artifact import ArtifactError
     from codedouble.trainer.mining.gitio import GitError
 
@@ -35,12 +36,12 @@ def test_every_user_facing_error_shares_the_base(tmp_path: Path, monkeypatch: py
 
 
 @pytest.mark.parametrize("bug", [ValueError("a bug"), KeyError("manifest"), TypeError("a bug")])
-def test_a_programming_error_surfaces_with_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         bug: Exception) -> None:  # fmt: skip
+def test_a_programming_error_surfaces_with_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bug: Exception
+) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise bug
 
     monkeypatch.setattr(miner, "mine", broken)
     with pytest.raises(type(bug)):
         cli.main(["mine", str(tmp_path), "--out", str(tmp_path / "ds")])
-

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from codedouble.grammars.languages import LANGUAGES, editor_ids, language_for_path
 from codedouble.server.options import Options
 

@@ -630,9 +630,15 @@ def doomed():
     run_mine(repo.path, tmp_path / "out")
     records = records_of(tmp_path / "out")
     assert {(r.qualified_name, r.change) for r in records} >= {
-        ("connect", "added"), ("Client", "added"), ("Client.aws", "added"), ("load_key", "added"),
-        ("connect", "modified"), ("Client.aws", "modified"), ("load_key", "modified"), ("doomed", "deleted"),
-    }  # fmt: skip
+        ("connect", "added"),
+        ("Client", "added"),
+        ("Client.aws", "added"),
+        ("load_key", "added"),
+        ("connect", "modified"),
+        ("Client.aws", "modified"),
+        ("load_key", "modified"),
+        ("doomed", "deleted"),
+    }
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"manifest.json", "report.txt"}
     for path in files:

@@ -40,7 +40,9 @@ SETTINGS = {
 
 
 def _expected() -> Options:
-    return Options(Path("~/doubles/mine").expanduser(), ("python", "go"), (*opts.DEFAULT_EXCLUDE, "**/generated/**"), 3, 150)
+    return Options(
+        Path("~/doubles/mine").expanduser(), ("python", "go"), (*opts.DEFAULT_EXCLUDE, "**/generated/**"), 3, 150
+    )
 
 
 def test_camel_case_keys_at_the_top() -> None:

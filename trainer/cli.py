@@ -21,19 +21,25 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--out", type=Path, required=True, metavar="DATASET_DIR", help="where the dataset is written")
     who = p.add_mutually_exclusive_group()
     who.add_argument(
-        "--author", action="append", default=[], metavar="EMAIL",
+        "--author",
+        action="append",
+        default=[],
+        metavar="EMAIL",
         help="an identity of yours (repeatable; aliases and .mailmap merge into one person). "
         "Default: the repository's user.email",
-    )  # fmt: skip
+    )
     who.add_argument("--all-authors", action="store_true", help="mine everyone's commits (bots still left out)")
     p.add_argument("--since", metavar="DATE", help="only commits after DATE (any date git understands)")
     p.add_argument("--until", metavar="DATE", help="only commits before DATE")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="mine only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching GLOB")
     p.add_argument(
-        "--max-file-bytes", type=int, default=filters.DEFAULT_MAX_FILE_BYTES, metavar="N",
+        "--max-file-bytes",
+        type=int,
+        default=filters.DEFAULT_MAX_FILE_BYTES,
+        metavar="N",
         help=f"skip files larger than N bytes (default {filters.DEFAULT_MAX_FILE_BYTES:,})",
-    )  # fmt: skip
+    )
     p.add_argument("--rev", default="HEAD", metavar="REVISION", help="mine the history of REVISION (default HEAD)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: both cores on long histories)")
     p.add_argument("--fresh", action="store_true", help="mine everything again instead of only new commits")
@@ -73,23 +79,44 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="a directory written by `codedouble mine`")
     p.add_argument(
-        "--out", type=Path, metavar="ARTIFACT_DIR",
+        "--out",
+        type=Path,
+        metavar="ARTIFACT_DIR",
         help="where the double is written (default: your data directory, kept as the repository's current double)",
-    )  # fmt: skip
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, metavar="N", help="train for N minutes of wall time (default 10)")
     budget.add_argument("--steps", type=int, metavar="N", help="train for N optimizer steps")
     p.add_argument("--batch-size", type=int, default=8, metavar="N")
     p.add_argument("--block-size", type=int, default=256, metavar="N", help="tokens per training sequence")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)")
-    p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION", help="newest share of commits held out for eval (default 0.1)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)",
+    )
+    p.add_argument(
+        "--heldout",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="newest share of commits held out for eval (default 0.1)",
+    )
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--base", type=Path, metavar="PATH",
-                       help="fine-tune this local Hugging Face checkpoint instead of the shipped base (LoRA by default)")  # fmt: skip
-    start.add_argument("--from-scratch", action="store_true",
-                       help="no base: a fresh small model with a tokenizer of your own code")  # fmt: skip
-    p.add_argument("--finetune", choices=["full", "lora"],
-                   help="how a base is adapted (default: full for the shipped base, lora for --base)")  # fmt: skip
+    start.add_argument(
+        "--base",
+        type=Path,
+        metavar="PATH",
+        help="fine-tune this local Hugging Face checkpoint instead of the shipped base (LoRA by default)",
+    )
+    start.add_argument(
+        "--from-scratch", action="store_true", help="no base: a fresh small model with a tokenizer of your own code"
+    )
+    p.add_argument(
+        "--finetune",
+        choices=["full", "lora"],
+        help="how a base is adapted (default: full for the shipped base, lora for --base)",
+    )
     p.add_argument("--lora-rank", type=int, default=8, metavar="R")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
@@ -134,15 +161,28 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "its parts and the baselines; print a table and write report.json, report.md and report.png.",
     )
     p.add_argument(
-        "artifact", type=Path, nargs="?", metavar="ARTIFACT_DIR",
+        "artifact",
+        type=Path,
+        nargs="?",
+        metavar="ARTIFACT_DIR",
         help="a double written by `codedouble train` (default: the current double of --repo)",
-    )  # fmt: skip
-    p.add_argument("--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)")
+    )
+    p.add_argument(
+        "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)"
+    )
     alone = p.add_mutually_exclusive_group()
-    alone.add_argument("--base", type=Path, metavar="BASE_DIR", help="score this base alone (default: the shipped base)")
+    alone.add_argument(
+        "--base", type=Path, metavar="BASE_DIR", help="score this base alone (default: the shipped base)"
+    )
     alone.add_argument("--no-base", action="store_true", help="do not score a base alone")
-    p.add_argument("--compare", type=Path, action="append", default=[], metavar="ARTIFACT_DIR",
-                   help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history")  # fmt: skip
+    p.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="ARTIFACT_DIR",
+        help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history",
+    )
     p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
     p.add_argument("--line-samples", type=int, default=200, metavar="N", help="next-line samples (default 200)")
     p.add_argument("--block-samples", type=int, default=30, metavar="N", help="function-body samples (default 30)")
@@ -165,8 +205,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             raise EvalError(f"{args.repo} has no trained double yet; run `codedouble train` first")
 
     base = None if args.no_base else args.base or shipped_base()
-    options = EvalOptions(compare=tuple(args.compare), base=base, line_samples=args.line_samples,
-                          block_samples=args.block_samples, seed=args.seed)  # fmt: skip
+    options = EvalOptions(
+        compare=tuple(args.compare),
+        base=base,
+        line_samples=args.line_samples,
+        block_samples=args.block_samples,
+        seed=args.seed,
+    )
     result = evaluate(artifact, options, progress=not args.quiet)
     try:
         written = report.write(result, args.report or default_report_dir(artifact))
@@ -183,10 +228,18 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="run the language server (LSP over stdio) that puts your double in the editor",
         description="Serve inline completions and completion items from your double over LSP, on stdio unless --tcp.",
     )
-    p.add_argument("--artifact", type=Path, metavar="ARTIFACT_DIR",
-                   help="the double to serve (default: the newest double of the workspace's repository)")  # fmt: skip
-    p.add_argument("--tcp", type=_host_port, metavar="HOST:PORT",
-                   help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)")
+    p.add_argument(
+        "--artifact",
+        type=Path,
+        metavar="ARTIFACT_DIR",
+        help="the double to serve (default: the newest double of the workspace's repository)",
+    )
+    p.add_argument(
+        "--tcp",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)",
+    )
     p.set_defaults(run=_run_serve)
 
 
@@ -205,7 +258,9 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codedouble", description="Your code-style double, trained on your own git history.")
+    parser = argparse.ArgumentParser(
+        prog="codedouble", description="Your code-style double, trained on your own git history."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _mine_parser(sub)

@@ -66,12 +66,17 @@ class ArtifactError(CodedoubleError):
 def read_manifest(artifact: Path) -> dict[str, Any]:
     path = artifact / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{artifact} is not a codedouble artifact (no {MANIFEST}); create one with `codedouble train`")
+        raise ArtifactError(
+            f"{artifact} is not a codedouble artifact (no {MANIFEST}); create one with `codedouble train`"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble" or manifest.get("artifact_format") != ARTIFACT_FORMAT:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("tool") != "codedouble"
+        or manifest.get("artifact_format") != ARTIFACT_FORMAT
+    ):
         raise ArtifactError(f"{artifact} is not a codedouble artifact of format {ARTIFACT_FORMAT}")
     return manifest
-

@@ -120,7 +120,9 @@ def directory(out: Path) -> Iterator[Path]:
     old = out.with_name(f".{out.name}.old")
     if old.exists() and not out.exists():
         os.replace(old, out)
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):  # staging left by a killed writer: a whole model each
+    for stale in out.parent.glob(
+        f".{glob.escape(out.name)}.*.tmp"
+    ):  # staging left by a killed writer: a whole model each
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

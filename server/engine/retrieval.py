@@ -89,7 +89,11 @@ class Bm25Lines:
             closed = language not in blocks.INDENTED
             inner = body.rstrip().removesuffix("}") if closed else body
             # A file with nothing indented before the cursor says nothing of its step: the hit's own decides.
-            unit = blocks.indent_unit(prefix) if any(line[:1] in (" ", "\t") for line in prefix.split("\n")) else blocks.indent_unit(sig + body)
+            unit = (
+                blocks.indent_unit(prefix)
+                if any(line[:1] in (" ", "\t") for line in prefix.split("\n"))
+                else blocks.indent_unit(sig + body)
+            )
             moved = blocks.reindent(inner.rstrip(), indent + unit)
             return f"{moved}\n{indent}}}" if closed else moved
         typed = prefix.rsplit("\n", 1)[-1].lstrip()

@@ -67,7 +67,9 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
         "format": CORPUS_FORMAT,
         "sources": kept_sources,
         "rejected_sources": rejected_sources,
-        "languages": {lang: {"files": totals.files_per_language[lang], "bytes": n} for lang, n in sorted(totals.languages.items())},
+        "languages": {
+            lang: {"files": totals.files_per_language[lang], "bytes": n} for lang, n in sorted(totals.languages.items())
+        },
         "bytes": sum(totals.languages.values()),
         "files": sum(s["files"] for s in kept_sources),
         "rejected_files": dict(sorted(totals.rejected_files.items())),
@@ -79,13 +81,27 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
     return manifest
 
 
-def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretScrubber, path_filter: filters.PathFilter,
-         seen: set[str], totals: _Totals) -> None:  # fmt: skip
+def _add(
+    source: Source,
+    sink: TextIO,
+    options: CorpusOptions,
+    scrubber: SecretScrubber,
+    path_filter: filters.PathFilter,
+    seen: set[str],
+    totals: _Totals,
+) -> None:
     """One source's admissible files, scrubbed, into `sink`; its manifest entry into the kept or rejected list."""
-    entry = {"name": source.name, "version": source.version, "kind": source.kind,
-             "licence": source.licence.spdx or "unknown", "evidence": source.licence.evidence}  # fmt: skip
+    entry = {
+        "name": source.name,
+        "version": source.version,
+        "kind": source.kind,
+        "licence": source.licence.spdx or "unknown",
+        "evidence": source.licence.evidence,
+    }
     if not source.licence.permissive:
-        totals.rejected_sources.append({**entry, "reason": "licence not permissive" if source.licence.spdx else "licence unknown"})
+        totals.rejected_sources.append(
+            {**entry, "reason": "licence not permissive" if source.licence.spdx else "licence unknown"}
+        )
         return
     digest = hashlib.sha256()
     files = size = 0
@@ -108,10 +124,17 @@ def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretS
         size += len(data)
         languages[language] += len(data)
         totals.files_per_language[language] += 1
-        sink.write(json.dumps({"source": source.name, "path": path, "language": language, "text": scrubbed.text}, ensure_ascii=False) + "\n")
+        sink.write(
+            json.dumps(
+                {"source": source.name, "path": path, "language": language, "text": scrubbed.text}, ensure_ascii=False
+            )
+            + "\n"
+        )
     if files:
         totals.languages.update(languages)
-        totals.kept_sources.append({**entry, "files": files, "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()})
+        totals.kept_sources.append(
+            {**entry, "files": files, "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()}
+        )
     else:
         totals.rejected_sources.append({**entry, "reason": "no admissible files"})
     if source.rejected_files:
@@ -120,10 +143,14 @@ def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretS
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
     """The corpus's identity: its manifest without the hash itself (each source's hash covers its files)."""
-    return hashlib.sha256(json.dumps({k: v for k, v in manifest.items() if k != "sha256"}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({k: v for k, v in manifest.items() if k != "sha256"}, sort_keys=True).encode()
+    ).hexdigest()
 
 
-def _admit(path: str, location: Path, path_filter: filters.PathFilter, options: CorpusOptions, seen: set[str]) -> tuple[str | None, str | None]:
+def _admit(
+    path: str, location: Path, path_filter: filters.PathFilter, options: CorpusOptions, seen: set[str]
+) -> tuple[str | None, str | None]:
     """(reason to leave the file out, None) or (None, its text)."""
     reason = path_filter.reject(path)
     if reason is not None:

@@ -84,8 +84,15 @@ def pretrain(corpus_dir: Path, opts: PretrainOptions, progress: bool = True, com
         return _pretrain(corpus_dir, manifest, opts, run, progress, command, started)
 
 
-def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, run: loop.Run, progress: bool,
-              command: str, started: float) -> BaseResult:  # fmt: skip
+def _pretrain(
+    corpus_dir: Path,
+    manifest: dict[str, Any],
+    opts: PretrainOptions,
+    run: loop.Run,
+    progress: bool,
+    command: str,
+    started: float,
+) -> BaseResult:
     work = loop.work_folder(opts.out, opts.resume, run)
     cache = corpus_dir / f"tokens-{manifest['sha256'][:12]}-v{opts.vocab_size}-s{opts.seed}"
     if run.rank == 0:
@@ -121,16 +128,27 @@ def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions,
             "prompt_format": prompt.PROMPT_FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
-            "corpus": {"sha256": manifest["sha256"], "bytes": manifest["bytes"], "files": manifest["files"],
-                       "sources": len(manifest["sources"]), "languages": manifest["languages"],
-                       "train_tokens": len(stream), "validation_tokens": len(val_stream)},
+            "corpus": {
+                "sha256": manifest["sha256"],
+                "bytes": manifest["bytes"],
+                "files": manifest["files"],
+                "sources": len(manifest["sources"]),
+                "languages": manifest["languages"],
+                "train_tokens": len(stream),
+                "validation_tokens": len(val_stream),
+            },
             "config": {**asdict(SIZES[opts.size]), "vocab_size": len(tokenizer), "parameters": parameter_count(model)},
-            "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                         "block_size": block, "steps_done": fitted.steps, "tokens_seen": fitted.tokens_seen,
-                         "device": str(run.device), "world_size": run.world_size,
-                         "seconds": round(time.monotonic() - started)},
+            "training": {
+                **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                "block_size": block,
+                "steps_done": fitted.steps,
+                "tokens_seen": fitted.tokens_seen,
+                "device": str(run.device),
+                "world_size": run.world_size,
+                "seconds": round(time.monotonic() - started),
+            },
             "validation_loss": fitted.best_validation_loss,
-        }  # fmt: skip
+        }
 
         def fill(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True)
@@ -139,7 +157,9 @@ def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions,
             artifact.write_manifest(folder, base_manifest)
 
         loop.publish(opts.out, fill, work)
-    return BaseResult(opts.out, fitted.steps, fitted.tokens_seen, fitted.best_validation_loss, time.monotonic() - started)
+    return BaseResult(
+        opts.out, fitted.steps, fitted.tokens_seen, fitted.best_validation_loss, time.monotonic() - started
+    )
 
 
 def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, cache: Path, progress: bool) -> None:
@@ -149,11 +169,19 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
     rng = random.Random(opts.seed)
     train_texts: list[str] = []
     val_texts: list[str] = []
-    for entry in tqdm(corpus.read_files(corpus_dir), total=manifest["files"], desc="texts", unit="file", disable=None if progress else True):
+    for entry in tqdm(
+        corpus.read_files(corpus_dir),
+        total=manifest["files"],
+        desc="texts",
+        unit="file",
+        disable=None if progress else True,
+    ):
         held = int(hashlib.sha256(entry["path"].encode()).hexdigest()[:8], 16) % VALIDATION_EVERY == 0
         (val_texts if held else train_texts).extend(file_texts(entry["path"], entry["language"], entry["text"], rng))
     if not train_texts or not val_texts:
-        raise PretrainError(f"{corpus_dir} is too small to pretrain on: {len(train_texts)} training and {len(val_texts)} validation texts")
+        raise PretrainError(
+            f"{corpus_dir} is too small to pretrain on: {len(train_texts)} training and {len(val_texts)} validation texts"
+        )
     rng.shuffle(train_texts)
     if not (cache / "tokenizer" / "tokenizer.json").is_file():
         sample, chars = [], 0
@@ -164,7 +192,9 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
             chars += len(text)
         train_tokenizer(sample, opts.vocab_size).save_pretrained(cache / "tokenizer")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer")
-    tensors = {"train": loop.token_stream(tokenizer, train_texts).to(torch.int16),
-               "validation": loop.token_stream(tokenizer, val_texts).to(torch.int16)}  # fmt: skip
+    tensors = {
+        "train": loop.token_stream(tokenizer, train_texts).to(torch.int16),
+        "validation": loop.token_stream(tokenizer, val_texts).to(torch.int16),
+    }
     with atomic.staged(cache / "tokens.safetensors") as tmp:
         save_file(tensors, str(tmp))

@@ -57,28 +57,34 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
     cells = [[h + "  " if h in ("EM %", "ES %") else h for h in HEADERS]]  # room for the mark, as in the rows
     for i, r in enumerate(rows):
         system = r.system + (f" {DEFAULT_MARK}" if r.system == report.default_system else "")
-        cells.append([
-            r.task,
-            r.language,
-            system,
-            str(r.samples),
-            _pct(r.exact_match) + (f" {BEST_MARK}" if i in best_em else "  "),  # blank mark keeps decimals aligned
-            _pct(r.edit_similarity) + (f" {BEST_MARK}" if i in best_es else "  "),
-            _ms(r.p50_ms),
-            _ms(r.p95_ms),
-        ])
+        cells.append(
+            [
+                r.task,
+                r.language,
+                system,
+                str(r.samples),
+                _pct(r.exact_match) + (f" {BEST_MARK}" if i in best_em else "  "),  # blank mark keeps decimals aligned
+                _pct(r.edit_similarity) + (f" {BEST_MARK}" if i in best_es else "  "),
+                _ms(r.p50_ms),
+                _ms(r.p95_ms),
+            ]
+        )
     widths = [max(len(row[c]) for row in cells) for c in range(len(HEADERS))]
     left = 3  # task, language and system are text; the numbers are right-aligned
 
     def line(row: list[str]) -> str:
-        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        return "  ".join(
+            v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     out = [line(cells[0]), rule, *(line(row) for row in cells[1:])]
     if not rows:
         out.append("(no results)")
-    out.append(f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
-               "EM exact match, ES edit similarity")
+    out.append(
+        f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
+        "EM exact match, ES edit similarity"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -106,8 +112,10 @@ def format_markdown(report: EvalReport) -> str:
     out = [
         f"# codedouble eval: {Path(report.repository).name or report.repository}",
         "",
-        (f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
-         f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."),
+        (
+            f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
+            f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."
+        ),
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---" if c < 3 else "---:" for c in range(len(HEADERS))) + "|",
@@ -116,11 +124,27 @@ def format_markdown(report: EvalReport) -> str:
     for i, r in enumerate(report.rows):
         em, es = _pct(r.exact_match), _pct(r.edit_similarity)
         system = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
-        values = [_cell(r.task), _cell(r.language), system, str(r.samples),
-                  f"**{em}**" if i in best_em else em, f"**{es}**" if i in best_es else es, _ms(r.p50_ms), _ms(r.p95_ms)]
+        values = [
+            _cell(r.task),
+            _cell(r.language),
+            system,
+            str(r.samples),
+            f"**{em}**" if i in best_em else em,
+            f"**{es}**" if i in best_es else es,
+            _ms(r.p50_ms),
+            _ms(r.p95_ms),
+        ]
         out.append("| " + " | ".join(values) + " |")
-    out += ["", ("EM: exact match; ES: edit similarity; bold: best in its task and language; (default): the engine "
-                 "`codedouble serve` uses."), "", "## Systems", ""]
+    out += [
+        "",
+        (
+            "EM: exact match; ES: edit similarity; bold: best in its task and language; (default): the engine "
+            "`codedouble serve` uses."
+        ),
+        "",
+        "## Systems",
+        "",
+    ]
     for system in report.systems:
         default = " (default)" if system == report.default_system else ""
         description = report.descriptions.get(system, "")
@@ -160,14 +184,20 @@ def plot(report: EvalReport, path: Path) -> None:
             by_system = {r.system: r for r in rows if r.task == task}
             present = [s for s in systems if s in by_system]
             xs = range(len(present))
-            for offset, label, color, value in ((-width / 2, "EM", "tab:blue", lambda r: r.exact_match),
-                                                (width / 2, "ES", "tab:orange", lambda r: r.edit_similarity)):
+            for offset, label, color, value in (
+                (-width / 2, "EM", "tab:blue", lambda r: r.exact_match),
+                (width / 2, "ES", "tab:orange", lambda r: r.edit_similarity),
+            ):
                 heights = [100 * value(by_system[s]) for s in present]
                 bars = ax.bar([x + offset for x in xs], heights, width, label=label, color=color)
                 ax.bar_label(bars, fmt="%.0f", fontsize=8, padding=2)
             crowded = len(present) > 3
-            ax.set_xticks(list(xs), [s + (" *" if s == report.default_system else "") for s in present],
-                          rotation=30 if crowded else 0, ha="right" if crowded else "center")
+            ax.set_xticks(
+                list(xs),
+                [s + (" *" if s == report.default_system else "") for s in present],
+                rotation=30 if crowded else 0,
+                ha="right" if crowded else "center",
+            )
             pad = max(0.6, (3 - len(present)) / 2 + 0.6)  # keep one or two systems' bars from filling the panel
             ax.set_xlim(-pad, len(present) - 1 + pad)
             n = report.samples.get(task, max(r.samples for r in by_system.values()))

@@ -68,14 +68,28 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         records, repository, heldout_commits = _heldout(artifact, manifest)
         samples = tasks.sample(records, repository, opts.line_samples, opts.block_samples, opts.seed)
         if not samples:
-            raise EvalError(f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)")
+            raise EvalError(
+                f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
+            )
         engine = engines.load(artifact, opts.threads)
         systems: list[System] = list(engine.systems)
         if opts.base is not None:
-            systems.append(_Renamed(engines.load_model(opts.base, opts.threads), "base", f"the pretrained base alone ({opts.base.name}): no personal data"))
+            systems.append(
+                _Renamed(
+                    engines.load_model(opts.base, opts.threads),
+                    "base",
+                    f"the pretrained base alone ({opts.base.name}): no personal data",
+                )
+            )
         for other in opts.compare:
             name = f"compare:{other.name}"
-            systems.append(_Renamed(engines.load_model(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))
+            systems.append(
+                _Renamed(
+                    engines.load_model(other, opts.threads),
+                    name,
+                    f"the model of {other} (another history): no personalisation",
+                )
+            )
     except OSError as exc:
         raise EvalError(str(exc)) from exc
 
@@ -92,14 +106,28 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             prediction = system.complete(request)
             elapsed = (time.perf_counter() - started) * 1000
             predictions[system.name] = prediction
-            outcomes.append(summary.Outcome(
-                system.name, sample.task, sample.language, sample.id, prediction,
-                metrics.exact_match(prediction, sample.target, sample.task),
-                metrics.edit_similarity(prediction, sample.target, sample.task), elapsed,
-            ))  # fmt: skip
+            outcomes.append(
+                summary.Outcome(
+                    system.name,
+                    sample.task,
+                    sample.language,
+                    sample.id,
+                    prediction,
+                    metrics.exact_match(prediction, sample.target, sample.task),
+                    metrics.edit_similarity(prediction, sample.target, sample.task),
+                    elapsed,
+                )
+            )
         if sum(e["task"] == sample.task for e in examples) < EXAMPLES:
-            examples.append({"task": sample.task, "language": sample.language, "prompt_tail": sample.prefix[-200:],
-                             "target": sample.target, **predictions})  # fmt: skip
+            examples.append(
+                {
+                    "task": sample.task,
+                    "language": sample.language,
+                    "prompt_tail": sample.prefix[-200:],
+                    "target": sample.target,
+                    **predictions,
+                }
+            )
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -128,5 +156,3 @@ def _machine(threads: int | None) -> str:
 
 def default_report_dir(artifact: Path) -> Path:
     return artifact / "eval"
-
-

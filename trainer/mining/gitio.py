@@ -138,10 +138,24 @@ def log(
     """
     walk = ["--no-walk=unsorted", "--stdin"] if shas is not None else ["--reverse", *(extra or []), *revisions]
     cmd = [
-        "git", "-C", str(repo), "-c", "core.quotepath=off", "-c", f"diff.renameLimit={_RENAME_LIMIT}",
-        "log", f"--format={_LOG_FORMAT}", "--raw", "-z", "--no-abbrev", "-M", "--root", "--use-mailmap",
-        *walk, "--",
-    ]  # fmt: skip
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "core.quotepath=off",
+        "-c",
+        f"diff.renameLimit={_RENAME_LIMIT}",
+        "log",
+        f"--format={_LOG_FORMAT}",
+        "--raw",
+        "-z",
+        "--no-abbrev",
+        "-M",
+        "--root",
+        "--use-mailmap",
+        *walk,
+        "--",
+    ]
     # stderr goes to a file: a pipe nobody reads until the end could fill up and stall git.
     errors = tempfile.TemporaryFile()
     proc = subprocess.Popen(

@@ -15,10 +15,24 @@ from codedouble.trainer.mining.gitio import git
 _BOT_NAME = re.compile(r"\[bot\]|^(dependabot|renovate|pre-commit-ci|github-actions|greenkeeper|snyk-bot)\b", re.I)
 _BOT_LOCAL_PARTS = frozenset(
     {
-        "noreply", "no-reply", "bot", "action", "actions", "github-actions", "dependabot", "renovate",
-        "pre-commit-ci", "greenkeeper", "snyk-bot", "ci", "jenkins", "buildbot", "travis", "semantic-release-bot",
+        "noreply",
+        "no-reply",
+        "bot",
+        "action",
+        "actions",
+        "github-actions",
+        "dependabot",
+        "renovate",
+        "pre-commit-ci",
+        "greenkeeper",
+        "snyk-bot",
+        "ci",
+        "jenkins",
+        "buildbot",
+        "travis",
+        "semantic-release-bot",
     }
-)  # fmt: skip
+)
 
 
 def is_bot(name: str, email: str) -> bool:
@@ -75,7 +89,9 @@ def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) ->
             emails.update((raw, mapped))
     identities = Identities(frozenset(emails), False)
     if not any(identities.matches(mapped, raw) for raw, mapped, _name in counts):
-        raise UnknownAuthorError(f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(counts))
+        raise UnknownAuthorError(
+            f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(counts)
+        )
     return identities
 
 

@@ -103,7 +103,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _mine_parallel(walk: Walk, shas: list[str], jobs: int, counts: Counts, on_commits: Callable[[int], None]) -> Iterator[CommitResult]:
+def _mine_parallel(
+    walk: Walk, shas: list[str], jobs: int, counts: Counts, on_commits: Callable[[int], None]
+) -> Iterator[CommitResult]:
     """Contiguous chunks of the commit list mined in worker processes; results come back in commit order."""
     # Small enough to keep both cores busy to the end, big enough that a chunk's git processes pay off.
     size = max(32, min(512, len(shas) // (jobs * 8) or 1))

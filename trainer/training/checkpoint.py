@@ -47,7 +47,10 @@ def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     for index, step in state["optimizer_steps"].items():
         restored.setdefault(int(index), {})["step"] = torch.tensor(step)
     current = optimizer.state_dict()
-    groups = [{**saved, "params": group["params"]} for saved, group in zip(state["param_groups"], current["param_groups"], strict=True)]
+    groups = [
+        {**saved, "params": group["params"]}
+        for saved, group in zip(state["param_groups"], current["param_groups"], strict=True)
+    ]
     optimizer.load_state_dict({"state": restored, "param_groups": groups})
     return state
 

@@ -72,7 +72,6 @@ def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> lis
     return texts
 
 
-
 def corpus_snippets(records: Iterable[ChangeRecord]) -> list[corpus.Snippet]:
     """What the artifact's completion corpus holds: each distinct non-empty after-text of `records`, once."""
     seen: set[str] = set()

@@ -57,10 +57,17 @@ class Budgeted(Protocol):
 def options(opts: Budgeted, *, block_size: int, learning_rate: float, default_minutes: float) -> LoopOptions:
     """The loop's options from a command's: a step budget if given, else `minutes` (or the default) of wall time."""
     return LoopOptions(
-        steps=opts.steps, minutes=opts.minutes or default_minutes, batch_size=opts.batch_size, block_size=block_size,
-        learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
-        eval_batches=opts.eval_batches, seed=opts.seed, resume=opts.resume,
-    )  # fmt: skip
+        steps=opts.steps,
+        minutes=opts.minutes or default_minutes,
+        batch_size=opts.batch_size,
+        block_size=block_size,
+        learning_rate=learning_rate,
+        warmup_steps=opts.warmup_steps,
+        eval_every=opts.eval_every,
+        eval_batches=opts.eval_batches,
+        seed=opts.seed,
+        resume=opts.resume,
+    )
 
 
 def quiet_transformers() -> None:
@@ -154,7 +161,9 @@ def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _batch(stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _batch(
+    stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     starts = torch.randint(0, len(stream) - block, (size,), generator=generator)
     return torch.stack([stream[s : s + block] for s in starts.tolist()]).to(device=device, dtype=torch.long)
 
@@ -178,8 +187,16 @@ def validation_loss(model: torch.nn.Module, stream: torch.Tensor, opts: LoopOpti
     return sum(losses) / len(losses)
 
 
-def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOptions, work: Path, run: Run,
-        progress: bool, desc: str = "training") -> Fitted:  # fmt: skip
+def fit(
+    model: Any,
+    stream: torch.Tensor,
+    val_stream: torch.Tensor,
+    opts: LoopOptions,
+    work: Path,
+    run: Run,
+    progress: bool,
+    desc: str = "training",
+) -> Fitted:
     """Train `model` in place on random blocks of `stream`; on return (rank 0) it holds the best weights
     seen by validation. `work` keeps `last` (for resume) and `best` checkpoints."""
     from tqdm import tqdm
@@ -198,8 +215,13 @@ def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOp
     budget = None if opts.steps else opts.minutes * 60
     generator = torch.Generator().manual_seed(opts.seed * 1000 + run.rank + state["step"])
     step, resumed_elapsed, loop_start = state["step"], state["elapsed"], time.monotonic()
-    bar = tqdm(total=opts.steps or int(budget or 0), initial=step if opts.steps else int(resumed_elapsed),
-               unit="step" if opts.steps else "s", desc=desc, disable=None if progress and run.rank == 0 else True)  # fmt: skip
+    bar = tqdm(
+        total=opts.steps or int(budget or 0),
+        initial=step if opts.steps else int(resumed_elapsed),
+        unit="step" if opts.steps else "s",
+        desc=desc,
+        disable=None if progress and run.rank == 0 else True,
+    )
     try:
         while True:
             elapsed = resumed_elapsed + time.monotonic() - loop_start
@@ -224,12 +246,18 @@ def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOp
             if step % opts.eval_every == 0 and run.rank == 0:
                 val = validation_loss(model, val_stream, opts, run.device)
                 bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                state = {"step": step, "elapsed": resumed_elapsed + time.monotonic() - loop_start, "best": min(state["best"], val)}
+                state = {
+                    "step": step,
+                    "elapsed": resumed_elapsed + time.monotonic() - loop_start,
+                    "best": min(state["best"], val),
+                }
                 if val <= state["best"]:
                     checkpoint.save_weights(work / "best", model)
                 checkpoint.save(work / "last", model, optimizer, state)
     except torch.cuda.OutOfMemoryError as exc:
-        raise LoopError(f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size") from exc
+        raise LoopError(
+            f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size"
+        ) from exc
     finally:
         bar.close()
     wait_for_rank_0(run)

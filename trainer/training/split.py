@@ -79,6 +79,7 @@ def drop_near_duplicates(train: list[ChangeRecord], heldout: list[ChangeRecord])
     for i, shingles in enumerate(held_sets):
         for s in shingles:
             index[s].append(i)
+
     def leaks(text: str) -> bool:
         if _normalised(text) in exact:
             return True

@@ -168,24 +168,42 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             export.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
-            artifact.write_manifest(folder, {
-                "prompt_format": prompt.PROMPT_FORMAT_VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "dataset": {"path": str(dataset_dir.resolve()), "manifest_hash": _data_hash(manifest),
-                            "repository": manifest["repository"], "head": manifest["head"]},
-                "identities": manifest["identities"],
-                "all_authors": manifest["all_authors"],
-                "split": split.to_dict(),
-                "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
-                            "validation": len(check), "near_duplicates_dropped": near_duplicates,
-                            "corpus_snippets": len(snippets)},
-                "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                             "learning_rate": learning_rate, "steps_done": fitted.steps, "train_tokens": len(stream),
-                             "parameters": parameter_count(export), "device": str(run.device),
-                             "world_size": run.world_size,
-                             "base": base_identity(base) if base else None, "finetune": method},
-                "validation_loss": fitted.best_validation_loss,
-            })  # fmt: skip
+            artifact.write_manifest(
+                folder,
+                {
+                    "prompt_format": prompt.PROMPT_FORMAT_VERSION,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "dataset": {
+                        "path": str(dataset_dir.resolve()),
+                        "manifest_hash": _data_hash(manifest),
+                        "repository": manifest["repository"],
+                        "head": manifest["head"],
+                    },
+                    "identities": manifest["identities"],
+                    "all_authors": manifest["all_authors"],
+                    "split": split.to_dict(),
+                    "records": {
+                        "total": len(records),
+                        "heldout": len(heldout),
+                        "train": len(fit),
+                        "validation": len(check),
+                        "near_duplicates_dropped": near_duplicates,
+                        "corpus_snippets": len(snippets),
+                    },
+                    "training": {
+                        **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                        "learning_rate": learning_rate,
+                        "steps_done": fitted.steps,
+                        "train_tokens": len(stream),
+                        "parameters": parameter_count(export),
+                        "device": str(run.device),
+                        "world_size": run.world_size,
+                        "base": base_identity(base) if base else None,
+                        "finetune": method,
+                    },
+                    "validation_loss": fitted.best_validation_loss,
+                },
+            )
 
         loop.publish(out, fill, work)
         if opts.out is None:
