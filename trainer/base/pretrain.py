@@ -190,7 +190,8 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
                 break
             sample.append(text)
             chars += len(text)
-        train_tokenizer(sample, opts.vocab_size).save_pretrained(cache / "tokenizer")
+        with atomic.directory(cache / "tokenizer") as folder:  # a killed run never leaves half a tokenizer
+            train_tokenizer(sample, opts.vocab_size).save_pretrained(folder)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer")
     tensors = {
         "train": loop.token_stream(tokenizer, train_texts).to(torch.int16),

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.server.contract import artifact, corpus, prompt
+from codedouble.server.contract import artifact, atomic, corpus, prompt
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.shipped import identity as base_identity
 from codedouble.trainer.base.shipped import require_shipped_base
@@ -128,7 +128,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             model = with_lora(model, tokenizer, opts.lora_rank)
     else:
         if run.rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
-            train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
+            with atomic.directory(work / "tokenizer") as folder:  # a killed run never leaves half a tokenizer
+                train_tokenizer(texts, opts.vocab_size).save_pretrained(folder)
         loop.wait_for_rank_0(run)  # every rank uses rank 0's tokenizer
         tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
         torch.manual_seed(opts.seed)
