@@ -295,7 +295,9 @@ def compared(world: World, tmp_path_factory: pytest.TempPathFactory) -> tuple[Ev
     other = tmp_path_factory.mktemp("compare") / "other-double"
     shutil.copytree(world.artifact, other)
     result = run.evaluate(
-        world.artifact, run.EvalOptions(compare=(other,), line_samples=12, block_samples=3, threads=1), progress=False
+        world.artifact,
+        run.EvalOptions(compare=(other,), line_samples=12, block_samples=3, replay_lines=4, threads=1),
+        progress=False,
     )
     return result, other
 
@@ -339,7 +341,7 @@ def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(tasks, "sample", spy)
     result = run.evaluate(
-        world.artifact, run.EvalOptions(line_samples=200, block_samples=30, threads=1), progress=False
+        world.artifact, run.EvalOptions(line_samples=200, block_samples=30, replay_lines=0, threads=1), progress=False
     )
     assert sorted(map(repr, seen["records"])) == sorted(map(repr, world.heldout_records()))
     assert Path(seen["repository"]).resolve() == world.repo.resolve()
@@ -627,6 +629,14 @@ def test_evaluate_scores_every_system_and_the_compared_artifact(compared: tuple[
             assert r.p50_ms >= 0 and r.p95_ms >= r.p50_ms
     assert "other-double" in result.descriptions["compare:other-double"]
     assert {e["task"] for e in result.examples} == {"line", "block"}
+    # The typing replay: every system typed the same held-out lines, for both simulated users.
+    assert result.replay_lines == 4
+    overall = {(r.system, r.user): r for r in result.replay if r.language == "all"}
+    assert set(overall) == {(s, u) for s in result.systems for u in ("line", "word")}
+    for r in overall.values():
+        assert r.lines == 4 and r.chars > 0
+        assert 0 <= r.saved <= 1 and 0 <= r.shown <= 1
+        assert r.precision is None or 0 <= r.precision <= 1
     assert all(set(SYSTEMS) <= set(e) for e in result.examples)
 
 
@@ -657,6 +667,8 @@ def test_cli_eval_prints_the_table_and_writes_the_report(
             "20",
             "--block-samples",
             "5",
+            "--replay-lines",
+            "3",
             "--quiet",
             "--no-base",
         ]
@@ -670,6 +682,8 @@ def test_cli_eval_prints_the_table_and_writes_the_report(
     data = read_json(out / "report.json")
     assert data["systems"] == list(SYSTEMS)
     assert data["samples"] == {"line": 20, "block": 2}
+    assert data["replay_lines"] == 3 and {r["user"] for r in data["replay"]} == {"line", "word"}
+    assert "typing replay" in captured.out
     assert not (world.artifact / "eval").exists()  # --report: nothing written into the artifact
 
 
@@ -687,7 +701,17 @@ def test_cli_eval_scores_a_base_alone(
     else:
         stand_in.mkdir()
     monkeypatch.setattr(shipped_module, "WEIGHTS", stand_in)
-    args = ["eval", str(world.artifact), "--line-samples", "4", "--block-samples", "1", "--quiet"]
+    args = [
+        "eval",
+        str(world.artifact),
+        "--line-samples",
+        "4",
+        "--block-samples",
+        "1",
+        "--replay-lines",
+        "0",
+        "--quiet",
+    ]
     assert cli.main([*args, "--report", str(tmp_path / "default")]) == 0, capsys.readouterr().err
     systems = read_json(tmp_path / "default" / "report.json")["systems"]
     assert systems == [*SYSTEMS, "base"] if shipped else list(SYSTEMS)

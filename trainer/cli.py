@@ -186,6 +186,13 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
     p.add_argument("--line-samples", type=int, default=200, metavar="N", help="next-line samples (default 200)")
     p.add_argument("--block-samples", type=int, default=30, metavar="N", help="function-body samples (default 30)")
+    p.add_argument(
+        "--replay-lines",
+        type=int,
+        default=20,
+        metavar="N",
+        help="held-out lines typed key by key against every system, as the server is asked (default 20; 0 skips)",
+    )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
     p.add_argument("--seed", type=int, default=0, help="which samples are drawn (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -210,6 +217,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         base=base,
         line_samples=args.line_samples,
         block_samples=args.block_samples,
+        replay_lines=args.replay_lines,
         seed=args.seed,
     )
     result = evaluate(artifact, options, progress=not args.quiet)

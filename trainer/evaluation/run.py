@@ -15,8 +15,8 @@ from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
-from codedouble.trainer.evaluation import metrics, summary, tasks
-from codedouble.trainer.mining import dataset
+from codedouble.trainer.evaluation import metrics, replay, summary, tasks
+from codedouble.trainer.mining import dataset, filters
 from codedouble.trainer.training.split import Split
 
 EXAMPLES = 3  # sample predictions per task kept for report.md
@@ -32,6 +32,7 @@ class EvalOptions:
     base: Path | None = None  # also score this base alone (no personal data); the CLI passes the shipped one
     line_samples: int = 200
     block_samples: int = 30
+    replay_lines: int = 20  # lines typed keystroke by keystroke: each costs about as many requests as characters
     seed: int = 0
     threads: int | None = None
 
@@ -67,6 +68,8 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         manifest = artifacts.read_manifest(artifact)
         records, repository, heldout_commits = _heldout(artifact, manifest)
         samples = tasks.sample(records, repository, opts.line_samples, opts.block_samples, opts.seed)
+        heldout_shas = Split.from_dict(manifest["split"]).heldout_commits
+        typed_lines = replay.lines(repository, heldout_shas, opts.replay_lines, opts.seed, _path_filter(manifest))
         if not samples:
             raise EvalError(
                 f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
@@ -128,6 +131,12 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
                     **predictions,
                 }
             )
+    typed: list[replay.Typed] = []
+    if typed_lines:
+        for system in tqdm(systems, desc="typing replay", unit="system", disable=None if progress else True):
+            for line in typed_lines:
+                for user in replay.USERS:
+                    typed.append(replay.type_line(system.complete, system.name, line, user))
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -145,7 +154,16 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         rows=tuple(summary.aggregate(outcomes, names)),
         machine=_machine(opts.threads),
         examples=tuple(examples),
+        replay_lines=len(typed_lines),
+        replay=tuple(replay.aggregate(typed, names)),
     )
+
+
+def _path_filter(manifest: dict) -> filters.PathFilter:  # type: ignore[type-arg]
+    """The paths the dataset was mined from: the replay types only lines the miner would have looked at."""
+    data = dataset.read_manifest(Path(manifest["dataset"]["path"])) or {}
+    options = data.get("options", {})
+    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
 
 
 def _machine(threads: int | None) -> str:
