@@ -35,6 +35,9 @@ class Options:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE  # globs matched against the document's path; the defaults always stay
     max_lines: int = 8  # of a multi-line completion
     debounce_ms: int = 0  # wait this long for a newer keystroke before computing
+    # Show a suggestion only when the double puts the chance it is right at least this high (0..1); None
+    # keeps the threshold tuned for this double on the engineer's validation commits. 0 shows everything.
+    min_confidence: float | None = None
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
@@ -114,12 +117,21 @@ def _count(low: int, high: int):  # type: ignore[no-untyped-def]
     return parse
 
 
+def _probability(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("a number from 0 to 1, or null for the double's own threshold")
+    return float(value)
+
+
 _PARSERS = {
     "artifact": _artifact,
     "languages": _languages,
     "exclude": _globs,
     "maxLines": _count(1, 200),
     "debounceMs": _count(0, 2000),
+    "minConfidence": _probability,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -127,6 +139,7 @@ _FIELD = {
     "exclude": "exclude",
     "maxLines": "max_lines",
     "debounceMs": "debounce_ms",
+    "minConfidence": "min_confidence",
 }
 
 

@@ -218,7 +218,7 @@ class DoubleServer(LanguageServer):
         if engine is None:
             return "", ""
         mode = mode_at(prefix, language)
-        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000])
+        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], str(self.options.min_confidence))
         cached = self.cache.get(key)
         if cached is None:
             ticket = next(self.tickets)
@@ -235,7 +235,8 @@ class DoubleServer(LanguageServer):
                 twin = self.cache.get(key)
                 if twin is not None:
                     return twin
-                raw = engine.complete(Request(path, prefix, suffix, mode), superseded)
+                request = Request(path, prefix, suffix, mode)
+                raw = engine.propose(request, superseded, self.options.min_confidence).text
                 if superseded():
                     return None
                 text = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
@@ -285,13 +286,23 @@ class DoubleServer(LanguageServer):
                 "exclude": list(self.options.exclude),
                 "maxLines": self.options.max_lines,
                 "debounceMs": self.options.debounce_ms,
+                "minConfidence": self.options.min_confidence,
             },
+            "abstention": _abstention_status(self.engine),
         }
 
     def configure(self, raw: Any) -> None:
         self.options, problems = opts.parse(raw)
         for problem in problems:
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
+
+
+def _abstention_status(engine: Engine | None) -> dict[str, Any] | None:
+    """The double's own threshold and what it measured on the engineer's validation commits."""
+    if engine is None:
+        return None
+    abstention = engine.combined.abstention
+    return {"threshold": abstention.threshold, "validation": abstention.validation}
 
 
 def _stamp(artifact: Path) -> float | None:

@@ -19,7 +19,8 @@ import pytest
 
 from codedouble.server.contract import corpus
 from codedouble.server.engine import engine as engines
-from codedouble.server.engine.document import Request
+from codedouble.server.engine.document import Proposal, Request
+from codedouble.server.engine.neural import Generated
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
 from codedouble.trainer import cli
@@ -47,6 +48,7 @@ TINY = TrainOptions(
     heldout_fraction=HELDOUT_FRACTION,
     # 256 positions: room for a block's 160 new tokens and a prompt (a 128-position model is tested on its own below).
     size=ModelSize(n_layer=1, n_head=2, n_embd=32, context=256),
+    tune_lines=0,  # abstention tuning has tests of its own; here it would only slow every training down
 )
 
 REGISTER = "    registry.register(handler, priority=HIGH_PRIORITY)"
@@ -510,13 +512,21 @@ def test_the_engine_completes_the_known_line_from_the_engineers_code(world: Worl
 
 
 class _Fixed:
+    """Stands in for any of the engine's systems (the model's `generate` or a count-based `propose`)."""
+
+    name = "fixed"
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.calls = 0
 
-    def complete(self, request: Request, cancelled: object = None) -> str:
+    def propose(self, request: Request, cancelled: object = None) -> Proposal:
         self.calls += 1
-        return self.text
+        return Proposal(self.text, 1.0)
+
+    def generate(self, request: Request, cancelled: object = None) -> Generated:
+        self.calls += 1
+        return Generated(self.text, 0.0, 1)
 
 
 @pytest.mark.parametrize(
@@ -809,3 +819,36 @@ def test_cli_eval_with_damaged_weights_names_the_problem(
     (artifact / "model.safetensors").write_bytes(b"not safetensors")
     err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
     assert "model cannot be loaded" in err and str(artifact) in err
+
+
+# --- abstention tuned at training time ----------------------------------------------------------------------
+
+
+def test_training_tunes_abstention_on_validation_lines_never_heldout_ones(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codedouble.server.engine.abstention import Abstention
+    from codedouble.trainer.training import abstention
+
+    typed: list[str] = []
+    real = abstention.observe
+
+    def watched(proposers, lines, seconds):  # type: ignore[no-untyped-def]
+        typed.extend(line.id.split(":")[0] for line in lines)
+        return real(proposers, lines, seconds)
+
+    monkeypatch.setattr(abstention, "observe", watched)
+    out = tmp_path / "tuned"
+    train(world.dataset, replace(TINY, out=out, tune_lines=6), progress=False)
+    manifest = read_json(out / "manifest.json")
+    assert typed and not {sha for sha in typed} & {s[:12] for s in world.heldout}
+    tuned = Abstention.from_manifest(manifest)
+    assert tuned.validation["lines"] == len(typed) <= 6
+    assert set(tuned.calibrations) == {"ngram", "model", "bm25"}
+    assert tuned.threshold is not None and 0 < tuned.threshold < 1
+    engine = engines.load(out, threads=1)
+    assert engine.combined.abstention == tuned
+    request = audit_request(world, "    registry.")
+    shown = engine.propose(request)
+    assert shown.text == "" or 0 <= shown.score <= 1  # what clears the threshold comes with its probability
+    assert engine.propose(request, threshold=0.0).text == engine.complete(request)

@@ -121,6 +121,14 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--tune-lines",
+        type=int,
+        default=40,
+        metavar="N",
+        help="lines of your newest training commits typed key by key to tune when a suggestion is shown "
+        "(default 40; 0 shows every suggestion)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -143,6 +151,7 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
         seed=args.seed,
+        tune_lines=args.tune_lines,
     )
     result = train(args.dataset, options, progress=not args.quiet)
     print(

@@ -28,6 +28,18 @@ class Request:
         return language_for_path(self.path)
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A system's completion with its own score of how likely it is right (higher is likelier; each system's
+    scale is its own until calibrated, see abstention.py)."""
+
+    text: str
+    score: float = 0.0
+
+
+NOTHING = Proposal("", 0.0)
+
+
 def mode_at(prefix: str, language: str | None) -> Mode:
     """A body is wanted on an empty line right under a line that opens a block; the rest of a line elsewhere."""
     lines = prefix.split("\n")

@@ -3,6 +3,7 @@ cache n-gram and BM25 retrieval over the engineer's own code, and their combinat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Protocol
 from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.server.engine.document import Request
+from codedouble.server.engine.abstention import Abstention
+from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
@@ -24,28 +26,64 @@ class System(Protocol):
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str: ...
 
 
+class Proposer(Protocol):
+    name: str
+
+    def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal: ...
+
+
+class ModelProposer:
+    """The model as a proposer: its greedy completion, scored by the probability it gives those tokens."""
+
+    name = "model"
+
+    def __init__(self, model: Neural) -> None:
+        self.model = model
+
+    def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
+        generated = self.model.generate(request, cancelled)
+        return Proposal(generated.text, math.exp(generated.logprob)) if generated.text else NOTHING
+
+
 class Combined:
-    """The default: the cache n-gram first, the model where the n-gram has no evidence, retrieval last.
+    """The default: the cache n-gram first, the model where the n-gram has no evidence, retrieval last, each
+    shown only when its calibrated confidence reaches the double's threshold (abstention.py).
 
     Measured, not assumed (README, "codedouble eval"): on the engineer's own future code the n-gram over
     their past code completes lines far better than a model small enough for a laptop CPU, and ranking its
     candidate against retrieval's and the model's by the model's likelihood lost exact matches (26 → 21 %
-    next-line EM on Textualize/rich). The model earns its place where the n-gram is silent: a context the
-    engineer never wrote before.
+    next-line EM on Textualize/rich). The model earns its place where the n-gram is silent or unsure: a
+    context the engineer never wrote before.
     """
 
     name = "engine"
     description = "default engine: cache n-gram, the model where the n-gram has no evidence, then retrieval"
 
-    def __init__(self, model: Neural, ngram: CacheNgram, bm25: Bm25Lines) -> None:
+    def __init__(self, model: Neural, ngram: CacheNgram, bm25: Bm25Lines, abstention: Abstention | None = None) -> None:
         self.model, self.ngram, self.bm25 = model, ngram, bm25
+        self.abstention = abstention or Abstention()
+        self.proposers: tuple[Proposer, ...] = (ngram, ModelProposer(model), bm25)
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
-        for system in (self.ngram, self.model, self.bm25):
-            text = system.complete(request, cancelled)
-            if text.strip() or (cancelled is not None and cancelled()):
-                return text
+        """One forced answer (the next-line and block tasks of `codedouble eval`): the first system with one."""
+        for system in self.proposers:
+            proposal = system.propose(request, cancelled)
+            if proposal.text.strip() or (cancelled is not None and cancelled()):
+                return proposal.text
         return ""
+
+    def propose(
+        self, request: Request, cancelled: Callable[[], bool] | None = None, threshold: float | None = None
+    ) -> Proposal:
+        """What the editor is shown: the first system whose suggestion is confident enough (the double's
+        tuned threshold, or `threshold`), its score the calibrated probability of being right; else nothing."""
+        for system in self.proposers:
+            proposal = system.propose(request, cancelled)
+            if cancelled is not None and cancelled():
+                return NOTHING
+            if proposal.text.strip() and self.abstention.shows(system.name, proposal.score, threshold):
+                return Proposal(proposal.text, self.abstention.confidence(system.name, proposal.score))
+        return NOTHING
 
 
 @dataclass
@@ -64,6 +102,11 @@ class Engine:
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
         return self.combined.complete(request, cancelled)
+
+    def propose(
+        self, request: Request, cancelled: Callable[[], bool] | None = None, threshold: float | None = None
+    ) -> Proposal:
+        return self.combined.propose(request, cancelled, threshold)
 
 
 class EngineError(CodedoubleError):
@@ -87,9 +130,10 @@ def load_model(artifact: Path, threads: int | None = None) -> Neural:
 
 def load(artifact: Path, threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> Engine:
     model = load_model(artifact, threads)
+    abstention = Abstention.from_manifest(read_manifest(artifact))
     snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")
     texts = [s.text for s in snippets]
     ngram = CacheNgram(texts)
     bm25 = Bm25Lines(texts, [s.language for s in snippets])
-    return Engine(artifact, model, ngram, bm25, Combined(model, ngram, bm25))
+    return Engine(artifact, model, ngram, bm25, Combined(model, ngram, bm25, abstention))

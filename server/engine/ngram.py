@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from codedouble.server.engine import blocks, lexer
-from codedouble.server.engine.document import Request
+from codedouble.server.engine.document import NOTHING, Proposal, Request
 
 # Chosen on a validation split of Textualize/rich (the newest training commits, never the eval's held-out
 # ones): next-line EM rose from 28 % (order 6) to 36 % (order 32), where it levels off. Long contexts make
@@ -155,6 +155,11 @@ class CacheNgram:
 
     # -- completion -----------------------------------------------------------------------------------------
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        return self.propose(request, cancelled).text
+
+    def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
+        """The greedy completion, scored by the probability the model gives its first line: the product of
+        each chosen token's share of its distribution (the evidence the engineer's own code holds for it)."""
         prefix, suffix, mode, language = request.prefix, request.suffix, request.mode, request.language
         vocabulary = _Vocabulary(self.vocab, self.strings)
         # The file around the cursor is the cache; the typed part of a token is no evidence of anything.
@@ -168,9 +173,11 @@ class CacheNgram:
         out: list[str] = []
         limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
         outer = blocks.signature_indent(prefix)
+        score = 1.0
+        first_line = True
         for step in range(limit):
             if cancelled is not None and cancelled():
-                return ""
+                return NOTHING
             dist = self._distribution(context, cache, ends=mode == "block")
             if not dist:
                 break
@@ -179,13 +186,18 @@ class CacheNgram:
                 fitting = [t for t in dist if vocabulary.string(t).startswith(partial)]
                 choice = max(fitting, key=dist.__getitem__) if fitting else vocabulary.id(partial)
                 text = vocabulary.string(choice)[len(partial) :]
+                share = dist[choice] / sum(dist[t] for t in fitting) if fitting else 0.0
             else:
                 choice = max(dist, key=dist.__getitem__)
                 if choice == self.boundary:
                     break  # the body ends here, as the engineer's definitions end after such code
                 text = vocabulary.string(choice)
+                share = dist[choice] / sum(dist.values())
             if mode == "line" and "\n" in text:
                 break
+            if first_line:
+                score *= share
+                first_line = "\n" not in text
             out.append(text)
             context.append(choice)
             if mode == "block" and "\n" in text:
@@ -193,4 +205,5 @@ class CacheNgram:
                 if len(blocks.cut_block(joined, language, outer)) < len(joined.rstrip()):
                     break
         completion = "".join(out)
-        return blocks.cut_line(completion) if mode == "line" else blocks.body_end(prefix, completion, language)
+        text = blocks.cut_line(completion) if mode == "line" else blocks.body_end(prefix, completion, language)
+        return Proposal(text, score if text else 0.0)

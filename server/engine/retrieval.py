@@ -10,11 +10,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from codedouble.server.engine import blocks, lexer
-from codedouble.server.engine.document import Request
+from codedouble.server.engine.document import NOTHING, Proposal, Request
 
 K1 = 1.2
 B = 0.75
 TOP = 20  # hits considered for one that continues what is typed
+# A hit that only holds the end of what is typed is weaker evidence than one that starts alike: its score
+# counts for less when abstention decides whether to show it.
+TAIL_MATCH_DISCOUNT = 0.5
 
 
 class _Bm25:
@@ -37,6 +40,10 @@ class _Bm25:
             self.terms[term] = (ids, (idf * tf * (K1 + 1) / (tf + norm[ids])).astype(np.float32))
 
     def search(self, query: Sequence[str], top: int = TOP) -> list[int]:
+        return [index for index, _ in self.scored(query, top)]
+
+    def scored(self, query: Sequence[str], top: int = TOP) -> list[tuple[int, float]]:
+        """The best `top` entries for `query` with their BM25 scores, best first."""
         scores = np.zeros(self.count, dtype=np.float32)
         for term in query:
             hit = self.terms.get(term)
@@ -46,7 +53,8 @@ class _Bm25:
             return []
         best = np.argpartition(-scores, min(top, self.count - 1))[:top]
         best = best[scores[best] > 0]
-        return best[np.argsort(-scores[best], kind="stable")].tolist()
+        ranked = best[np.argsort(-scores[best], kind="stable")]
+        return [(int(i), float(scores[i])) for i in ranked]
 
 
 def _previous_line(prefix: str) -> str:
@@ -74,15 +82,19 @@ class Bm25Lines:
         self.bodies = [(sig, body) for sig, body in bodies if body.strip()]
         self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
 
-    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:  # noqa: ARG002 - instant
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        return self.propose(request, cancelled).text
+
+    def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:  # noqa: ARG002 - instant
+        """The best hit's continuation, scored by the hit's BM25 score."""
         prefix, mode, language = request.prefix, request.mode, request.language
         if mode == "block":
             # The signature may span lines: its last three carry the name and the parameters.
             signature = "\n".join([line for line in prefix.split("\n") if line.strip()][-3:])
-            hits = self.body_index.search(lexer.words(signature), top=1)
-            if not hits:
-                return ""
-            sig, body = self.bodies[hits[0]]
+            found = self.body_index.scored(lexer.words(signature), top=1)
+            if not found:
+                return NOTHING
+            sig, body = self.bodies[found[0][0]]
             # The hit's body, moved to one indentation step inside the signature being completed.
             line = _previous_line(prefix)
             indent = line[: blocks.indent_of(line)]
@@ -95,18 +107,18 @@ class Bm25Lines:
                 else blocks.indent_unit(sig + body)
             )
             moved = blocks.reindent(inner.rstrip(), indent + unit)
-            return f"{moved}\n{indent}}}" if closed else moved
+            return Proposal(f"{moved}\n{indent}}}" if closed else moved, found[0][1])
         typed = prefix.rsplit("\n", 1)[-1].lstrip()
         query = lexer.words(_previous_line(prefix)) + 2 * lexer.words(typed)
-        hits = self.line_index.search(query)
-        for hit in hits:
+        hits = self.line_index.scored(query)
+        for hit, score in hits:
             if self.lines[hit].startswith(typed) and len(self.lines[hit]) > len(typed):
-                return self.lines[hit][len(typed) :]
+                return Proposal(self.lines[hit][len(typed) :], score)
         # No hit starts like the typed text: continue the best hit after the longest tail of it that it holds.
-        for hit in hits[:1]:
+        for hit, score in hits[:1]:
             line = self.lines[hit]
             for size in range(len(typed), 0, -1):
                 at = line.find(typed[-size:])
                 if at >= 0 and at + size < len(line):
-                    return line[at + size :]
-        return ""
+                    return Proposal(line[at + size :], score * TAIL_MATCH_DISCOUNT)
+        return NOTHING

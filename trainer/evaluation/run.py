@@ -16,7 +16,7 @@ from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
 from codedouble.trainer.evaluation import metrics, replay, summary, tasks
-from codedouble.trainer.mining import dataset, filters
+from codedouble.trainer.mining import dataset
 from codedouble.trainer.training.split import Split
 
 EXAMPLES = 3  # sample predictions per task kept for report.md
@@ -69,7 +69,8 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         records, repository, heldout_commits = _heldout(artifact, manifest)
         samples = tasks.sample(records, repository, opts.line_samples, opts.block_samples, opts.seed)
         heldout_shas = Split.from_dict(manifest["split"]).heldout_commits
-        typed_lines = replay.lines(repository, heldout_shas, opts.replay_lines, opts.seed, _path_filter(manifest))
+        mined = dataset.read_manifest(Path(manifest["dataset"]["path"])) or {}
+        typed_lines = replay.lines(repository, heldout_shas, opts.replay_lines, opts.seed, dataset.path_filter(mined))
         if not samples:
             raise EvalError(
                 f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
@@ -133,10 +134,14 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             )
     typed: list[replay.Typed] = []
     if typed_lines:
+        # The engine is typed against as the server shows it: only what clears the double's threshold. The
+        # others show whatever they have, which is what abstention is measured against.
+        shown: dict[str, Callable[[Request], str]] = {engine.combined.name: lambda r: engine.propose(r).text}
         for system in tqdm(systems, desc="typing replay", unit="system", disable=None if progress else True):
             for line in typed_lines:
                 for user in replay.USERS:
-                    typed.append(replay.type_line(system.complete, system.name, line, user))
+                    complete = shown.get(system.name, system.complete)
+                    typed.append(replay.type_line(complete, system.name, line, user))
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -157,13 +162,6 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         replay_lines=len(typed_lines),
         replay=tuple(replay.aggregate(typed, names)),
     )
-
-
-def _path_filter(manifest: dict) -> filters.PathFilter:  # type: ignore[type-arg]
-    """The paths the dataset was mined from: the replay types only lines the miner would have looked at."""
-    data = dataset.read_manifest(Path(manifest["dataset"]["path"])) or {}
-    options = data.get("options", {})
-    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
 
 
 def _machine(threads: int | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from codedouble.server.contract import atomic
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.trainer.mining import filters
 from codedouble.trainer.mining.records import RECORD_FORMAT, ChangeRecord
 
 DATASET_FORMAT = 1
@@ -47,6 +48,12 @@ def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | 
             f"{manifest.get('record_format')}; this codedouble reads {DATASET_FORMAT}/{RECORD_FORMAT}: mine again with --fresh"
         )
     return manifest
+
+
+def path_filter(manifest: dict[str, Any]) -> filters.PathFilter:
+    """The paths a dataset was mined from (its --include/--exclude): what eval and tuning type lines of."""
+    options = manifest.get("options", {})
+    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
 
 
 def write_manifest(dataset: Path, manifest: dict[str, Any]) -> None:

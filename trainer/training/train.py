@@ -18,10 +18,13 @@ from transformers import PreTrainedTokenizerFast
 
 from codedouble.server.contract import artifact, atomic, corpus, prompt
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.server.engine.abstention import Abstention
 from codedouble.trainer.base.shipped import identity as base_identity
 from codedouble.trainer.base.shipped import require_shipped_base
+from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset
-from codedouble.trainer.training import checkpoint, loop
+from codedouble.trainer.mining.records import ChangeRecord
+from codedouble.trainer.training import abstention, checkpoint, loop
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import (
@@ -62,6 +65,10 @@ class TrainOptions:
     device: str = "auto"
     resume: bool = False
     seed: int = 0
+    # Abstention is tuned on this many lines of the validation commits, typed key by key (0: not tuned, every
+    # suggestion shown), for at most this long (about a second per line with the model at every keystroke).
+    tune_lines: int = 40
+    tune_seconds: float = 60.0
 
 
 @dataclass
@@ -85,6 +92,20 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
         if interrupted:
             return folder / interrupted[-1].name.removeprefix(".").removesuffix(".training")
     return folder / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _tune_abstention(
+    folder: Path, manifest: dict[str, Any], fit: list[ChangeRecord], validation: frozenset[str], opts: TrainOptions
+) -> Abstention | None:
+    """When the double in `folder` shows a suggestion, tuned on the validation commits' lines (their code kept
+    out of the completion corpus meanwhile); None when there is nothing to tune on."""
+    repository = Path(manifest["repository"])
+    if not opts.tune_lines or not validation or not repository.exists():
+        return None
+    lines = replay.lines(repository, validation, opts.tune_lines, opts.seed, dataset.path_filter(manifest))
+    if not lines:
+        return None
+    return abstention.tune_artifact(folder, corpus_snippets(fit), lines, opts.tune_seconds)
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
@@ -169,6 +190,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             export.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
+            tuned = _tune_abstention(folder, manifest, fit, validation, opts)
             artifact.write_manifest(
                 folder,
                 {
@@ -203,6 +225,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "finetune": method,
                     },
                     "validation_loss": fitted.best_validation_loss,
+                    "abstention": tuned.to_dict() if tuned is not None else None,
                 },
             )
 

@@ -1,0 +1,147 @@
+"""Abstention: scores calibrated into the probability of being right, one threshold tuned on validation
+typing, and an engine that shows only what clears it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codedouble.server.engine.abstention import Abstention, AbstentionError, Calibration, fit
+from codedouble.server.engine.document import NOTHING, Proposal, Request
+from codedouble.server.engine.engine import Combined
+from codedouble.server.options import parse
+from codedouble.trainer.training.abstention import PRECISION_TARGET, Seen, Typing, simulate, tune
+
+# --- calibration -------------------------------------------------------------------------------------------
+
+
+def test_a_calibration_is_a_step_function_of_the_score() -> None:
+    calibration = Calibration((0.1, 0.5), (0.2, 0.8))
+    assert calibration(0.0) == 0.0  # below every score seen: no evidence of being right
+    assert calibration(0.1) == calibration(0.3) == 0.2
+    assert calibration(0.5) == calibration(7.0) == 0.8
+    assert Calibration.from_list(calibration.to_list()) == calibration
+
+
+def test_fit_follows_the_evidence_and_never_claims_certainty() -> None:
+    rng = random.Random(0)
+    scores = [rng.random() for _ in range(2000)]
+    right = [rng.random() < s for s in scores]  # the score is the true chance of being right
+    calibration = fit(scores, right)
+    assert calibration(0.05) < 0.2 and 0.35 < calibration(0.5) < 0.65 and calibration(0.97) > 0.8
+    assert fit([0.9, 0.9], [True, True])(0.9) == pytest.approx(2 / 3)  # two right of two: likely, not certain
+    assert fit([], [])(0.5) == 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.booleans()), max_size=60))
+def test_fit_is_monotone_and_a_probability(pairs: list[tuple[float, bool]]) -> None:
+    calibration = fit([s for s, _ in pairs], [r for _, r in pairs])
+    values = [calibration(x / 50) for x in range(51)]
+    assert values == sorted(values) and all(0 <= v < 1 for v in values)
+
+
+def test_a_damaged_manifest_entry_is_a_clear_error() -> None:
+    assert Abstention.from_manifest({}) == Abstention()  # an artifact from before abstention: shows everything
+    assert Abstention.from_manifest({"abstention": None}).threshold is None
+    with pytest.raises(AbstentionError, match="train the double again"):
+        Abstention.from_manifest({"abstention": {"threshold": 0.5, "calibration": {"ngram": [[0.5, 2.0]]}}})
+    with pytest.raises(AbstentionError):
+        Abstention.from_manifest({"abstention": {"calibration": {}}})
+
+
+def test_an_abstention_round_trips_through_the_manifest() -> None:
+    tuned = Abstention(0.45, {"ngram": Calibration((0.0, 0.3), (0.1, 0.7))}, {"lines": 12})
+    assert Abstention.from_manifest({"abstention": tuned.to_dict()}) == tuned
+
+
+# --- the engine shows only what clears the threshold ---------------------------------------------------------
+
+
+class Fixed:
+    def __init__(self, name: str, text: str, score: float) -> None:
+        self.name, self.text, self.score, self.calls = name, text, score, 0
+
+    def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
+        self.calls += 1
+        return Proposal(self.text, self.score) if self.text else NOTHING
+
+
+def engine_of(*proposers: Fixed, abstention: Abstention) -> Combined:
+    combined = Combined.__new__(Combined)  # the proposers stand in for the real systems
+    combined.abstention = abstention
+    combined.proposers = proposers
+    return combined
+
+
+REQUEST = Request("a.py", "x = ", "\n", "line")
+CALIBRATED = Abstention(0.5, {name: Calibration((0.0, 0.5), (0.1, 0.9)) for name in ("ngram", "model", "bm25")})
+
+
+def test_the_first_confident_system_is_shown_with_its_calibrated_confidence() -> None:
+    ngram, model, bm25 = Fixed("ngram", "unsure()", 0.2), Fixed("model", "sure()", 0.7), Fixed("bm25", "x()", 0.9)
+    shown = engine_of(ngram, model, bm25, abstention=CALIBRATED).propose(REQUEST)
+    assert shown == Proposal("sure()", 0.9)
+    assert bm25.calls == 0  # nothing after the first confident system is asked
+
+
+def test_nothing_is_shown_when_no_system_is_confident_but_a_forced_answer_still_comes() -> None:
+    engine = engine_of(Fixed("ngram", "a()", 0.1), Fixed("model", "b()", 0.2), abstention=CALIBRATED)
+    assert engine.propose(REQUEST) == NOTHING
+    assert engine.complete(REQUEST) == "a()"  # the eval's next-line task takes one answer regardless
+    assert engine.propose(REQUEST, threshold=0.0).text == "a()"  # minConfidence 0 shows everything
+    assert engine_of(Fixed("ngram", "a()", 0.1), abstention=Abstention()).propose(REQUEST).text == "a()"
+
+
+def test_min_confidence_is_a_setting_from_0_to_1() -> None:
+    assert parse({"minConfidence": 0.7})[0].min_confidence == 0.7
+    assert parse({"minConfidence": None})[0].min_confidence is None
+    assert parse({})[0].min_confidence is None
+    options, problems = parse({"minConfidence": 1.5})
+    assert options.min_confidence is None and "minConfidence" in problems[0]
+
+
+# --- tuning ----------------------------------------------------------------------------------------------------
+
+
+def typing(rest: int, *keystrokes: dict[str, Seen | None]) -> Typing:
+    return Typing(tuple(rest - i for i in range(len(keystrokes))), tuple(keystrokes))
+
+
+def test_simulate_counts_what_the_line_user_saves_and_sees() -> None:
+    identity = {name: Calibration((0.0, 0.5), (0.0, 0.5)) for name in ("ngram", "model")}
+    lines = [
+        typing(10, {"ngram": Seen(0.9, False), "model": None}, {"ngram": Seen(0.9, True), "model": None}),
+        typing(4, {"ngram": None, "model": Seen(0.1, True)}),
+    ]
+    saved, precision, shown = simulate(lines, ["ngram", "model"], identity, 0.5)
+    assert saved == pytest.approx(9 / 14) and precision == pytest.approx(1 / 2) and shown == pytest.approx(2 / 3)
+    saved, precision, shown = simulate(lines, ["ngram", "model"], identity, 0.0)
+    assert saved == pytest.approx((9 + 4) / 14) and precision == pytest.approx(2 / 3)
+
+
+def test_tuning_picks_the_threshold_that_saves_most_at_the_precision_target() -> None:
+    """A system whose high scores are right and low scores wrong: the tuned threshold hides the low ones."""
+    rng = random.Random(1)
+    lines = []
+    for _ in range(40):
+        keystrokes = []
+        for _ in range(12):
+            good = rng.random() < 0.3
+            score = rng.uniform(0.6, 1.0) if good else rng.uniform(0.0, 0.4)
+            keystrokes.append({"ngram": Seen(score, good)})
+        lines.append(typing(30, *keystrokes))
+    tuned = tune(lines, ["ngram"])
+    assert tuned.validation["tuned"] is True
+    assert tuned.validation["precision"] >= PRECISION_TARGET
+    assert tuned.validation["precision_without_abstention"] < PRECISION_TARGET
+    assert tuned.shows("ngram", 0.9) and not tuned.shows("ngram", 0.1)
+
+
+def test_too_few_lines_fall_back_to_the_target_itself() -> None:
+    tuned = tune([typing(5, {"ngram": Seen(0.9, True)})], ["ngram"])
+    assert tuned.threshold == PRECISION_TARGET and tuned.validation["tuned"] is False

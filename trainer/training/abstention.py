@@ -1,0 +1,148 @@
+"""Tune when the double shows a suggestion, on the engineer's validation commits (the newest training
+commits, never the held-out ones; their code is kept out of the completion corpus while tuning, as the
+held-out commits are kept out of it for `codedouble eval`).
+
+Their added lines are typed key by key, as `codedouble eval`'s typing replay does. At every keystroke each
+system's proposal is recorded with its own score and whether its first line is exactly the rest of the line.
+Then:
+
+1. each system's score is calibrated into the probability of being right (isotonic, server/engine/abstention.py);
+2. the threshold on that probability is the one that saves the most characters for a user who takes only
+   exact suggestions, among those whose shown suggestions are right at least `PRECISION_TARGET` of the time.
+   None reaching it: the target itself, which a calibrated probability keeps by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codedouble.server import suggest
+from codedouble.server.contract.corpus import Snippet
+from codedouble.server.engine.abstention import Abstention, Calibration, fit
+from codedouble.server.engine.document import Request, mode_at
+from codedouble.server.engine.engine import Combined, Proposer
+from codedouble.server.engine.neural import Neural
+from codedouble.server.engine.ngram import CacheNgram
+from codedouble.server.engine.retrieval import Bm25Lines
+from codedouble.trainer.evaluation.replay import Line
+
+# A ghost text right less than half the time is noise: the issue's floor for what the double shows.
+PRECISION_TARGET = 0.5
+# Thresholds tried, in calibrated probability.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+# Below this many lines the calibration says little: the target itself is the threshold.
+MIN_LINES = 8
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One system's proposal at one keystroke: its score and whether it was exactly the rest of the line."""
+
+    score: float
+    right: bool
+
+
+@dataclass(frozen=True)
+class Typing:
+    """One line typed key by key: what each system proposed at each keystroke (None: nothing)."""
+
+    rests: tuple[int, ...]  # characters left to type at each keystroke
+    seen: tuple[dict[str, Seen | None], ...]
+
+
+def observe(proposers: Sequence[Proposer], lines: Sequence[Line], seconds: float) -> list[Typing]:
+    """Every proposer at every keystroke of `lines`, as the server would ask and tidy; stops taking new lines
+    once `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    out: list[Typing] = []
+    for line in lines:
+        if time.monotonic() > deadline:
+            break
+        rests: list[int] = []
+        seen: list[dict[str, Seen | None]] = []
+        for typed in range(len(line.typed)):
+            prefix, suffix = line.before + line.typed[:typed], line.after
+            mode = mode_at(prefix, line.language)
+            rest = line.typed[typed:]
+            here: dict[str, Seen | None] = {}
+            for proposer in proposers:
+                proposal = proposer.propose(Request(line.path, prefix, suffix, mode))
+                first = suggest.tidy(proposal.text, prefix, suffix, mode, 1).split("\n", 1)[0].rstrip()
+                here[proposer.name] = Seen(proposal.score, first == rest) if first else None
+            rests.append(len(rest))
+            seen.append(here)
+        out.append(Typing(tuple(rests), tuple(seen)))
+    return out
+
+
+def simulate(
+    typings: Sequence[Typing], order: Sequence[str], calibrations: dict[str, Calibration], threshold: float
+) -> tuple[float, float | None, float]:
+    """(characters saved, precision, shown rate) of the combined engine at `threshold` for a user who takes a
+    suggestion only when it is exactly the rest of the line."""
+    chars = saved = shown = right = requests = 0
+    for typing in typings:
+        chars += typing.rests[0] if typing.rests else 0
+        for rest, here in zip(typing.rests, typing.seen, strict=True):
+            requests += 1
+            chosen = next(
+                (
+                    seen
+                    for name in order
+                    if (seen := here.get(name)) is not None and calibrations[name](seen.score) >= threshold
+                ),
+                None,
+            )
+            if chosen is None:
+                continue
+            shown += 1
+            if chosen.right:
+                right += 1
+                saved += rest
+                break
+    return (saved / chars if chars else 0.0, right / shown if shown else None, shown / requests if requests else 0.0)
+
+
+def tune(typings: Sequence[Typing], order: Sequence[str]) -> Abstention:
+    """Calibrations and the threshold from what was observed (see the module's docstring)."""
+    calibrations = {}
+    for name in order:
+        pairs = [(s.score, s.right) for t in typings for here in t.seen if (s := here.get(name)) is not None]
+        calibrations[name] = fit([score for score, _ in pairs], [right for _, right in pairs])
+    results = {t: simulate(typings, order, calibrations, t) for t in THRESHOLDS}
+    feasible = [
+        t for t, (_, precision, _) in results.items() if precision is not None and precision >= PRECISION_TARGET
+    ]
+    enough = len(typings) >= MIN_LINES
+    threshold = max(feasible, key=lambda t: (results[t][0], t)) if feasible and enough else PRECISION_TARGET
+    saved, precision, shown = results.get(threshold) or simulate(typings, order, calibrations, threshold)
+    validation = {
+        "lines": len(typings),
+        "keystrokes": sum(len(t.rests) for t in typings),
+        "precision_target": PRECISION_TARGET,
+        "tuned": bool(feasible and enough),
+        "saved": round(saved, 4),
+        "precision": None if precision is None else round(precision, 4),
+        "shown": round(shown, 4),
+        "shown_without_abstention": round(simulate(typings, order, calibrations, 0.0)[2], 4),
+        "precision_without_abstention": _rounded(simulate(typings, order, calibrations, 0.0)[1]),
+    }
+    return Abstention(threshold, calibrations, validation)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def tune_artifact(
+    folder: Path, snippets: Sequence[Snippet], lines: Sequence[Line], seconds: float, threads: int | None = None
+) -> Abstention:
+    """Tune the double being written in `folder` (its model and tokenizer already there), with a completion
+    corpus of `snippets`, which must not hold the validation lines' own commits."""
+    texts = [s.text for s in snippets]
+    engine = Combined(Neural(folder, threads), CacheNgram(texts), Bm25Lines(texts, [s.language for s in snippets]))
+    order = [p.name for p in engine.proposers]
+    return tune(observe(engine.proposers, lines, seconds), order)
