@@ -81,9 +81,13 @@ def open_repository(path: Path) -> tuple[Path, str, frozenset[str]]:
         raise MineError(str(exc)) from None
     with repo:
         boundary = _shallow_boundary(Path(repo.common_dir))
-    # rev-parse rather than repo.head.commit, which would start a persistent `git cat-file` to check the object.
-    head = git(path, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
-    if not head:
+        # rev-parse rather than repo.head.commit, which would start a persistent `git cat-file` to check the object.
+        status, head, err = repo.git.rev_parse(
+            "--verify", "-q", "HEAD^{commit}", with_extended_output=True, with_exceptions=False
+        )
+    if err:  # git refuses the repository (say, its owner is not a safe.directory): git says why
+        raise MineError(f"{path} cannot be read: {err.strip()}")
+    if status != 0:  # quiet rev-parse fails silently only when HEAD names no commit
         raise MineError(f"{path} is an empty repository: it has no commits to mine")
     return path.resolve(), head, boundary
 
