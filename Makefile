@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test bench base
+.PHONY: demo test lint format bench base
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -25,7 +25,16 @@ editors/vscode/node_modules/.installed: editors/vscode/package.json editors/vsco
 	cd editors/vscode && npm ci --no-audit --no-fund
 	touch $@
 
-test: $(VENV)/.installed editors/vscode/node_modules/.installed
+# The formatter and the linter first: the tree is clean under both, or the tests do not run.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint editors/vscode/node_modules/.installed
 	$(VENV)/bin/pytest -q -n auto
 
 bench: $(VENV)/.installed

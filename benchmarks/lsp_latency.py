@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract.artifact import read_manifest
+from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation import tasks
-from codedouble.trainer.evaluation.metrics import percentile
 from codedouble.trainer.evaluation.run import _heldout
-from codedouble.trainer.training.artifact import read_manifest
 
 
 class Client:
@@ -34,8 +34,10 @@ class Client:
     def __init__(self, artifact: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         self.ids = 0
 
     def send(self, message: dict[str, Any]) -> None:
@@ -89,7 +91,10 @@ def main() -> int:
     records, repository, _ = _heldout(args.artifact, manifest)
     samples = [s for s in tasks.sample(records, repository, args.lines, 0, args.seed) if s.task == "line"]
     client = Client(args.artifact)
-    client.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"debounceMs": 0}})
+    client.request(
+        "initialize",
+        {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"debounceMs": 0}},
+    )
     client.notify("initialized", {})
     started = time.monotonic()
     while client.request("codedouble/status", {})["state"] not in ("ready", "broken", "missing"):
@@ -104,18 +109,37 @@ def main() -> int:
         # The line as it was before the engineer typed it: the text up to the cursor's line start, then the suffix.
         line_start = sample.prefix.rfind("\n") + 1
         text = sample.prefix[:line_start] + sample.suffix
-        client.notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": sample.language, "version": 0, "text": text}})
+        client.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": sample.language, "version": 0, "text": text}},
+        )
         typed = sample.prefix[line_start:] + sample.target
         line = sample.prefix.count("\n")
         for column, char in enumerate(typed):
-            client.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": column + 1},
-                "contentChanges": [{"range": {"start": {"line": line, "character": column}, "end": {"line": line, "character": column}}, "text": char}],
-            })  # fmt: skip
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": column + 1},
+                    "contentChanges": [
+                        {
+                            "range": {
+                                "start": {"line": line, "character": column},
+                                "end": {"line": line, "character": column},
+                            },
+                            "text": char,
+                        }
+                    ],
+                },
+            )
             began = time.perf_counter()
-            client.request("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": {"line": line, "character": column + 1}, "context": {"triggerKind": 2},
-            })  # fmt: skip
+            client.request(
+                "textDocument/inlineCompletion",
+                {
+                    "textDocument": {"uri": uri},
+                    "position": {"line": line, "character": column + 1},
+                    "context": {"triggerKind": 2},
+                },
+            )
             latencies.append((time.perf_counter() - began) * 1000)
             began = time.perf_counter()
             cache = client.request("codedouble/status", {})["cache"]
@@ -132,16 +156,26 @@ def main() -> int:
     served_from_cache = cache["hits"] + cache["typed_ahead"]
     print(f"artifact: {args.artifact}")
     print(f"double loaded in {load_seconds:.1f} s; {len(samples)} held-out lines, {len(latencies)} keystrokes")
-    print(f"inline completion: p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
-          f"mean {statistics.fmean(latencies):.1f} ms")  # fmt: skip
+    print(
+        f"inline completion: p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms, "
+        f"mean {statistics.fmean(latencies):.1f} ms"
+    )
     if computed:
-        print(f"  of which computed by the engine ({len(computed)}): p50 {percentile(computed, 50):.1f} ms, p95 {percentile(computed, 95):.1f} ms")
+        print(
+            f"  of which computed by the engine ({len(computed)}): p50 {percentile(computed, 50):.1f} ms, p95 {percentile(computed, 95):.1f} ms"
+        )
     base = percentile(status_ms, 50)
-    print(f"baseline (status round trip): p50 {base:.2f} ms; completion p50 is {percentile(latencies, 50) / base:.1f}× it")
-    print(f"answered from cache: {served_from_cache / max(len(latencies), 1):.0%} "
-          f"(typed-ahead {cache['typed_ahead']}, prompt cache {cache['hits']}, computed {cache['misses']})")  # fmt: skip
+    print(
+        f"baseline (status round trip): p50 {base:.2f} ms; completion p50 is {percentile(latencies, 50) / base:.1f}× it"
+    )
+    print(
+        f"answered from cache: {served_from_cache / max(len(latencies), 1):.0%} "
+        f"(typed-ahead {cache['typed_ahead']}, prompt cache {cache['hits']}, computed {cache['misses']})"
+    )
     print(f"server peak RSS: {rss:.0f} MiB")
-    print(f"goal on 2 cores: p50 ≤ 40 ms, p95 ≤ 120 ms → {'met' if percentile(latencies, 50) <= 40 and percentile(latencies, 95) <= 120 else 'NOT met'}")
+    print(
+        f"goal on 2 cores: p50 ≤ 40 ms, p95 ≤ 120 ms → {'met' if percentile(latencies, 50) <= 40 and percentile(latencies, 95) <= 120 else 'NOT met'}"
+    )
     return 0
 
 

@@ -178,14 +178,25 @@ def profile_codedouble(repo: Path, rev: str, top: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("repo", type=Path)
-    parser.add_argument("--max-commits", type=int, default=DEFAULT_MAX_COMMITS,
-                        help=f"oldest N non-merge commits of HEAD (default {DEFAULT_MAX_COMMITS}; 0: all)")  # fmt: skip
+    parser.add_argument(
+        "--max-commits",
+        type=int,
+        default=DEFAULT_MAX_COMMITS,
+        help=f"oldest N non-merge commits of HEAD (default {DEFAULT_MAX_COMMITS}; 0: all)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="codedouble runs; the median is reported (default 3)")
     parser.add_argument("--pydriller-repeat", type=int, default=1, help="PyDriller runs (default 1)")
     parser.add_argument("--jobs", type=int, default=None, help="codedouble worker processes (default: its own choice)")
     parser.add_argument("--full", action="store_true", help="also time codedouble once on the whole history")
-    parser.add_argument("--profile", type=int, nargs="?", const=30, default=0, metavar="TOP",
-                        help="profile codedouble (jobs=1) on the same commits; print the TOP entries (default 30)")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=30,
+        default=0,
+        metavar="TOP",
+        help="profile codedouble (jobs=1) on the same commits; print the TOP entries (default 30)",
+    )
     parser.add_argument("--no-pydriller", action="store_true", help="time codedouble only")
     args = parser.parse_args()
     repo = args.repo.resolve()
@@ -195,8 +206,10 @@ def main() -> int:
     print(f"repository: {repo}")
     rev, shas, bots = pick_commits(repo, args.max_commits)
     bound = f"the oldest {args.max_commits} non-merge commits" if args.max_commits > 0 else "the whole history"
-    print(f"commits: {len(shas)} non-merge commits reachable from {rev[:12]} ({bound}), "
-          f"{bots} bot commits left out of both sides")  # fmt: skip
+    print(
+        f"commits: {len(shas)} non-merge commits reachable from {rev[:12]} ({bound}), "
+        f"{bots} bot commits left out of both sides"
+    )
     n = len(shas)
 
     with DescendantPeak() as children:
@@ -205,12 +218,16 @@ def main() -> int:
     cd_rate = n / cd_median
     kept_commits = cd_result.counts.commits[KEPT]
     extracted = sum(cd_result.counts.records.values())
-    print(f"codedouble: {n} commits in {describe(cd_seconds)} = {cd_rate:.1f} commits/s; "
-          f"{cd_result.new_records} changed definitions kept ({extracted} before duplicate/syntax-error filtering)")  # fmt: skip
+    print(
+        f"codedouble: {n} commits in {describe(cd_seconds)} = {cd_rate:.1f} commits/s; "
+        f"{cd_result.new_records} changed definitions kept ({extracted} before duplicate/syntax-error filtering)"
+    )
     if kept_commits != n:
         print(f"  WARNING: codedouble kept {kept_commits} commits, the list has {n}: {dict(cd_result.counts.commits)}")
-    print(f"  peak RSS: {self_peak_mib():.0f} MiB this process, {children.peak_kib / 1024:.0f} MiB largest "
-          f"descendant (workers, git)")  # fmt: skip
+    print(
+        f"  peak RSS: {self_peak_mib():.0f} MiB this process, {children.peak_kib / 1024:.0f} MiB largest "
+        f"descendant (workers, git)"
+    )
 
     if not args.no_pydriller:
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,8 +240,7 @@ def main() -> int:
                 pd_seconds.append(seconds)
         pd_median = statistics.median(pd_seconds)
         pd_rate = n / pd_median
-        print(f"PyDriller:  {n} commits in {describe(pd_seconds)} = {pd_rate:.1f} commits/s; "
-              f"{methods} changed methods")  # fmt: skip
+        print(f"PyDriller:  {n} commits in {describe(pd_seconds)} = {pd_rate:.1f} commits/s; {methods} changed methods")
         if seen != n:
             print(f"  WARNING: PyDriller visited {seen} commits, the list has {n}")
         if failed:
@@ -235,8 +251,10 @@ def main() -> int:
     if args.full:
         total_rev, total_shas, _ = pick_commits(repo, 0)
         seconds, result = run_codedouble(repo, total_rev, args.jobs)
-        print(f"codedouble, whole history: {len(total_shas)} non-merge non-bot commits in {seconds:.2f} s = "
-              f"{len(total_shas) / seconds:.1f} commits/s, {result.new_records} changed definitions kept")  # fmt: skip
+        print(
+            f"codedouble, whole history: {len(total_shas)} non-merge non-bot commits in {seconds:.2f} s = "
+            f"{len(total_shas) / seconds:.1f} commits/s, {result.new_records} changed definitions kept"
+        )
 
     if args.profile:
         profile_codedouble(repo, rev, args.profile)

@@ -110,7 +110,7 @@ def main() -> None:
         result = scrubber.scrub(text)
         kinds.update(result.kinds)
         if result.kinds:
-            pairs_of_lines = zip(text.split("\n"), result.text.split("\n"))
+            pairs_of_lines = zip(text.split("\n"), result.text.split("\n"), strict=False)
             changed.extend((b, a) for b, a in pairs_of_lines if b != a and PLACEHOLDER in a)
     print(f"scrubbed: {len(changed)} lines of {n_lines} ({100 * len(changed) / n_lines:.3f}%), by kind:")
     for kind, count in kinds.most_common():

@@ -58,11 +58,17 @@ def main() -> int:
     step = statistics.median(timings["train step"])
     forward = statistics.median(timings["forward only"])
     rate = tokens / step
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}")
-    print(f"model: {n_params / 1e6:.2f} M parameters ({(n_params - embedding) / 1e6:.2f} M non-embedding), "
-          f"{size.n_layer} layers x {size.n_embd}, context {size.context}; batch {args.batch_size} x {args.block_size} tokens")  # fmt: skip
-    print(f"train step: {step * 1000:.0f} ms median = {rate:,.0f} tokens/s; forward only: {forward * 1000:.0f} ms "
-          f"(a train step costs {step / forward:.1f}x a forward pass)")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"model: {n_params / 1e6:.2f} M parameters ({(n_params - embedding) / 1e6:.2f} M non-embedding), "
+        f"{size.n_layer} layers x {size.n_embd}, context {size.context}; batch {args.batch_size} x {args.block_size} tokens"
+    )
+    print(
+        f"train step: {step * 1000:.0f} ms median = {rate:,.0f} tokens/s; forward only: {forward * 1000:.0f} ms "
+        f"(a train step costs {step / forward:.1f}x a forward pass)"
+    )
     print(f"FLOPs per token: {flops_per_token / 1e6:.1f} M; achieved {rate * flops_per_token / 1e9:.2f} GFLOP/s")
     for minutes in (5, 10, 30):
         print(f"  --minutes {minutes}: about {rate * 60 * minutes / 1e6:.1f} M training tokens")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Callable
 
 import tree_sitter as ts
 
@@ -60,22 +60,33 @@ class LanguageSpec:
     grammar: Callable[[], object]
     # Folder under grammars/ holding this language's queries (TSX shares TypeScript's).
     query_dir: str
+    # The editors' names for documents of this language: VS Code's language ids, which are also Neovim's
+    # filetypes for these files (`.jsx` is "javascriptreact" in both). The editors' lists come from these
+    # (tests/test_editor_languages.py); the server itself goes by file extension.
+    editor_ids: tuple[str, ...]
 
 
 LANGUAGES: dict[str, LanguageSpec] = {
     spec.name: spec
     for spec in (
-        LanguageSpec("python", (".py", ".pyi"), _python, "python"),
-        LanguageSpec("javascript", (".js", ".mjs", ".cjs", ".jsx"), _javascript, "javascript"),
-        LanguageSpec("typescript", (".ts", ".mts", ".cts"), _typescript, "typescript"),
-        LanguageSpec("tsx", (".tsx",), _tsx, "typescript"),
-        LanguageSpec("go", (".go",), _go, "go"),
-        LanguageSpec("rust", (".rs",), _rust, "rust"),
-        LanguageSpec("java", (".java",), _java, "java"),
+        LanguageSpec("python", (".py", ".pyi"), _python, "python", ("python",)),
+        LanguageSpec(
+            "javascript", (".js", ".mjs", ".cjs", ".jsx"), _javascript, "javascript", ("javascript", "javascriptreact")
+        ),
+        LanguageSpec("typescript", (".ts", ".mts", ".cts"), _typescript, "typescript", ("typescript",)),
+        LanguageSpec("tsx", (".tsx",), _tsx, "typescript", ("typescriptreact",)),
+        LanguageSpec("go", (".go",), _go, "go", ("go",)),
+        LanguageSpec("rust", (".rs",), _rust, "rust", ("rust",)),
+        LanguageSpec("java", (".java",), _java, "java", ("java",)),
     )
 }
 
 _BY_EXTENSION: dict[str, str] = {ext: spec.name for spec in LANGUAGES.values() for ext in spec.extensions}
+
+
+def editor_ids() -> tuple[str, ...]:
+    """Every editor language id (VS Code) and filetype (Neovim) codedouble serves, in `LANGUAGES` order."""
+    return tuple(dict.fromkeys(i for spec in LANGUAGES.values() for i in spec.editor_ids))
 
 
 class UnknownLanguageError(ValueError):

@@ -13,9 +13,19 @@ from codedouble.grammars.languages import LANGUAGES
 
 # Files whose contents must never be sent to a model, not even a local one: keys and environment files.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
-    "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/*.p12", "**/id_rsa*", "**/id_ed25519*",
-    "**/.netrc", "**/.npmrc", "**/.pypirc", "**/secrets/**", "**/*secret*",
-)  # fmt: skip
+    "**/.env",
+    "**/.env.*",
+    "**/*.pem",
+    "**/*.key",
+    "**/*.p12",
+    "**/id_rsa*",
+    "**/id_ed25519*",
+    "**/.netrc",
+    "**/.npmrc",
+    "**/.pypirc",
+    "**/secrets/**",
+    "**/*secret*",
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,13 @@ _PARSERS = {
     "maxLines": _count(1, 200),
     "debounceMs": _count(0, 2000),
 }
-_FIELD = {"artifact": "artifact", "languages": "languages", "exclude": "exclude", "maxLines": "max_lines", "debounceMs": "debounce_ms"}
+_FIELD = {
+    "artifact": "artifact",
+    "languages": "languages",
+    "exclude": "exclude",
+    "maxLines": "max_lines",
+    "debounceMs": "debounce_ms",
+}
 
 
 def parse(raw: Any) -> tuple[Options, list[str]]:

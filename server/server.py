@@ -16,19 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import git
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.workspace import TextDocument, Workspace
 
+from codedouble.grammars.languages import language_for_path
 from codedouble.server import options as opts
 from codedouble.server import suggest
+from codedouble.server.contract.artifact import current_artifact, read_manifest
+from codedouble.server.contract.version import tool_version
 from codedouble.server.engine.document import Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
 from codedouble.server.positions import PositionError, offset_at
-from codedouble.grammars.languages import language_for_path
+from codedouble.server.stats import percentile
 
 log = logging.getLogger("codedouble.server")
 
@@ -66,16 +70,21 @@ class LspTextDocument(TextDocument):
 
 
 class LspWorkspace(Workspace):
-    def _create_text_document(self, doc_uri: str, source: str | None = None, version: int | None = None,
-                              language_id: str | None = None) -> TextDocument:  # fmt: skip
-        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
-                               sync_kind=self._sync_kind, position_codec=self._position_codec)  # fmt: skip
+    def _create_text_document(
+        self, doc_uri: str, source: str | None = None, version: int | None = None, language_id: str | None = None
+    ) -> TextDocument:
+        return LspTextDocument(
+            doc_uri,
+            source=source,
+            version=version,
+            language_id=language_id,
+            sync_kind=self._sync_kind,
+            position_codec=self._position_codec,
+        )
 
 
 class DoubleServer(LanguageServer):
     def __init__(self) -> None:
-        from codedouble.trainer.mining.miner import tool_version
-
         super().__init__("codedouble", tool_version(), protocol_cls=Protocol)
         self.options = opts.Options()
         self.engine: Engine | None = None
@@ -110,8 +119,6 @@ class DoubleServer(LanguageServer):
     def resolve_artifact(self) -> Path | None:
         if self.options.artifact is not None or self.default_artifact is not None:
             return self.options.artifact or self.default_artifact
-        from codedouble.trainer.training.artifact import current_artifact
-
         root = _repository(self.workspace_root)
         return current_artifact(str(root)) if root is not None else None
 
@@ -125,8 +132,10 @@ class DoubleServer(LanguageServer):
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
                 where = self.workspace_root or "this workspace"
-                self.problem = (f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
-                                "then `codedouble train DATASET` (completions stay empty until then)")  # fmt: skip
+                self.problem = (
+                    f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
+                    "then `codedouble train DATASET` (completions stay empty until then)"
+                )
                 self.tell_once(self.problem)
                 return
             self.state = "loading"
@@ -247,12 +256,8 @@ class DoubleServer(LanguageServer):
         return cached, word
 
     def status(self) -> dict[str, Any]:
-        from codedouble.trainer.evaluation.metrics import percentile
-
         provenance: dict[str, Any] = {}
         if self.artifact is not None and self.state == "ready":
-            from codedouble.trainer.training.artifact import read_manifest
-
             manifest = read_manifest(self.artifact)
             provenance = {
                 "repository": manifest["dataset"]["repository"],
@@ -269,12 +274,19 @@ class DoubleServer(LanguageServer):
             "problem": self.problem,
             "artifact": str(self.artifact) if self.artifact else None,
             "provenance": provenance,
-            "latency_ms": {"count": len(latencies), "p50": percentile(latencies, 50) if latencies else None,
-                           "p95": percentile(latencies, 95) if latencies else None},
+            "latency_ms": {
+                "count": len(latencies),
+                "p50": percentile(latencies, 50) if latencies else None,
+                "p95": percentile(latencies, 95) if latencies else None,
+            },
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses, "typed_ahead": self.typed_ahead},
-            "options": {"languages": list(self.options.languages), "exclude": list(self.options.exclude),
-                        "maxLines": self.options.max_lines, "debounceMs": self.options.debounce_ms},
-        }  # fmt: skip
+            "options": {
+                "languages": list(self.options.languages),
+                "exclude": list(self.options.exclude),
+                "maxLines": self.options.max_lines,
+                "debounceMs": self.options.debounce_ms,
+            },
+        }
 
     def configure(self, raw: Any) -> None:
         self.options, problems = opts.parse(raw)
@@ -293,12 +305,11 @@ def _repository(root: Path | None) -> Path | None:
     """The git repository holding the workspace, resolved as `codedouble mine` records it."""
     if root is None:
         return None
-    from codedouble.trainer.mining.gitio import GitError, git
-
     try:
-        return Path(git(root, "rev-parse", "--show-toplevel").strip()).resolve()
-    except (GitError, OSError):
+        found = git.Repo(root, search_parent_directories=True).working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, OSError):
         return None
+    return Path(found).resolve() if found is not None else None  # a bare repository has no workspace
 
 
 def _word_before(prefix: str) -> str:

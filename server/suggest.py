@@ -3,6 +3,7 @@ repeated or typed-ahead requests without running the engine again."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -11,6 +12,22 @@ from codedouble.server.engine import blocks
 
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
+# A piece of 2 to 40 characters written three times in a row on one line: `.plugins.plugins.plugins`,
+# `ark.mark.mark`, what a small model stuck in a loop writes (seen in the editor with the shipped base).
+_LOOP = re.compile(r"([^\n]{2,40}?)\1{2,}")
+# Only a piece that holds a name of two or more characters counts: data repeats legitimately (`0, 0, 0, `,
+# `"-" * 3`, `a, a, a`), a model looping over an identifier is never what the engineer meant.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]")
+
+
+def cut_loop(text: str) -> str:
+    """`text` without the line where it starts looping over a piece of itself, nor anything after it;
+    unchanged if it never does. The whole line goes, not only the loop: what a looping model wrote before
+    the loop on that line (`zz` in `zz.plugins.plugins…`) came from the same confusion."""
+    for match in _LOOP.finditer(text):
+        if _NAME.search(match.group(1)):
+            return text[: text.rfind("\n", 0, match.start()) + 1].rstrip()
+    return text
 
 
 def _open_brackets(line: str) -> int:
@@ -31,7 +48,10 @@ def match_indentation(text: str, document: str) -> str:
         own = blocks.indent_unit(text) if any(line.startswith(" ") for line in lines) else ""
         if not own or own == "\t":
             return text
-        return "\n".join("\t" * (blocks.indent_of(line) // len(own)) + line.lstrip(" ") if line.startswith(" ") else line for line in lines)
+        return "\n".join(
+            "\t" * (blocks.indent_of(line) // len(own)) + line.lstrip(" ") if line.startswith(" ") else line
+            for line in lines
+        )
     if any(line.startswith("\t") for line in lines):
         return "\n".join(line.replace("\t", unit, len(line) - len(line.lstrip("\t"))) for line in lines)
     return text
@@ -39,11 +59,11 @@ def match_indentation(text: str, document: str) -> str:
 
 def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
     """The completion as the editor should show it: indented as the document is, no more than `max_lines`,
-    no line that only repeats the one before it, no closing bracket the line never opened, and nothing the
+    nothing from where it loops over a piece of a line (`cut_loop`), no line that only repeats the one before it, no closing bracket the line never opened, and nothing the
     text after the cursor already has."""
     if mode == "block":
         text = match_indentation(text, prefix + suffix)
-    lines = text.rstrip().split("\n")[:max_lines]
+    lines = cut_loop(text.rstrip()).split("\n")[:max_lines]
     kept = lines[:1]
     for line in lines[1:]:
         if line.strip() and line.strip() == kept[-1].strip():

@@ -44,9 +44,16 @@ def isolate_git(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for var in (
-        "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
-        "GIT_COMMITTER_DATE", "GIT_DIR", "GIT_WORK_TREE", "EMAIL",
-    ):  # fmt: skip
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_AUTHOR_DATE",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_COMMITTER_DATE",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "EMAIL",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -144,9 +151,14 @@ class GitRepo:
     ) -> str:
         """A real merge commit (--no-ff) of `branch` into the current branch."""
         self.repo.git.merge(
-            "-q", "--no-ff", "--no-edit", "-m", message or f"Merge branch {branch}", branch,
+            "-q",
+            "--no-ff",
+            "--no-edit",
+            "-m",
+            message or f"Merge branch {branch}",
+            branch,
             env=self._env(author, self._date(date)),
-        )  # fmt: skip
+        )
         return self.head()
 
     def clone(self, dest: Path, *args: str) -> Path:

@@ -20,11 +20,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import codedouble.trainer.base as base_package
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_train import TINY, build_history, mine_all
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import codedouble.trainer.base as base_package
+from codedouble.server.contract import prompt
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
-from codedouble.trainer import cli, prompt
+from codedouble.trainer import cli
 from codedouble.trainer.base import corpus, licenses, shipped, sources
 from codedouble.trainer.base import pretrain as pretraining
 from codedouble.trainer.base.corpus import CorpusOptions
@@ -32,12 +38,8 @@ from codedouble.trainer.base.licenses import Licence
 from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
-from codedouble.trainer.training.train import TrainError, train
+from codedouble.trainer.training.train import train
 from conftest import GitRepo, isolate_git
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_train import TINY, build_history, mine_all
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 # A planted AWS access key id (AKIA + 16 of A-Z2-7): detect-secrets' AWS plugin finds it, as in test_secrets.py.
@@ -71,10 +73,22 @@ def _own_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["MIT", "BSD-3-Clause", "Apache-2.0", "PSF-2.0", "ISC", "Zlib", "Unlicense", "Apache-2.0 OR GPL-3.0",
-     "GPL-3.0 OR Apache-2.0", "MIT AND BSD-2-Clause", "Apache-2.0 WITH LLVM-exception", "(MIT OR GPL-2.0) AND ISC",
-     "mit"],
-)  # fmt: skip
+    [
+        "MIT",
+        "BSD-3-Clause",
+        "Apache-2.0",
+        "PSF-2.0",
+        "ISC",
+        "Zlib",
+        "Unlicense",
+        "Apache-2.0 OR GPL-3.0",
+        "GPL-3.0 OR Apache-2.0",
+        "MIT AND BSD-2-Clause",
+        "Apache-2.0 WITH LLVM-exception",
+        "(MIT OR GPL-2.0) AND ISC",
+        "mit",
+    ],
+)
 def test_a_permissive_spdx_expression_is_kept(expression: str) -> None:
     assert licenses.spdx_permissive(expression)
     decided = licenses.decide(expression=expression)
@@ -83,9 +97,18 @@ def test_a_permissive_spdx_expression_is_kept(expression: str) -> None:
 
 @pytest.mark.parametrize(
     "expression",
-    ["GPL-3.0-only", "LGPL-2.1-or-later", "MPL-2.0", "AGPL-3.0-or-later", "MIT AND GPL-2.0", "GPL-2.0 AND MIT",
-     "GPL-2.0 WITH Classpath-exception-2.0", "LicenseRef-Proprietary", "(MIT OR GPL-2.0) AND LGPL-3.0"],
-)  # fmt: skip
+    [
+        "GPL-3.0-only",
+        "LGPL-2.1-or-later",
+        "MPL-2.0",
+        "AGPL-3.0-or-later",
+        "MIT AND GPL-2.0",
+        "GPL-2.0 AND MIT",
+        "GPL-2.0 WITH Classpath-exception-2.0",
+        "LicenseRef-Proprietary",
+        "(MIT OR GPL-2.0) AND LGPL-3.0",
+    ],
+)
 def test_a_copyleft_or_unknown_spdx_expression_is_rejected(expression: str) -> None:
     assert not licenses.spdx_permissive(expression)
     decided = licenses.decide(expression=expression)
@@ -126,26 +149,67 @@ verbatim copies of this license document, but changing it is not allowed."""
         (None, "MIT License", [], "MIT", "License", True),
         (None, "", ["License :: OSI Approved :: MIT License"], "MIT", "classifier", True),
         (None, "UNKNOWN", ["License :: OSI Approved :: BSD License"], "BSD-3-Clause", "classifier", True),
-        (None, None, ["Programming Language :: Python", "License :: OSI Approved :: Apache Software License"],
-         "Apache-2.0", "classifier", True),
+        (
+            None,
+            None,
+            ["Programming Language :: Python", "License :: OSI Approved :: Apache Software License"],
+            "Apache-2.0",
+            "classifier",
+            True,
+        ),
         (None, MIT_TEXT, [], "MIT", "licence text", True),
         # The expression outranks the rest; the field outranks the classifiers.
-        ("MIT", "GPL-3.0", ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"], "MIT", "License-Expression", True),
+        (
+            "MIT",
+            "GPL-3.0",
+            ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"],
+            "MIT",
+            "License-Expression",
+            True,
+        ),
         ("GPL-3.0-only", "MIT", [], "GPL-3.0-only", "License-Expression", False),
         (None, "GPL-3.0-or-later", [], "GPL-3.0-or-later", "License", False),
         (None, "UNKNOWN", [], "", "unknown", False),
         (None, None, [], "", "unknown", False),
-        (None, "", ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"], "GPL-3.0", "classifier", False),
-        (None, "", ["License :: OSI Approved :: MIT License", "License :: OSI Approved :: GNU General Public License v2 (GPLv2)"],
-         "MIT AND GPL-2.0", "classifier", False),  # several classifiers: all of them apply
+        (
+            None,
+            "",
+            ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"],
+            "GPL-3.0",
+            "classifier",
+            False,
+        ),
+        (
+            None,
+            "",
+            [
+                "License :: OSI Approved :: MIT License",
+                "License :: OSI Approved :: GNU General Public License v2 (GPLv2)",
+            ],
+            "MIT AND GPL-2.0",
+            "classifier",
+            False,
+        ),  # several classifiers: all of them apply
         (None, "", ["License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)"], "MPL-2.0", "classifier", False),
-        (None, "", ["License :: Other/Proprietary License"], "LicenseRef-Other-Proprietary-License", "classifier", False),
+        (
+            None,
+            "",
+            ["License :: Other/Proprietary License"],
+            "LicenseRef-Other-Proprietary-License",
+            "classifier",
+            False,
+        ),
         (None, GPL_TEXT, [], "GPL", "licence text", False),
         (None, "MIT (", [], None, None, False),
     ],
-)  # fmt: skip
+)
 def test_decide_reads_core_metadata_in_order_of_authority(
-    expression: str | None, field: str | None, classifiers: list[str], spdx: str | None, evidence: str | None, kept: bool
+    expression: str | None,
+    field: str | None,
+    classifiers: list[str],
+    spdx: str | None,
+    evidence: str | None,
+    kept: bool,
 ) -> None:
     decided = licenses.decide(expression, field, classifiers)
     assert decided.permissive is kept, decided
@@ -171,7 +235,11 @@ def make_distribution(site: Path, name: str, headers: list[str], files: dict[str
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
-    record = [f"{relpath},," for relpath in files] + [f"{info.name}/METADATA,,", f"{info.name}/RECORD,,", "../../bin/tool,,"]
+    record = [f"{relpath},," for relpath in files] + [
+        f"{info.name}/METADATA,,",
+        f"{info.name}/RECORD,,",
+        "../../bin/tool,,",
+    ]
     (info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
 
 
@@ -193,13 +261,21 @@ LICENSED: list[tuple[str, list[str], bool]] = [
     ("mit_pkg", ["License: MIT"], True),
     ("bsd_pkg", ["License: UNKNOWN", "Classifier: License :: OSI Approved :: BSD License"], True),
     ("apache_pkg", ["License-Expression: Apache-2.0"], True),
-    ("pasted_pkg", ["License: MIT License", "        ", "        Permission is hereby granted, free of charge, to any person",
-                    "        obtaining a copy of this software"], True),
+    (
+        "pasted_pkg",
+        [
+            "License: MIT License",
+            "        ",
+            "        Permission is hereby granted, free of charge, to any person",
+            "        obtaining a copy of this software",
+        ],
+        True,
+    ),
     ("gpl_pkg", ["License: GPL-3.0-or-later"], False),
     ("gpl_classifier_pkg", ["Classifier: License :: OSI Approved :: GNU General Public License v3 (GPLv3)"], False),
     ("mpl_pkg", ["License-Expression: MPL-2.0"], False),
     ("unknown_pkg", [], False),
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -257,7 +333,9 @@ def test_the_licence_filter_keeps_permissive_distributions_and_rejects_the_rest(
 
 def test_exclude_drops_a_named_distribution_and_the_first_on_the_path_wins(site: Path, tmp_path: Path) -> None:
     assert "Excluded_Pkg" in {s.name for s in sources.python_distributions(path=[str(site)])}
-    assert "Excluded_Pkg" not in {s.name for s in sources.python_distributions(exclude=frozenset({"excluded-pkg"}), path=[str(site)])}
+    assert "Excluded_Pkg" not in {
+        s.name for s in sources.python_distributions(exclude=frozenset({"excluded-pkg"}), path=[str(site)])
+    }
     # A second copy later on the path (an older install) is shadowed, as it is for imports.
     later = tmp_path / "later"
     make_distribution(later, "mit_pkg", ["License: GPL-3.0-only"], {"mit_pkg/__init__.py": module("MARKER_SHADOWED")})
@@ -347,7 +425,9 @@ def test_max_source_bytes_caps_one_source_and_not_the_next(tmp_path: Path) -> No
 
     size = len(module("MARKER_BIG_0").encode())
     cap = 2 * size + 10  # room for three files at most: the cap is checked before each file
-    manifest = corpus.build([source("big", 8), source("small", 3)], tmp_path / "corpus", CorpusOptions(max_source_bytes=cap))
+    manifest = corpus.build(
+        [source("big", 8), source("small", 3)], tmp_path / "corpus", CorpusOptions(max_source_bytes=cap)
+    )
     kept = {s["name"]: s for s in manifest["sources"]}
     assert kept["small"]["files"] == 3
     assert 1 <= kept["big"]["files"] <= 3 and kept["big"]["bytes"] < cap + size
@@ -359,7 +439,11 @@ def test_the_manifest_hash_is_its_identity(tmp_path: Path) -> None:
     first = corpus.build([filtered_source(tmp_path)], tmp_path / "one")
     second = corpus.build([filtered_source(tmp_path)], tmp_path / "two")
     assert re.fullmatch(r"[0-9a-f]{64}", first["sha256"])
-    assert first["sha256"] == corpus.manifest_hash(first) == corpus.manifest_hash(read_json(tmp_path / "one" / corpus.MANIFEST))
+    assert (
+        first["sha256"]
+        == corpus.manifest_hash(first)
+        == corpus.manifest_hash(read_json(tmp_path / "one" / corpus.MANIFEST))
+    )
     assert second["sha256"] == first["sha256"], "building the same sources twice gives the same corpus"
     # One changed byte in one kept file is another corpus.
     changed = filtered_source(tmp_path)
@@ -371,10 +455,10 @@ def test_the_manifest_hash_is_its_identity(tmp_path: Path) -> None:
 
 
 def test_a_folder_without_a_corpus_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(corpus.CorpusError, match="codedouble base corpus"):
+    with pytest.raises(corpus.BaseCorpusError, match="codedouble base corpus"):
         corpus.read_manifest(tmp_path)
     (tmp_path / corpus.MANIFEST).write_text('{"format": 999}')
-    with pytest.raises(corpus.CorpusError, match="format"):
+    with pytest.raises(corpus.BaseCorpusError, match="format"):
         corpus.read_manifest(tmp_path)
 
 
@@ -471,10 +555,10 @@ def test_a_debian_package_keeps_the_files_its_dep5_puts_under_a_permissive_licen
 
 def test_a_missing_debian_package_says_how_to_install_it(tmp_path: Path) -> None:
     dpkg, docs, _ = fake_debian(tmp_path)
-    with pytest.raises(FileNotFoundError, match=re.escape("apt-get install rust-src")):
+    with pytest.raises(sources.SourceError, match=re.escape("apt-get install rust-src")):
         sources.debian_package("rust-src", dpkg=dpkg, docs=docs)
     (docs / "golang-1.19-src" / "copyright").unlink()  # listed but without its copyright file: no licence to go by
-    with pytest.raises(FileNotFoundError, match="apt-get install golang-1.19-src"):
+    with pytest.raises(sources.SourceError, match="apt-get install golang-1.19-src"):
         sources.debian_package("golang-1.19-src", dpkg=dpkg, docs=docs)
 
 
@@ -492,18 +576,38 @@ def make_npm(node_modules: Path, folder: str, manifest: dict[str, Any], files: d
 
 def test_npm_packages_are_judged_by_their_package_json(tmp_path: Path) -> None:
     nm = tmp_path / "node_modules"
-    make_npm(nm, "left-pad", {"name": "left-pad", "version": "1.3.0", "license": "MIT"}, {
-        "index.js": "module.exports = function leftPad(s, n) { return s.padStart(n); };\n",
-        "lib/util.ts": "export const width = (s: string): number => s.length;\n",
-        "lib/esm.mjs": "export default 1;\n",
-        "index.d.ts": "export declare function leftPad(s: string, n: number): string;\n",
-        "node_modules/nested-dep/index.js": "module.exports = 'nested';\n",
-        "README.md": "# left-pad\n",
-    })  # fmt: skip
-    make_npm(nm, "copyleft", {"name": "copyleft", "version": "2.0.0", "license": "GPL-3.0"}, {"index.js": "module.exports = 1;\n"})
-    make_npm(nm, "old-style", {"name": "old-style", "version": "0.1.0", "license": {"type": "MIT", "url": "x"}}, {"a.js": "exports.a = 1;\n"})
+    make_npm(
+        nm,
+        "left-pad",
+        {"name": "left-pad", "version": "1.3.0", "license": "MIT"},
+        {
+            "index.js": "module.exports = function leftPad(s, n) { return s.padStart(n); };\n",
+            "lib/util.ts": "export const width = (s: string): number => s.length;\n",
+            "lib/esm.mjs": "export default 1;\n",
+            "index.d.ts": "export declare function leftPad(s: string, n: number): string;\n",
+            "node_modules/nested-dep/index.js": "module.exports = 'nested';\n",
+            "README.md": "# left-pad\n",
+        },
+    )
+    make_npm(
+        nm,
+        "copyleft",
+        {"name": "copyleft", "version": "2.0.0", "license": "GPL-3.0"},
+        {"index.js": "module.exports = 1;\n"},
+    )
+    make_npm(
+        nm,
+        "old-style",
+        {"name": "old-style", "version": "0.1.0", "license": {"type": "MIT", "url": "x"}},
+        {"a.js": "exports.a = 1;\n"},
+    )
     make_npm(nm, "no-licence", {"name": "no-licence", "version": "0.0.1"}, {"b.js": "exports.b = 1;\n"})
-    make_npm(nm, "@scope/tool", {"name": "@scope/tool", "version": "1.0.0", "license": "(MIT OR Apache-2.0)"}, {"cli.cjs": "exports.c = 1;\n"})
+    make_npm(
+        nm,
+        "@scope/tool",
+        {"name": "@scope/tool", "version": "1.0.0", "license": "(MIT OR Apache-2.0)"},
+        {"cli.cjs": "exports.c = 1;\n"},
+    )
     (nm / "not-a-package").mkdir()
     (nm / "broken").mkdir()
     (nm / "broken" / "package.json").write_text("{ not json", encoding="utf-8")
@@ -523,8 +627,28 @@ def test_npm_packages_are_judged_by_their_package_json(tmp_path: Path) -> None:
 
 # --- the base's corpus and a tiny pretraining run, shared by the tests below ------------------------------------
 
-WORDS = ["order", "price", "user", "account", "item", "cart", "report", "invoice", "stock", "record", "ticket",
-         "payment", "session", "token", "queue", "event", "message", "folder", "entry", "window"]  # fmt: skip
+WORDS = [
+    "order",
+    "price",
+    "user",
+    "account",
+    "item",
+    "cart",
+    "report",
+    "invoice",
+    "stock",
+    "record",
+    "ticket",
+    "payment",
+    "session",
+    "token",
+    "queue",
+    "event",
+    "message",
+    "folder",
+    "entry",
+    "window",
+]
 
 
 def generated_module(i: int, rng: random.Random) -> str:
@@ -585,7 +709,9 @@ def base_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path.write_text(generated_module(i, rng), encoding="utf-8")
         files.append((name, path))
     out = tmp_path_factory.mktemp("corpus") / "corpus"
-    manifest = corpus.build([Source("gen", "1.0", "python-distribution", Licence("MIT", "License", True), tuple(files))], out)
+    manifest = corpus.build(
+        [Source("gen", "1.0", "python-distribution", Licence("MIT", "License", True), tuple(files))], out
+    )
     assert manifest["files"] == len(names) and manifest["bytes"] > 30_000
     return out
 
@@ -594,8 +720,18 @@ def base_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def base(base_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny base, pretrained for STEPS steps (SIZES["tiny"]: 4 layers of 192)."""
     out = tmp_path_factory.mktemp("base") / "tiny"
-    options = PretrainOptions(out=out, size="tiny", steps=STEPS, batch_size=BATCH, block_size=BLOCK, eval_every=2,
-                              eval_batches=1, vocab_size=400, warmup_steps=1, device="cpu")  # fmt: skip
+    options = PretrainOptions(
+        out=out,
+        size="tiny",
+        steps=STEPS,
+        batch_size=BATCH,
+        block_size=BLOCK,
+        eval_every=2,
+        eval_batches=1,
+        vocab_size=400,
+        warmup_steps=1,
+        device="cpu",
+    )
     result = pretrain(base_corpus, options, progress=False)
     assert result.base == out and result.steps == STEPS
     return out
@@ -609,7 +745,10 @@ def base_tokenizer(base: Path) -> Any:
 # --- 6. the base's tokenizer ------------------------------------------------------------------------------------
 
 CODE_TEXT = st.lists(
-    st.tuples(st.sampled_from(["", " ", "    ", "\t", "\t\t", "  \t "]), st.text(alphabet=st.characters(codec="utf-8"), max_size=40)),
+    st.tuples(
+        st.sampled_from(["", " ", "    ", "\t", "\t\t", "  \t "]),
+        st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+    ),
     max_size=6,
 ).map(lambda lines: "\n".join(indent + body for indent, body in lines))
 
@@ -640,7 +779,13 @@ def test_the_base_tokenizer_knows_every_prompt_token_as_one_special_token(base_t
 
 def test_the_base_folder_holds_safetensors_tokenizer_and_manifests_and_no_pickle(base: Path, base_corpus: Path) -> None:
     names = {p.name for p in base.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "manifest.json", pretraining.CORPUS_MANIFEST} <= names, names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "manifest.json",
+        pretraining.CORPUS_MANIFEST,
+    } <= names, names
     assert not [p for p in base.rglob("*") if p.suffix in PICKLE_SUFFIXES], names
     # Neither the checkpoints (.NAME.training) nor a staging folder is left beside it.
     assert sorted(p.name for p in base.parent.iterdir()) == [base.name]
@@ -678,8 +823,24 @@ def test_a_second_pretraining_through_the_cli_reuses_the_token_cache_and_records
 
     monkeypatch.setattr(pretraining, "_prepare", rebuilt)
     out = tmp_path / "again"
-    argv = ["base", "train", str(base_corpus), "--out", str(out), "--steps", "2", "--batch-size", "2",
-            "--block-size", "32", "--vocab-size", "400", "--device", "cpu", "--quiet"]  # fmt: skip
+    argv = [
+        "base",
+        "train",
+        str(base_corpus),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "32",
+        "--vocab-size",
+        "400",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     monkeypatch.setattr(sys, "argv", ["codedouble", *argv])
     code = cli.main(argv)
     err = capsys.readouterr().err
@@ -696,9 +857,16 @@ def test_a_second_pretraining_through_the_cli_reuses_the_token_cache_and_records
 def test_a_corpus_with_nothing_to_validate_on_is_a_clear_error(tmp_path: Path) -> None:
     path = next(f"only/mod_{i}.py" for i in range(1000) if not held_for_validation(f"only/mod_{i}.py"))
     (tmp_path / "mod.py").write_text(generated_module(0, random.Random(0)), encoding="utf-8")
-    corpus.build([Source("one", "1", "npm", Licence("MIT", "package.json", True), ((path, tmp_path / "mod.py"),))], tmp_path / "corpus")
+    corpus.build(
+        [Source("one", "1", "npm", Licence("MIT", "package.json", True), ((path, tmp_path / "mod.py"),))],
+        tmp_path / "corpus",
+    )
     with pytest.raises(pretraining.PretrainError, match="too small to pretrain"):
-        pretrain(tmp_path / "corpus", PretrainOptions(out=tmp_path / "base", steps=1, vocab_size=300, device="cpu"), progress=False)
+        pretrain(
+            tmp_path / "corpus",
+            PretrainOptions(out=tmp_path / "base", steps=1, vocab_size=300, device="cpu"),
+            progress=False,
+        )
     assert not (tmp_path / "base").exists()
 
 
@@ -721,7 +889,9 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def full_double(base: Path, dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("full") / "double"
-    result = train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=base, finetune="full", steps=4), progress=False)
+    result = train(
+        dataset_dir, replace(TINY, out=out, from_scratch=False, base=base, finetune="full", steps=4), progress=False
+    )
     assert result.artifact == out and result.steps == 4
     return out
 
@@ -734,7 +904,10 @@ def test_a_full_finetune_from_the_base_serves_completions(full_double: Path, bas
     assert isinstance(engine.model.complete(request), str)  # the fine-tuned model itself, not only the n-gram
     assert AutoTokenizer.from_pretrained(full_double).get_vocab() == AutoTokenizer.from_pretrained(base).get_vocab()
     model = AutoModelForCausalLM.from_pretrained(full_double)
-    assert model.get_input_embeddings().num_embeddings == AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().num_embeddings
+    assert (
+        model.get_input_embeddings().num_embeddings
+        == AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().num_embeddings
+    )
 
 
 def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: Path) -> None:
@@ -751,13 +924,19 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
 
 def test_a_lora_finetune_from_the_base_exports_plain_weights(base: Path, dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "double"
-    train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=base, finetune="lora", steps=2, eval_every=2), progress=False)
+    train(
+        dataset_dir,
+        replace(TINY, out=out, from_scratch=False, base=base, finetune="lora", steps=2, eval_every=2),
+        progress=False,
+    )
     names = {p.name for p in out.iterdir()}
     assert not {n for n in names if n.startswith("adapter_")}, names
     assert not [p for p in out.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    assert not [n for n, _ in model.named_parameters() if "lora" in n.lower() or "base_model" in n or "peft" in n.lower()]
+    assert not [
+        n for n, _ in model.named_parameters() if "lora" in n.lower() or "base_model" in n or "peft" in n.lower()
+    ]
     from safetensors import safe_open
 
     with safe_open(str(out / "model.safetensors"), "pt") as weights:
@@ -765,13 +944,17 @@ def test_a_lora_finetune_from_the_base_exports_plain_weights(base: Path, dataset
     assert keys and not [k for k in keys if "lora" in k.lower() or "base_model" in k]
     training = read_json(out / "manifest.json")["training"]
     assert training["finetune"] == "lora" and training["base"]["sha256"] == sha256_file(base / "model.safetensors")
-    assert isinstance(engines.load(out).model.complete(Request("shop/cart.py", "def total(self):\n    return ", "", "line")), str)
+    assert isinstance(
+        engines.load(out).model.complete(Request("shop/cart.py", "def total(self):\n    return ", "", "line")), str
+    )
 
 
 # --- 9. the command line -----------------------------------------------------------------------------------
 
 
-def test_base_train_on_a_folder_without_a_corpus_says_to_build_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_base_train_on_a_folder_without_a_corpus_says_to_build_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "no-corpus"
     empty.mkdir()
     code = cli.main(["base", "train", str(empty), "--out", str(tmp_path / "base"), "--steps", "1", "--quiet"])
@@ -792,16 +975,42 @@ def test_base_train_resume_with_nothing_to_resume_is_a_clear_error(
     assert not out.exists()
 
 
-def test_base_corpus_with_a_missing_node_modules_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_base_corpus_with_a_missing_node_modules_folder_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nonexistent"
-    code = cli.main(["base", "corpus", "--out", str(tmp_path / "corpus"), "--no-stdlib", "--no-site", "--node-modules", str(missing)])
+    code = cli.main(
+        [
+            "base",
+            "corpus",
+            "--out",
+            str(tmp_path / "corpus"),
+            "--no-stdlib",
+            "--no-site",
+            "--node-modules",
+            str(missing),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert str(missing) in err
 
 
-def test_base_corpus_with_a_debian_package_that_is_not_installed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["base", "corpus", "--out", str(tmp_path / "corpus"), "--no-stdlib", "--no-site", "--debian", "codedouble-no-such-package"])
+def test_base_corpus_with_a_debian_package_that_is_not_installed_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        [
+            "base",
+            "corpus",
+            "--out",
+            str(tmp_path / "corpus"),
+            "--no-stdlib",
+            "--no-site",
+            "--debian",
+            "codedouble-no-such-package",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "apt-get install codedouble-no-such-package" in err
@@ -809,8 +1018,15 @@ def test_base_corpus_with_a_debian_package_that_is_not_installed_exits_2(tmp_pat
 
 def test_base_corpus_builds_a_corpus_from_node_modules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nm = tmp_path / "node_modules"
-    make_npm(nm, "kept", {"name": "kept", "version": "1.0.0", "license": "ISC"}, {"index.js": "exports.keptMarker = 1;\n"})
-    make_npm(nm, "gone", {"name": "gone", "version": "1.0.0", "license": "AGPL-3.0"}, {"index.js": "exports.goneMarker = 1;\n"})
+    make_npm(
+        nm, "kept", {"name": "kept", "version": "1.0.0", "license": "ISC"}, {"index.js": "exports.keptMarker = 1;\n"}
+    )
+    make_npm(
+        nm,
+        "gone",
+        {"name": "gone", "version": "1.0.0", "license": "AGPL-3.0"},
+        {"index.js": "exports.goneMarker = 1;\n"},
+    )
     out = tmp_path / "corpus"
     code = cli.main(["base", "corpus", "--out", str(out), "--no-stdlib", "--no-site", "--node-modules", str(nm)])
     err = capsys.readouterr().err
@@ -851,7 +1067,7 @@ def test_without_a_shipped_base_training_says_to_use_from_scratch(
         shipped.require_shipped_base()
     assert str(empty) in str(raised.value)
     out = tmp_path / "double"
-    with pytest.raises(TrainError, match="--from-scratch") as failed:
+    with pytest.raises(shipped.NoBaseError, match="--from-scratch") as failed:
         train(dataset_dir, replace(TINY, out=out, from_scratch=False, base=None), progress=False)
     assert str(failed.value) == str(raised.value)
     assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".double")]

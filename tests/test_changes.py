@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
 from codedouble.grammars.definitions import parse
 from codedouble.trainer.mining import filters
 from codedouble.trainer.mining.changes import _CHUNK, DefinitionChange, Region, changed_region, definition_changes
 from codedouble.trainer.mining.extract import Extractor, FileWork
 from codedouble.trainer.mining.identity import is_bot
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
 
 # --- changed_region ----------------------------------------------------------------------------------
 

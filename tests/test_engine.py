@@ -10,15 +10,17 @@ import json
 from pathlib import Path
 
 import pytest
-from codedouble.server.engine import blocks, corpus, lexer
-from codedouble.server.engine.corpus import CorpusError, Snippet
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codedouble.server.contract import corpus, prompt
+from codedouble.server.contract.corpus import CorpusError, Snippet
+from codedouble.server.engine import blocks, lexer
 from codedouble.server.engine.document import LINES_AFTER, LINES_BEFORE, Request, mode_at, window
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
-from codedouble.trainer import prompt
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from codedouble.trainer.training.examples import corpus_snippets
 
 # --- lexer --------------------------------------------------------------------------------------------------
 
@@ -39,8 +41,20 @@ def test_tokens_join_back_on_code_like_text(text: str) -> None:
 
 def test_tokens_keep_a_line_break_with_the_next_lines_indentation() -> None:
     assert lexer.tokens("def f(x):\n    return x.y") == [
-        "def", " ", "f", "(", "x", ")", ":", "\n    ", "return", " ", "x", ".", "y",
-    ]  # fmt: skip
+        "def",
+        " ",
+        "f",
+        "(",
+        "x",
+        ")",
+        ":",
+        "\n    ",
+        "return",
+        " ",
+        "x",
+        ".",
+        "y",
+    ]
     assert lexer.tokens("a\r\n\tb") == ["a", "\r\n\t", "b"]
     assert lexer.words("self.value = compute(1)  # ok") == ["self", "value", "compute", "1", "ok"]
 
@@ -75,13 +89,7 @@ def test_cut_line() -> None:
 
 
 def test_cut_block_python_stops_before_the_first_dedented_line_and_keeps_nested_blocks() -> None:
-    body = (
-        "        for x in xs:\n"
-        "            if x:\n"
-        "                yield x\n"
-        "\n"
-        "        return None\n"
-    )
+    body = "        for x in xs:\n            if x:\n                yield x\n\n        return None\n"
     after = "\n    def other(self):\n        pass\n"
     assert blocks.cut_block(body + after, "python", 4) == body.rstrip()
     # A blank line, or one indented deeper, does not end the body; the signature's own indentation does.
@@ -92,11 +100,11 @@ def test_cut_block_python_stops_before_the_first_dedented_line_and_keeps_nested_
 
 
 def test_cut_block_brace_languages_stop_after_the_closing_brace_of_the_body() -> None:
-    go = 'func F() {\n\tif x {\n\t\ty()\n\t}\n\treturn\n}\n\nfunc G() {\n}\n'
+    go = "func F() {\n\tif x {\n\t\ty()\n\t}\n\treturn\n}\n\nfunc G() {\n}\n"
     body = go.split("\n", 1)[1]
-    assert blocks.cut_block(body, "go", 0) == '\tif x {\n\t\ty()\n\t}\n\treturn\n}'
-    js = '    const m = {a: 1};\n    return m;\n  }\n\n  other() {\n    return 2;\n  }\n'
-    assert blocks.cut_block(js, "javascript", 2) == '    const m = {a: 1};\n    return m;\n  }'
+    assert blocks.cut_block(body, "go", 0) == "\tif x {\n\t\ty()\n\t}\n\treturn\n}"
+    js = "    const m = {a: 1};\n    return m;\n  }\n\n  other() {\n    return 2;\n  }\n"
+    assert blocks.cut_block(js, "javascript", 2) == "    const m = {a: 1};\n    return m;\n  }"
     # No closing brace yet: everything (trailing whitespace dropped).
     assert blocks.cut_block("\tx := 1\n\tif x {\n\t\ty()\n\t}\n", "go", 0) == "\tx := 1\n\tif x {\n\t\ty()\n\t}"
 
@@ -118,11 +126,19 @@ def test_cut_block_a_string_that_ends_in_an_escaped_backslash_closes() -> None:
     ("language", "text", "signature"),
     [
         ("python", "def f(a, b):\n    return a + b\n", "def f(a, b):\n"),
-        ("python", "def f(\n    a: int,\n    b: str = 'x',\n) -> int:  # why\n    return a\n", "def f(\n    a: int,\n    b: str = 'x',\n) -> int:  # why\n"),
+        (
+            "python",
+            "def f(\n    a: int,\n    b: str = 'x',\n) -> int:  # why\n    return a\n",
+            "def f(\n    a: int,\n    b: str = 'x',\n) -> int:  # why\n",
+        ),
         ("python", "    async def m(self, d={'k': 1}):\n        return d\n", "    async def m(self, d={'k': 1}):\n"),
         ("python", "class A(Base):\n    x = 1\n", "class A(Base):\n"),
         ("go", "func F(a int) error {\n\treturn nil\n}\n", "func F(a int) error {\n"),
-        ("go", "func (s *S) F(\n\ta int,\n\tb string,\n) (int, error) {\n\treturn 0, nil\n}\n", "func (s *S) F(\n\ta int,\n\tb string,\n) (int, error) {\n"),
+        (
+            "go",
+            "func (s *S) F(\n\ta int,\n\tb string,\n) (int, error) {\n\treturn 0, nil\n}\n",
+            "func (s *S) F(\n\ta int,\n\tb string,\n) (int, error) {\n",
+        ),
         ("javascript", "function f(a,\n  b) {  // two\n  return a;\n}\n", "function f(a,\n  b) {  // two\n"),
         ("javascript", "  render(item) {\n    return item;\n  }\n", "  render(item) {\n"),
     ],
@@ -231,7 +247,12 @@ def test_ngram_block_mode_returns_a_body_cut_at_its_syntactic_end() -> None:
     ngram = CacheNgram([text] * 2)
     expected = "        self.value = compute(1)\n        if self.value:\n            self.ready = True\n\n        return self.value"
     assert ngram.complete(block("a.py", "class Other:\n    def setup(self):\n")) == expected
-    assert ngram.complete(block("a.py", "class Other:\n    def setup(self):\n", "\n    def teardown(self):\n        pass\n")) == expected
+    assert (
+        ngram.complete(
+            block("a.py", "class Other:\n    def setup(self):\n", "\n    def teardown(self):\n        pass\n")
+        )
+        == expected
+    )
 
 
 def test_ngram_block_mode_in_a_brace_language_ends_at_the_closing_brace() -> None:
@@ -328,7 +349,10 @@ def test_bm25_finds_nothing_without_shared_words(bm25: Bm25Lines) -> None:
 
 def test_bm25_block_moves_the_body_under_a_top_level_function(bm25: Bm25Lines) -> None:
     got = bm25.complete(block("a.py", "import os\n\n\ndef load_config(path, strict=False):\n"))
-    assert got == "    with open(path) as f:\n        data = parse(f.read())\n    if strict:\n        validate(data)\n    return data"
+    assert (
+        got
+        == "    with open(path) as f:\n        data = parse(f.read())\n    if strict:\n        validate(data)\n    return data"
+    )
     # The hit is a method (body at 8 spaces); the target is a top-level function.
     got = bm25.complete(block("a.py", "def save_report(report, folder):\n"))
     assert got == "    target = folder / report.name\n    target.write_text(report.render())\n    return target"
@@ -343,14 +367,20 @@ def test_bm25_block_moves_the_body_under_a_method(bm25: Bm25Lines) -> None:
     # A file indented by two spaces gets the body one step (two spaces) inside the signature; the body's own
     # shape is kept as it was written.
     got = bm25.complete(block("a.py", "class Loader:\n  def load_config(self, path, strict=False):\n"))
-    assert got == "    with open(path) as f:\n        data = parse(f.read())\n    if strict:\n        validate(data)\n    return data"
+    assert (
+        got
+        == "    with open(path) as f:\n        data = parse(f.read())\n    if strict:\n        validate(data)\n    return data"
+    )
 
 
 def test_bm25_block_in_a_brace_language_closes_at_the_signatures_indentation(bm25: Bm25Lines) -> None:
     go = "package main\n\nfunc Other() {\n\tprintln(1)\n}\n\nfunc ParseHeader(line string) (string, error) {\n"
     assert bm25.complete(block("a.go", go)) == GO_BODY_TABS
     js = "export class List {\n    renderItem(item) {\n"
-    assert bm25.complete(block("a.js", js)) == "        const label = item.name.trim();\n        return `<li>${label}</li>`;\n    }"
+    assert (
+        bm25.complete(block("a.js", js))
+        == "        const label = item.name.trim();\n        return `<li>${label}</li>`;\n    }"
+    )
     # Nothing indented before the cursor: the hit's own step (two spaces) is the engineer's style.
     js = "function renderItem(item) {\n"
     assert bm25.complete(block("a.js", js)) == "  const label = item.name.trim();\n  return `<li>${label}</li>`;\n}"
@@ -390,7 +420,7 @@ def test_mode_at(prefix: str, language: str | None, mode: str) -> None:
     assert mode_at(prefix, language) == mode
 
 
-PY_FILE = '''import os
+PY_FILE = """import os
 from x import y
 
 
@@ -404,7 +434,7 @@ class Foo:
 
 
 TOP = 3
-'''
+"""
 
 
 def test_window_is_the_innermost_definition_with_its_enclosing_signatures_and_header() -> None:
@@ -476,11 +506,23 @@ def test_window_handles_text_that_is_not_utf8_clean() -> None:
 
 def record(after: str | None, path: str = "a.py", commit: str = "c" * 40) -> ChangeRecord:
     return ChangeRecord(
-        commit=commit, author_email="a@example.com", author_name="A", authored_at="2022-01-01T00:00:00+00:00",
-        committed_at="2022-01-01T00:00:00+00:00", path=path, old_path=None, language="python",
-        qualified_name="f", kind="function", change="added" if after else "deleted", before=None, after=after,
-        line=1, context=FileContext("", ()), message="m",
-    )  # fmt: skip
+        commit=commit,
+        author_email="a@example.com",
+        author_name="A",
+        authored_at="2022-01-01T00:00:00+00:00",
+        committed_at="2022-01-01T00:00:00+00:00",
+        path=path,
+        old_path=None,
+        language="python",
+        qualified_name="f",
+        kind="function",
+        change="added" if after else "deleted",
+        before=None,
+        after=after,
+        line=1,
+        context=FileContext("", ()),
+        message="m",
+    )
 
 
 def test_corpus_round_trip(tmp_path: Path) -> None:
@@ -525,11 +567,11 @@ def test_snippets_dedupe_and_skip_empty_texts() -> None:
         record("def f():\n    return 1\n", "copy.py", commit="d" * 40),
         record("def g():\n    return 2\n", "b.py"),
     ]
-    assert corpus.snippets(records) == [
+    assert corpus_snippets(records) == [
         Snippet("a.py", "python", "def f():\n    return 1\n"),
         Snippet("b.py", "python", "def g():\n    return 2\n"),
     ]
-    assert corpus.snippets([]) == []
+    assert corpus_snippets([]) == []
 
 
 def test_body_end_follows_tree_sitter_past_a_string_at_column_0() -> None:

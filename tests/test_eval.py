@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codedouble.server.engine import corpus
+
+from codedouble.server.contract import corpus
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.ngram import CacheNgram
@@ -63,7 +64,7 @@ def installer(name: str, params: str, before: list[str], after: list[str]) -> st
     return f"def {name}(handler{params}):\n" + "".join(f"    {x}\n" for x in body)
 
 
-STORE_V1 = '''\
+STORE_V1 = """\
 class Store:
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -72,28 +73,34 @@ class Store:
     def put(self, key, value):
         self.items[key] = value
         return len(self.items)
-'''
+"""
 
-STORE_V2 = STORE_V1 + '''
+STORE_V2 = (
+    STORE_V1
+    + """
     def save(self):
         path = self.folder / "store.json"
         path.write_text(json.dumps(self.items, sort_keys=True))
         return path
-'''
+"""
+)
 
-STORE_V3 = STORE_V2 + '''
+STORE_V3 = (
+    STORE_V2
+    + """
     def load(self):
         path = self.folder / "store.json"
         if path.exists():
             self.items = json.loads(path.read_text())
         return self.items
-'''
+"""
+)
 
-SLUGIFY_V1 = '''\
+SLUGIFY_V1 = """\
 def slugify(title):
     words = re.findall(r"[a-z0-9]+", title.lower())
     return "-".join(words)
-'''
+"""
 
 # Held out: a new function with the registry line, an edit that adds lines, and a deletion only.
 AUDIT = '''\
@@ -127,41 +134,84 @@ LINE_POOL = 20
 
 # (message, path, block name, block text or None to delete it): each commit replaces, appends or deletes one block.
 HISTORY: list[tuple[str, str, str, str | None]] = [
-    ("Install logging", "app/plugins.py", "install_logging", installer(
-        "install_logging", "", ["handler.level = logging.INFO"], ["return handler"])),
+    (
+        "Install logging",
+        "app/plugins.py",
+        "install_logging",
+        installer("install_logging", "", ["handler.level = logging.INFO"], ["return handler"]),
+    ),
     ("Start the store", "app/store.py", "Store", STORE_V1),
-    ("Install metrics", "app/plugins.py", "install_metrics", installer(
-        "install_metrics", ", sink", ["handler.sink = sink", "sink.open()"], ["return sink"])),
+    (
+        "Install metrics",
+        "app/plugins.py",
+        "install_metrics",
+        installer("install_metrics", ", sink", ["handler.sink = sink", "sink.open()"], ["return sink"]),
+    ),
     ("Slugs", "app/text.py", "slugify", SLUGIFY_V1),
-    ("Install tracing", "app/plugins.py", "install_tracing", installer(
-        "install_tracing", ", tracer", ["tracer.attach(handler)"], ["tracer.start()", "return tracer"])),
+    (
+        "Install tracing",
+        "app/plugins.py",
+        "install_tracing",
+        installer("install_tracing", ", tracer", ["tracer.attach(handler)"], ["tracer.start()", "return tracer"]),
+    ),
     ("Save the store", "app/store.py", "Store", STORE_V2),
-    ("Install a cache", "app/plugins.py", "install_cache", installer(
-        "install_cache", ", size=128", ["handler.cache = {}", "handler.cache_size = size"], ["return handler.cache"])),
-    ("Truncate text", "app/text.py", "truncate", '''\
+    (
+        "Install a cache",
+        "app/plugins.py",
+        "install_cache",
+        installer(
+            "install_cache", ", size=128", ["handler.cache = {}", "handler.cache_size = size"], ["return handler.cache"]
+        ),
+    ),
+    (
+        "Truncate text",
+        "app/text.py",
+        "truncate",
+        """\
 def truncate(text, width=80, ellipsis="..."):
     if len(text) <= width:
         return text
     return text[: width - len(ellipsis)].rstrip() + ellipsis
-'''),
-    ("Install retries", "app/plugins.py", "install_retry", installer(
-        "install_retry", ", attempts=3", ["handler.attempts = attempts"], ["return handler"])),
+""",
+    ),
+    (
+        "Install retries",
+        "app/plugins.py",
+        "install_retry",
+        installer("install_retry", ", attempts=3", ["handler.attempts = attempts"], ["return handler"]),
+    ),
     ("Load the store", "app/store.py", "Store", STORE_V3),
-    ("Install auth", "app/plugins.py", "install_auth", installer(
-        "install_auth", ", users", ["handler.users = set(users)", "handler.realm = \"app\""], ["return handler.users"])),
-    ("Dump legacy text", "app/text.py", "legacy_dump", '''\
+    (
+        "Install auth",
+        "app/plugins.py",
+        "install_auth",
+        installer(
+            "install_auth", ", users", ["handler.users = set(users)", 'handler.realm = "app"'], ["return handler.users"]
+        ),
+    ),
+    (
+        "Dump legacy text",
+        "app/text.py",
+        "legacy_dump",
+        """\
 def legacy_dump(lines, out):
     for number, line in enumerate(lines, 1):
         out.write(f"{number:>5}  {line}\\n")
     return number
-'''),
-    ("Count words", "app/text.py", "count_words", '''\
+""",
+    ),
+    (
+        "Count words",
+        "app/text.py",
+        "count_words",
+        """\
 def count_words(text):
     counts = {}
     for word in re.findall(r"\\w+", text.lower()):
         counts[word] = counts.get(word, 0) + 1
     return counts
-'''),
+""",
+    ),
     # --- held out ---
     ("Audit hooks", "app/plugins.py", "install_audit_hooks", AUDIT),
     ("Unicode slugs", "app/text.py", "slugify", SLUGIFY_V2),
@@ -244,7 +294,11 @@ def compared(world: World, tmp_path_factory: pytest.TempPathFactory) -> tuple[Ev
     """One `evaluate` run with another artifact to compare (a copy of the double, in a folder of its own)."""
     other = tmp_path_factory.mktemp("compare") / "other-double"
     shutil.copytree(world.artifact, other)
-    result = run.evaluate(world.artifact, run.EvalOptions(compare=(other,), line_samples=12, block_samples=3, threads=1), progress=False)
+    result = run.evaluate(
+        world.artifact,
+        run.EvalOptions(compare=(other,), line_samples=12, block_samples=3, replay_lines=4, threads=1),
+        progress=False,
+    )
     return result, other
 
 
@@ -277,20 +331,27 @@ def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.Mon
     seen: dict[str, Any] = {}
     real = tasks.sample
 
-    def spy(heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int) -> list[tasks.Sample]:
+    def spy(
+        heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int
+    ) -> list[tasks.Sample]:
         seen["records"] = heldout
         seen["repository"] = repository
         seen["samples"] = real(heldout, repository, line_samples, block_samples, seed)
         return seen["samples"]
 
     monkeypatch.setattr(tasks, "sample", spy)
-    result = run.evaluate(world.artifact, run.EvalOptions(line_samples=200, block_samples=30, threads=1), progress=False)
+    result = run.evaluate(
+        world.artifact, run.EvalOptions(line_samples=200, block_samples=30, replay_lines=0, threads=1), progress=False
+    )
     assert sorted(map(repr, seen["records"])) == sorted(map(repr, world.heldout_records()))
     assert Path(seen["repository"]).resolve() == world.repo.resolve()
     prefixes = {sha[:12] for sha in world.heldout}
     assert seen["samples"] and all(s.id.split(":", 1)[0] in prefixes for s in seen["samples"])
     assert result.heldout_commits == HELDOUT
-    counts = {"line": sum(s.task == "line" for s in seen["samples"]), "block": sum(s.task == "block" for s in seen["samples"])}
+    counts = {
+        "line": sum(s.task == "line" for s in seen["samples"]),
+        "block": sum(s.task == "block" for s in seen["samples"]),
+    }
     assert result.samples == counts
     assert counts == {"line": LINE_POOL, "block": 2}  # install_audit_hooks and slugify; a deletion gives nothing
 
@@ -309,7 +370,9 @@ def full_sha(world: World, sample: tasks.Sample) -> str:
     return sha
 
 
-def test_line_samples_rebuild_the_file_and_target_the_rest_of_an_added_line(world: World, samples: list[tasks.Sample]) -> None:
+def test_line_samples_rebuild_the_file_and_target_the_rest_of_an_added_line(
+    world: World, samples: list[tasks.Sample]
+) -> None:
     lines = [s for s in samples if s.task == "line"]
     # Every added line worth completing, each once.
     audit_lines = [x for x in AUDIT.split("\n") if x]
@@ -339,11 +402,13 @@ def test_block_samples_target_the_body_after_the_signature(world: World, samples
     assert [s.path for s in blocks] == ["app/plugins.py", "app/text.py"]
     assert blocks[0].suffix == "\n"  # the new installer is the last definition of its file
     assert blocks[1].suffix.startswith("\n\n\ndef truncate(")  # slugify is the first of its file
-    for sample, text in zip(blocks, (AUDIT, SLUGIFY_V2)):
+    for sample, text in zip(blocks, (AUDIT, SLUGIFY_V2), strict=True):
         signature, body = text.split("\n", 1)
         assert sample.target == body.removesuffix("\n")  # a definition ends where its last line does
         assert sample.prefix.endswith("\n\n" + signature + "\n")
-        assert sample.prefix + sample.target + sample.suffix == git_show(world.repo, full_sha(world, sample), sample.path)
+        assert sample.prefix + sample.target + sample.suffix == git_show(
+            world.repo, full_sha(world, sample), sample.path
+        )
         assert sample.id.endswith(f":{sample.prefix.count(chr(10)) + 1}:1")
 
 
@@ -366,11 +431,23 @@ def test_sample_sizes_are_capped_by_what_there_is(world: World, samples: list[ta
 
 def hand_record(commit: str, path: str, after: str | None, change: str = "added", line: int = 1) -> ChangeRecord:
     return ChangeRecord(
-        commit=commit, author_email=ALICE.email, author_name=ALICE.name, authored_at="2021-03-01T09:30:00+02:00",
-        committed_at="2021-03-01T09:30:00+02:00", path=path, old_path=None, language="python", qualified_name="f",
-        kind="function", change=change, before=None, after=after, line=line,
-        context=FileContext("", ()), message="m",
-    )  # fmt: skip
+        commit=commit,
+        author_email=ALICE.email,
+        author_name=ALICE.name,
+        authored_at="2021-03-01T09:30:00+02:00",
+        committed_at="2021-03-01T09:30:00+02:00",
+        path=path,
+        old_path=None,
+        language="python",
+        qualified_name="f",
+        kind="function",
+        change=change,
+        before=None,
+        after=after,
+        line=line,
+        context=FileContext("", ()),
+        message="m",
+    )
 
 
 def test_unreadable_files_and_deletions_are_skipped(repo: GitRepo) -> None:
@@ -386,8 +463,10 @@ def test_unreadable_files_and_deletions_are_skipped(repo: GitRepo) -> None:
     ]
     got = tasks.sample(records, repo.path, 10, 10, seed=0)
     assert sorted((s.task, s.id.split(":")[1], s.id.split(":")[2]) for s in got) == [
-        ("block", "good.py", "5"), ("line", "good.py", "4"), ("line", "good.py", "5"),
-    ]  # fmt: skip
+        ("block", "good.py", "5"),
+        ("line", "good.py", "4"),
+        ("line", "good.py", "5"),
+    ]
     text = repo.read("good.py")
     for s in got:
         assert s.prefix + s.target + s.suffix == text
@@ -408,7 +487,9 @@ def audit_request(world: World, typed: str) -> Request:
     return Request("app/plugins.py", text[:cursor], text[cursor:], "line")
 
 
-@pytest.mark.parametrize("typed", ["    registry.register(handler, pri", "    registry.", "    registry.register(", "    regis"])
+@pytest.mark.parametrize(
+    "typed", ["    registry.register(handler, pri", "    registry.", "    registry.register(", "    regis"]
+)
 def test_ngram_and_bm25_complete_the_engineers_registry_line(world: World, typed: str) -> None:
     snippets = corpus.load(world.artifact)
     texts = [s.text for s in snippets]
@@ -440,10 +521,16 @@ class _Fixed:
 
 @pytest.mark.parametrize(
     ("ngram", "model", "bm25", "expected"),
-    [("from ngram", "from model", "from bm25", "from ngram"), ("", "from model", "from bm25", "from model"),
-     ("  ", "", "from bm25", "from bm25"), ("", "", "", "")],
-)  # fmt: skip
-def test_the_engine_asks_the_model_only_where_the_ngram_is_silent(ngram: str, model: str, bm25: str, expected: str) -> None:
+    [
+        ("from ngram", "from model", "from bm25", "from ngram"),
+        ("", "from model", "from bm25", "from model"),
+        ("  ", "", "from bm25", "from bm25"),
+        ("", "", "", ""),
+    ],
+)
+def test_the_engine_asks_the_model_only_where_the_ngram_is_silent(
+    ngram: str, model: str, bm25: str, expected: str
+) -> None:
     parts = [_Fixed(ngram), _Fixed(model), _Fixed(bm25)]
     combined = engines.Combined(model=parts[1], ngram=parts[0], bm25=parts[2])  # type: ignore[arg-type]
     assert combined.complete(Request("a.py", "x = ", "\n", "line")) == expected
@@ -474,13 +561,18 @@ def test_model_scores_each_candidate_as_the_whole_sequence_would(world: World, m
     else:
         cursor = text.index("\n", text.index("def install_audit_hooks")) + 1
     request = Request("app/plugins.py", text[:cursor], text[cursor:], mode)  # type: ignore[arg-type]
-    candidates = ["register(handler, priority=HIGH_PRIORITY)", "", "x", "    journal.open_session(handler.name)\n    return journal"]
+    candidates = [
+        "register(handler, priority=HIGH_PRIORITY)",
+        "",
+        "x",
+        "    journal.open_session(handler.name)\n    return journal",
+    ]
     scores = neural.score(request, candidates)
     assert len(scores) == len(candidates)
     assert scores[1] == -math.inf
     limit = neural._new_tokens(request)
     prompt_ids, healed = neural.prompt_ids(request, limit)
-    for candidate, score in zip(candidates, scores):
+    for candidate, score in zip(candidates, scores, strict=True):
         if not candidate:
             continue
         cand = neural._encode(healed + candidate)[:limit]  # scored from the healed token on
@@ -493,13 +585,18 @@ def test_model_scores_each_candidate_as_the_whole_sequence_would(world: World, m
 
 def test_a_model_with_a_short_context_completes_a_block(world: World, tmp_path: Path) -> None:
     # A context shorter than a block's new tokens: half of it stays for the prompt, nothing overflows.
-    from codedouble.server.engine.neural import Neural
-    from codedouble.trainer import prompt
-    from codedouble.trainer.training.model import from_scratch
     from transformers import PreTrainedTokenizerFast
 
+    from codedouble.server.contract import prompt
+    from codedouble.server.engine.neural import Neural
+    from codedouble.trainer.training.model import from_scratch
+
     tokenizer = PreTrainedTokenizerFast.from_pretrained(world.artifact)
-    model = from_scratch(ModelSize(n_layer=1, n_head=2, n_embd=32, context=128), len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
+    model = from_scratch(
+        ModelSize(n_layer=1, n_head=2, n_embd=32, context=128),
+        len(tokenizer),
+        tokenizer.convert_tokens_to_ids(prompt.EOS),
+    )
     folder = tmp_path / "short"
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -532,6 +629,14 @@ def test_evaluate_scores_every_system_and_the_compared_artifact(compared: tuple[
             assert r.p50_ms >= 0 and r.p95_ms >= r.p50_ms
     assert "other-double" in result.descriptions["compare:other-double"]
     assert {e["task"] for e in result.examples} == {"line", "block"}
+    # The typing replay: every system typed the same held-out lines, for both simulated users.
+    assert result.replay_lines == 4
+    overall = {(r.system, r.user): r for r in result.replay if r.language == "all"}
+    assert set(overall) == {(s, u) for s in result.systems for u in ("line", "word")}
+    for r in overall.values():
+        assert r.lines == 4 and r.chars > 0
+        assert 0 <= r.saved <= 1 and 0 <= r.shown <= 1
+        assert r.precision is None or 0 <= r.precision <= 1
     assert all(set(SYSTEMS) <= set(e) for e in result.examples)
 
 
@@ -548,9 +653,26 @@ def test_the_report_files_are_written(compared: tuple[EvalReport, Path], tmp_pat
 # --- the command line ---------------------------------------------------------------------------------
 
 
-def test_cli_eval_prints_the_table_and_writes_the_report(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval_prints_the_table_and_writes_the_report(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "report"
-    code = cli.main(["eval", str(world.artifact), "--report", str(out), "--line-samples", "20", "--block-samples", "5", "--quiet", "--no-base"])
+    code = cli.main(
+        [
+            "eval",
+            str(world.artifact),
+            "--report",
+            str(out),
+            "--line-samples",
+            "20",
+            "--block-samples",
+            "5",
+            "--replay-lines",
+            "3",
+            "--quiet",
+            "--no-base",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "engine" in captured.out and "bm25" in captured.out and "ngram" in captured.out
@@ -560,12 +682,15 @@ def test_cli_eval_prints_the_table_and_writes_the_report(world: World, tmp_path:
     data = read_json(out / "report.json")
     assert data["systems"] == list(SYSTEMS)
     assert data["samples"] == {"line": 20, "block": 2}
+    assert data["replay_lines"] == 3 and {r["user"] for r in data["replay"]} == {"line", "word"}
+    assert "typing replay" in captured.out
     assert not (world.artifact / "eval").exists()  # --report: nothing written into the artifact
 
 
 @pytest.mark.parametrize("shipped", [True, False])
-def test_cli_eval_scores_a_base_alone(shipped: bool, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_eval_scores_a_base_alone(
+    shipped: bool, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The shipped base (here: a stand-in, any model folder the engine loads) is a row of its own; without one,
     and with --no-base, there is no such row; --base DIR scores another."""
     from codedouble.trainer.base import shipped as shipped_module
@@ -576,7 +701,17 @@ def test_cli_eval_scores_a_base_alone(shipped: bool, world: World, tmp_path: Pat
     else:
         stand_in.mkdir()
     monkeypatch.setattr(shipped_module, "WEIGHTS", stand_in)
-    args = ["eval", str(world.artifact), "--line-samples", "4", "--block-samples", "1", "--quiet"]
+    args = [
+        "eval",
+        str(world.artifact),
+        "--line-samples",
+        "4",
+        "--block-samples",
+        "1",
+        "--replay-lines",
+        "0",
+        "--quiet",
+    ]
     assert cli.main([*args, "--report", str(tmp_path / "default")]) == 0, capsys.readouterr().err
     systems = read_json(tmp_path / "default" / "report.json")["systems"]
     assert systems == [*SYSTEMS, "base"] if shipped else list(SYSTEMS)
@@ -597,7 +732,9 @@ def expect_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return captured.err
 
 
-def test_cli_eval_refuses_a_directory_that_is_not_an_artifact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval_refuses_a_directory_that_is_not_an_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "not-a-double"
     folder.mkdir()
     err = expect_exit_2(["eval", str(folder), "--quiet"], capsys)
@@ -635,7 +772,9 @@ def test_cli_eval_when_the_repository_is_gone(world: World, tmp_path: Path, caps
     assert "repository" in err and str(tmp_path / "moved-away") in err
 
 
-def test_cli_eval_without_a_corpus_says_to_train_again(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval_without_a_corpus_says_to_train_again(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     artifact = copy_artifact(world, tmp_path / "double")
     (artifact / corpus.CORPUS).unlink()
     err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
@@ -652,7 +791,9 @@ def test_cli_eval_with_nothing_held_out(world: World, tmp_path: Path, capsys: py
     assert "nothing held out" in err
 
 
-def test_cli_eval_refuses_a_double_of_another_prompt_format(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval_refuses_a_double_of_another_prompt_format(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     artifact = copy_artifact(world, tmp_path / "double")
     manifest = read_json(artifact / "manifest.json")
     manifest["prompt_format"] = 1  # prefix-suffix-middle: this codedouble would prompt it wrongly
@@ -661,7 +802,9 @@ def test_cli_eval_refuses_a_double_of_another_prompt_format(world: World, tmp_pa
     assert "prompt format 1" in err and "train the double again" in err
 
 
-def test_cli_eval_with_damaged_weights_names_the_problem(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_eval_with_damaged_weights_names_the_problem(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     artifact = copy_artifact(world, tmp_path / "double")
     (artifact / "model.safetensors").write_bytes(b"not safetensors")
     err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)

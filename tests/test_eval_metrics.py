@@ -11,8 +11,9 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation import report as report_module
-from codedouble.trainer.evaluation.metrics import edit_similarity, exact_match, normalise, percentile
+from codedouble.trainer.evaluation.metrics import edit_similarity, exact_match, normalise
 from codedouble.trainer.evaluation.report import format_markdown, format_table, plot, write
 from codedouble.trainer.evaluation.summary import EvalReport, Outcome, Row, aggregate, row
 
@@ -20,6 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --- metrics -----------------------------------------------------------------------------------------------------
+
 
 def test_line_exact_match_ignores_trailing_but_not_leading_whitespace() -> None:
     assert exact_match("foo(x)  \n", "foo(x)", "line")
@@ -69,6 +71,7 @@ def test_percentile_matches_numpy_linear() -> None:
 
 # --- aggregation ---------------------------------------------------------------------------------------------------
 
+
 def _o(system: str, task: str, language: str, sample: str, em: bool, es: float, ms: float) -> Outcome:
     return Outcome(system, task, language, sample, prediction="p", exact_match=em, edit_similarity=es, latency_ms=ms)
 
@@ -106,14 +109,17 @@ def test_aggregate_numbers_and_order() -> None:
     random.Random(3).shuffle(shuffled)
     rows = aggregate(shuffled, ["model", "ngram"])
     assert [(r.system, r.task, r.language, r.samples) for r in rows] == [e[:4] for e in EXPECTED]
-    for r, (*_, em, es, p50, p95) in zip(rows, EXPECTED):
+    for r, (*_, em, es, p50, p95) in zip(rows, EXPECTED, strict=True):
         assert (r.exact_match, r.edit_similarity, r.p50_ms, r.p95_ms) == pytest.approx((em, es, p50, p95), abs=1e-9)
 
 
 def test_aggregate_follows_system_order_and_rejects_unknown_systems() -> None:
     rows = aggregate(OUTCOMES, ["ngram", "model"])
-    assert [(r.system, r.task, r.language) for r in rows[:3]] == [("ngram", "line", "all"), ("model", "line", "all"),
-                                                                   ("ngram", "line", "go")]
+    assert [(r.system, r.task, r.language) for r in rows[:3]] == [
+        ("ngram", "line", "all"),
+        ("model", "line", "all"),
+        ("ngram", "line", "go"),
+    ]
     with pytest.raises(ValueError, match="bm25"):
         aggregate([*OUTCOMES, _o("bm25", "line", "go", "l3", True, 1.0, 1)], ["model", "ngram"])
     assert aggregate([], ["model"]) == []
@@ -133,8 +139,14 @@ def _report(**changes: object) -> EvalReport:
         rows=tuple(aggregate(OUTCOMES, ["model", "ngram"])),
         machine="2 CPU cores, cpu",
         examples=(
-            {"task": "block", "language": "python", "prompt_tail": "def f(x):\n",
-             "target": "\n".join(f"    line{i}" for i in range(14)), "model": "    return ```x```", "ngram": ""},
+            {
+                "task": "block",
+                "language": "python",
+                "prompt_tail": "def f(x):\n",
+                "target": "\n".join(f"    line{i}" for i in range(14)),
+                "model": "    return ```x```",
+                "ngram": "",
+            },
         ),
     )
     fields.update(changes)
@@ -148,13 +160,22 @@ def test_report_round_trips_through_json() -> None:
     back = EvalReport.from_dict(data)
     assert back == report
     assert isinstance(back.rows[0], Row) and isinstance(back.systems, tuple)
-    assert row(back, "model", "block") == Row("model", "block", "all", 2, 0.5, pytest.approx(0.6), 200.0,  # type: ignore[arg-type]
-                                              pytest.approx(290.0))  # type: ignore[arg-type]
+    assert row(back, "model", "block") == Row(
+        "model",
+        "block",
+        "all",
+        2,
+        0.5,
+        pytest.approx(0.6),
+        200.0,  # type: ignore[arg-type]
+        pytest.approx(290.0),
+    )  # type: ignore[arg-type]
     assert row(back, "ngram", "alpha") is None
     assert row(back, "ngram", "line", "go") is not None
 
 
 # --- report ----------------------------------------------------------------------------------------------------------
+
 
 def _table_rows(table: str) -> dict[tuple[str, str, str], list[str]]:
     """task, language, system (without the default mark) -> the row's cells."""
@@ -169,17 +190,36 @@ def _table_rows(table: str) -> dict[tuple[str, str, str], list[str]]:
 def test_format_table_marks_default_and_best() -> None:
     table = format_table(_report())
     lines = table.splitlines()
-    assert re.split(r"\s{2,}", lines[0].strip()) == ["task", "language", "system", "n", "EM %", "ES %", "p50 ms", "p95 ms"]
+    assert re.split(r"\s{2,}", lines[0].strip()) == [
+        "task",
+        "language",
+        "system",
+        "n",
+        "EM %",
+        "ES %",
+        "p50 ms",
+        "p95 ms",
+    ]
     rows = _table_rows(table)
-    assert set(rows) == {("line", "all", "model"), ("line", "all", "ngram"), ("block", "all", "model"),
-                         ("block", "all", "ngram"), ("alpha", "all", "model")}
+    assert set(rows) == {
+        ("line", "all", "model"),
+        ("line", "all", "ngram"),
+        ("block", "all", "model"),
+        ("block", "all", "ngram"),
+        ("alpha", "all", "model"),
+    }
     assert rows[("line", "all", "model")] == ["line", "all", "model", "4", "50.0 ↑", "62.5 ↑", "25.0", "38.5"]
     assert rows[("line", "all", "ngram")] == ["line", "all", "ngram *", "4", "25.0", "50.0", "2.5", "3.9"]
     assert rows[("block", "all", "model")][4:6] == ["50.0 ↑", "60.0 ↑"]
     assert rows[("block", "all", "ngram")][2:6] == ["ngram *", "1", "0.0", "40.0"]
     assert rows[("alpha", "all", "model")][4:6] == ["0.0", "10.0"]  # alone in its task: nothing to be best against
-    assert [line.split()[2:4] for line in lines[2:-1]] == [["model", "4"], ["ngram", "*"], ["model", "2"], ["ngram", "*"],
-                                                            ["model", "1"]]  # only the default system is marked
+    assert [line.split()[2:4] for line in lines[2:-1]] == [
+        ["model", "4"],
+        ["ngram", "*"],
+        ["model", "2"],
+        ["ngram", "*"],
+        ["model", "1"],
+    ]  # only the default system is marked
     assert "↑" in lines[-1] and "*" in lines[-1]  # the legend
     assert len({len(line) for line in lines[:-1]}) == 1  # fixed width: every row as wide as the header
 
@@ -206,8 +246,12 @@ def test_format_markdown() -> None:
     assert "## Examples" in md
     assert "    line9\n… (4 more lines)\n```" in md and "line10" not in md
     assert "````python\n    return ```x```\n````" in md  # fence longer than the backticks inside
-    escaped = format_markdown(_report(systems=("model", "ng|ram"), rows=tuple(aggregate(
-        [_o("ng|ram", "line", "go", "x", True, 1.0, 1.0)], ["model", "ng|ram"]))))
+    escaped = format_markdown(
+        _report(
+            systems=("model", "ng|ram"),
+            rows=tuple(aggregate([_o("ng|ram", "line", "go", "x", True, 1.0, 1.0)], ["model", "ng|ram"])),
+        )
+    )
     assert "| line | all | ng\\|ram | 1 |" in escaped
 
 
@@ -243,8 +287,13 @@ def test_write_leaves_old_file_when_a_writer_fails(tmp_path: Path, monkeypatch: 
 def test_plot_any_number_of_systems_and_missing_tasks(tmp_path: Path, systems: int, tasks: list[str]) -> None:
     names = [f"system-{i}" for i in range(systems)]
     outcomes = [_o(s, t, "go", f"{t}{i}", i % 2 == 0, 0.5, 1.0) for s in names for t in tasks for i in range(3)]
-    report = _report(systems=tuple(names), default_system=names[0], rows=tuple(aggregate(outcomes, names)),
-                     samples={t: 3 for t in tasks}, examples=())
+    report = _report(
+        systems=tuple(names),
+        default_system=names[0],
+        rows=tuple(aggregate(outcomes, names)),
+        samples={t: 3 for t in tasks},
+        examples=(),
+    )
     plot(report, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes().startswith(PNG_SIGNATURE)
     assert matplotlib.image.imread(tmp_path / "chart.png").ndim == 3

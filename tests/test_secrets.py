@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from codedouble.trainer.mining import secrets
 from codedouble.trainer.mining.secrets import PLACEHOLDER, Scrubbed, SecretScrubber
 

@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from codedouble.trainer.mining.miner import MineOptions, mine
-from codedouble.trainer.training.model import ModelSize
-from codedouble.trainer.training.train import TrainOptions, train
-from conftest import ALICE, GitRepo, isolate_git
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
+
+from codedouble.trainer.mining.miner import MineOptions, mine
+from codedouble.trainer.training.model import ModelSize
+from codedouble.trainer.training.train import TrainOptions, train
+from conftest import ALICE, GitRepo, isolate_git
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -220,14 +221,22 @@ def position(text: str, offset: int) -> types.Position:
     """The LSP position of a string index, counted here independently of the server (UTF-16, LF lines)."""
     before = text[:offset]
     line_start = before.rfind("\n") + 1
-    return types.Position(line=before.count("\n"), character=len(before[line_start:].encode("utf-16-le", "surrogatepass")) // 2)
+    return types.Position(
+        line=before.count("\n"), character=len(before[line_start:].encode("utf-16-le", "surrogatepass")) // 2
+    )
 
 
-def open_document(client: LanguageClient, folder: Path, text: str, name: str | None = None, language: str = "python") -> str:
+def open_document(
+    client: LanguageClient, folder: Path, text: str, name: str | None = None, language: str = "python"
+) -> str:
     """Open `text` as a new document (a fresh name each time, so that no cached answer is reused)."""
     name = name or f"app/doc_{next(_names)}.py"
     uri = (folder / name).as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+        )
+    )
     return uri
 
 
@@ -318,7 +327,9 @@ async def test_status_command_returns_the_status(served: LanguageClient, double:
     assert set(got) >= {"provenance", "latency_ms", "cache", "options"}
 
 
-async def test_invalid_initialization_options_are_named_and_the_server_serves(served: LanguageClient, double: Double) -> None:
+async def test_invalid_initialization_options_are_named_and_the_server_serves(
+    served: LanguageClient, double: Double
+) -> None:
     texts = [m.message for m in served.messages if m.type == types.MessageType.Warning]
     assert any("'maxLines'" in t and "default" in t for t in texts), texts
     assert any("'colour'" in t and "unknown" in t for t in texts), texts
@@ -357,12 +368,16 @@ async def test_completion_item_replaces_the_word_being_typed(served: LanguageCli
     assert item.kind == types.CompletionItemKind.Text
     assert isinstance(item.text_edit, types.TextEdit)
     assert item.text_edit.new_text == "pri" + REST
-    assert item.text_edit.range == types.Range(start=types.Position(line=where.line, character=where.character - 3), end=where)
+    assert item.text_edit.range == types.Range(
+        start=types.Position(line=where.line, character=where.character - 3), end=where
+    )
     assert item.filter_text == "pri" + REST
     assert item.label == "pri" + REST
 
 
-async def test_a_cursor_under_a_signature_gets_a_body_that_ends_with_the_block(served: LanguageClient, double: Double) -> None:
+async def test_a_cursor_under_a_signature_gets_a_body_that_ends_with_the_block(
+    served: LanguageClient, double: Double
+) -> None:
     # A second copy of install_retry: the n-gram has the engineer's body in this very file.
     text = double.plugins + "\n\ndef install_retry(handler, attempts=3):\n"
     uri = open_document(served, double.repo, text + "\n\ndef install_more(handler):\n    return handler\n")
@@ -383,10 +398,15 @@ async def test_a_body_in_a_file_of_its_own_ends_at_its_return(served: LanguageCl
     text = HEADER + "\n\ndef install_auth(handler, users):\n"
     uri = open_document(served, double.repo, text)
     body = await inline(served, uri, position(text, len(text)))
-    assert body == '    handler.users = set(users)\n    handler.realm = "app"\n    ' + REGISTER + "\n    return handler.users"
+    assert (
+        body
+        == '    handler.users = set(users)\n    handler.realm = "app"\n    ' + REGISTER + "\n    return handler.users"
+    )
 
 
-async def test_typing_what_was_suggested_is_answered_from_the_suggestion(served: LanguageClient, double: Double) -> None:
+async def test_typing_what_was_suggested_is_answered_from_the_suggestion(
+    served: LanguageClient, double: Double
+) -> None:
     text, cursor = registry_document(double)
     uri = open_document(served, double.repo, text)
     where = position(text, cursor)
@@ -396,7 +416,9 @@ async def test_typing_what_was_suggested_is_answered_from_the_suggestion(served:
     served.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=suggestion[:3])],
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=suggestion[:3])
+            ],
         )
     )
     ahead = types.Position(line=where.line, character=where.character + 3)
@@ -432,7 +454,9 @@ async def test_newest_request_wins(served: LanguageClient, double: Double) -> No
     assert alone[1] == REGISTER[len("regis") :]
     # Both at once, without waiting for the first: the newest gets its text, the older at most its own.
     uri = open_document(served, double.repo, text)
-    older, newer = await asyncio.gather(inline(served, uri, position(text, first)), inline(served, uri, position(text, second)))
+    older, newer = await asyncio.gather(
+        inline(served, uri, position(text, first)), inline(served, uri, position(text, second))
+    )
     assert newer == alone[1]
     assert older in ("", alone[0])
 
@@ -461,7 +485,9 @@ async def cancel_soon(client: LanguageClient, uri: str, where: types.Position, d
         position=where,
         context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
     )
-    pending = asyncio.wrap_future(client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id))
+    pending = asyncio.wrap_future(
+        client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+    )
     await asyncio.sleep(delay)
     client.cancel_request(types.CancelParams(id=msg_id))
     try:
@@ -545,11 +571,17 @@ async def test_max_lines_cuts_a_body(served: LanguageClient, double: Double) -> 
     [
         {},
         {"textDocument": {"uri": "file:///x.py"}},
-        {"textDocument": {"uri": "file:///x.py"}, "position": {"line": "one", "character": 0}, "context": {"triggerKind": 1}},
+        {
+            "textDocument": {"uri": "file:///x.py"},
+            "position": {"line": "one", "character": 0},
+            "context": {"triggerKind": 1},
+        },
         {"textDocument": 5, "position": {"line": 0, "character": 0}, "context": {"triggerKind": 1}},
     ],
 )
-async def test_malformed_params_are_answered_invalid_params(served: LanguageClient, double: Double, params: dict[str, Any]) -> None:
+async def test_malformed_params_are_answered_invalid_params(
+    served: LanguageClient, double: Double, params: dict[str, Any]
+) -> None:
     with pytest.raises(JsonRpcException) as caught:
         await send_raw(served, types.TEXT_DOCUMENT_INLINE_COMPLETION, params)
     assert caught.value.code == INVALID_PARAMS
@@ -596,7 +628,9 @@ async def test_a_closed_document_gets_nothing(served: LanguageClient, double: Do
     text, cursor = registry_document(double)
     uri = open_document(served, double.repo, text)
     assert await inline(served, uri, position(text, cursor)) == REST
-    served.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    served.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
     assert await inline(served, uri, position(text, cursor)) == ""
     await assert_serving(served, double)
 
@@ -608,7 +642,9 @@ async def test_a_huge_document_gets_nothing(served: LanguageClient, double: Doub
     try:
         assert await inline(served, uri, position(huge, len(huge) - len(text) + cursor)) == ""
     finally:
-        served.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        served.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
     await assert_serving(served, double)
 
 
@@ -619,11 +655,17 @@ async def test_a_large_document_under_the_limit_is_completed(served: LanguageCli
     try:
         assert await inline(served, uri, position(large, len(large) - len(text) + cursor)) == REST
     finally:
-        served.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        served.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
 
 
-@pytest.mark.parametrize(("name", "language"), [("notes.txt", "plaintext"), ("README.md", "markdown"), ("types.d.ts", "typescript")])
-async def test_an_unsupported_language_gets_nothing(served: LanguageClient, double: Double, name: str, language: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "language"), [("notes.txt", "plaintext"), ("README.md", "markdown"), ("types.d.ts", "typescript")]
+)
+async def test_an_unsupported_language_gets_nothing(
+    served: LanguageClient, double: Double, name: str, language: str
+) -> None:
     text, cursor = registry_document(double)
     uri = open_document(served, double.repo, text, name=name, language=language)
     assert await inline(served, uri, position(text, cursor)) == ""
@@ -641,7 +683,13 @@ ODD = (
 async def test_odd_unicode_before_the_cursor(served: LanguageClient, double: Double) -> None:
     # Astral characters on the cursor's own line count two UTF-16 units: miscounted, the cursor would land two
     # characters to the right, inside the comment after it.
-    text = double.plugins + "\n\n" + ODD + '\ndef install_webhooks(handler, url="🎉𝔘"):\n    ' + "label = '🎉𝔘'; registry.register(handler, pri"
+    text = (
+        double.plugins
+        + "\n\n"
+        + ODD
+        + '\ndef install_webhooks(handler, url="🎉𝔘"):\n    '
+        + "label = '🎉𝔘'; registry.register(handler, pri"
+    )
     cursor = len(text)
     text += "  # 🎉 done\n    return handler\n"
     uri = open_document(served, double.repo, text)
@@ -654,25 +702,37 @@ async def test_crlf_line_endings(served: LanguageClient, double: Double) -> None
     before, after = text[:cursor].replace("\n", "\r\n"), text[cursor:].replace("\n", "\r\n")
     uri = open_document(served, double.repo, before + after)
     assert await inline(served, uri, types.Position(line=before.count("\r\n"), character=len(TYPED))) == REST
-    assert await inline(served, uri, types.Position(line=before.count("\r\n"), character=999)) == REST  # the line ends before CR LF
+    assert (
+        await inline(served, uri, types.Position(line=before.count("\r\n"), character=999)) == REST
+    )  # the line ends before CR LF
 
 
 @pytest.mark.parametrize("separator", ["", "\x0c", "\u2028"])  # "": the same edit in a plain file works
-async def test_an_edit_below_a_character_python_splits_lines_on(served: LanguageClient, double: Double, separator: str) -> None:
+async def test_an_edit_below_a_character_python_splits_lines_on(
+    served: LanguageClient, double: Double, separator: str
+) -> None:
     # pygls splits lines with str.splitlines(), which also breaks at a form feed (common between sections of
     # Python files), U+2028 and more; LSP breaks only at LF, CR LF and CR. An edit below one must still land
     # on its line, or the server's copy of the document drifts from the editor's.
-    text = double.plugins + f"\n\n# {separator}\n\ndef install_webhooks(handler, url):\n    handler.url = url\n    \n    return handler\n"
+    text = (
+        double.plugins
+        + f"\n\n# {separator}\n\ndef install_webhooks(handler, url):\n    handler.url = url\n    \n    return handler\n"
+    )
     cursor = text.index("url = url\n") + len("url = url\n") + 4
     uri = open_document(served, double.repo, text)
     where = position(text, cursor)
     served.text_document_did_change(
         types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=TYPED.strip())],
+            content_changes=[
+                types.TextDocumentContentChangePartial(range=types.Range(start=where, end=where), text=TYPED.strip())
+            ],
         )
     )
-    assert await inline(served, uri, types.Position(line=where.line, character=where.character + len(TYPED.strip()))) == REST
+    assert (
+        await inline(served, uri, types.Position(line=where.line, character=where.character + len(TYPED.strip())))
+        == REST
+    )
 
 
 async def test_latency_is_reported(served: LanguageClient, double: Double) -> None:
@@ -744,14 +804,18 @@ def broken_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def broken(tmp_path_factory: pytest.TempPathFactory, broken_artifacts: dict[str, Path]) -> AsyncIterator[LanguageClient]:
+async def broken(
+    tmp_path_factory: pytest.TempPathFactory, broken_artifacts: dict[str, Path]
+) -> AsyncIterator[LanguageClient]:
     root = tmp_path_factory.mktemp("broken-server")
     client = await start_server(root, root, "--artifact", str(broken_artifacts["garbage"]))
     yield client
     await stop_server(client)
 
 
-async def test_a_broken_double_is_named_with_its_problem(broken: LanguageClient, broken_artifacts: dict[str, Path]) -> None:
+async def test_a_broken_double_is_named_with_its_problem(
+    broken: LanguageClient, broken_artifacts: dict[str, Path]
+) -> None:
     garbage = broken_artifacts["garbage"]
     await configure(broken, {"artifact": str(garbage)})  # back to the start, whatever ran before
     got = await wait_for_state(broken, {"broken", "ready"}, garbage)
@@ -767,7 +831,8 @@ async def test_a_broken_double_is_named_with_its_problem(broken: LanguageClient,
 
 
 @pytest.mark.parametrize(
-    ("kind", "problem"), [("foreign", "not a codedouble artifact"), ("empty", "no manifest.json"), ("list", ""), ("binary", "")]
+    ("kind", "problem"),
+    [("foreign", "not a codedouble artifact"), ("empty", "no manifest.json"), ("list", ""), ("binary", "")],
 )
 async def test_every_broken_double_is_reported_broken(
     broken: LanguageClient, broken_artifacts: dict[str, Path], kind: str, problem: str
@@ -825,7 +890,7 @@ async def test_a_retrained_double_is_picked_up_without_a_restart(double: Double,
 async def test_without_settings_the_workspace_repositorys_current_double_is_served(double: Double) -> None:
     import shutil
 
-    from codedouble.trainer.training.artifact import doubles_dir, mark_current
+    from codedouble.server.contract.artifact import doubles_dir, mark_current
 
     # What `codedouble train` without --out leaves: the double in the server's data directory, marked current.
     folder = doubles_dir(str(double.repo.resolve()))  # its name depends on the repository's path alone
@@ -850,9 +915,20 @@ async def test_tcp_mode_listens_where_told_and_answers(double: Double) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(double.artifact), "--tcp", f"127.0.0.1:{port}"],
-        env=server_env(double.root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "codedouble.trainer.cli",
+            "serve",
+            "--artifact",
+            str(double.artifact),
+            "--tcp",
+            f"127.0.0.1:{port}",
+        ],
+        env=server_env(double.root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(300):
             try:
@@ -865,7 +941,9 @@ async def test_tcp_mode_listens_where_told_and_answers(double: Double) -> None:
         else:
             raise AssertionError("the server never listened")
         with conn:
-            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}).encode()
+            body = json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+            ).encode()
             conn.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
             conn.settimeout(ANSWER_SECONDS)
             reply = b""
@@ -881,11 +959,15 @@ async def test_tcp_mode_listens_where_told_and_answers(double: Double) -> None:
 async def test_a_malformed_tcp_address_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     from codedouble.trainer.cli import main
 
-    assert main(["serve", "--tcp", "localhost"]) == 2
-    assert "HOST:PORT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse's own usage error
+        main(["serve", "--tcp", "localhost"])
+    assert exited.value.code == 2
+    assert "--tcp: wants HOST:PORT, not 'localhost'" in capsys.readouterr().err
 
 
-async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_other(served: LanguageClient, double: Double) -> None:
+async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_other(
+    served: LanguageClient, double: Double
+) -> None:
     text, offset = registry_document(double)
     uri = open_document(served, double.repo, text)
     where = position(text, offset)

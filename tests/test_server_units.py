@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from codedouble.server import options as opts
-from codedouble.server.options import DEFAULT_EXCLUDE, Options
-from codedouble.server.positions import PositionError, offset_at, position_at
-from codedouble.server import suggest
-from codedouble.server.suggest import Lru, Recent, tidy
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from codedouble.server import options as opts
+from codedouble.server import suggest
+from codedouble.server.options import DEFAULT_EXCLUDE, Options
+from codedouble.server.positions import PositionError, offset_at, position_at
+from codedouble.server.suggest import Lru, Recent, cut_loop, tidy
 
 # --- options.parse ------------------------------------------------------------------------------------------
 
@@ -39,7 +40,9 @@ SETTINGS = {
 
 
 def _expected() -> Options:
-    return Options(Path("~/doubles/mine").expanduser(), ("python", "go"), (*opts.DEFAULT_EXCLUDE, "**/generated/**"), 3, 150)
+    return Options(
+        Path("~/doubles/mine").expanduser(), ("python", "go"), (*opts.DEFAULT_EXCLUDE, "**/generated/**"), 3, 150
+    )
 
 
 def test_camel_case_keys_at_the_top() -> None:
@@ -458,3 +461,36 @@ def test_a_body_takes_the_documents_spaces() -> None:
 def test_a_body_already_indented_like_the_document_is_kept() -> None:
     assert suggest.match_indentation("    a\n\n    b", "def f():\n    x\n") == "    a\n\n    b"
     assert suggest.tidy("\treturn x", "def f():\n    y = 1\n", "\n", "block", 8) == "    return x"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("zz.plugins.plugins.plugins.plugins.plugins", ""),  # seen in Neovim after `from __fu`
+        ("x = ark.mark.mark.mark.mark", ""),  # the whole line goes, not only the loop
+        ("    return self.run(args)\n    self.item.item.item = 1\n    return 2", "    return self.run(args)"),
+    ],
+)
+def test_cut_loop_drops_a_degenerate_repetition(text: str, expected: str) -> None:
+    assert cut_loop(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data = [0, 0, 0, 0, 0, 0]",  # data repeats legitimately
+        'print("-" * 40 + "=====")',
+        "f(a, a, a)",  # a one-letter name three times is code, not a loop
+        "self.x = x\n        self.y = y\n        self.z = z",
+        "assert tidy(body) == body",
+        "",
+    ],
+)
+def test_cut_loop_keeps_code_that_only_looks_repetitive(text: str) -> None:
+    assert cut_loop(text) == text
+
+
+def test_tidy_never_shows_a_degenerate_repetition() -> None:
+    assert tidy("zz.plugins.plugins.plugins.plugins", "from __fu", "\n", "line", 1) == ""
+    body = "    total = 0\n    total.total.total.total += 1\n    return total"
+    assert tidy(body, "def f():\n", "", "block", 8) == "    total = 0"

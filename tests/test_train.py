@@ -17,25 +17,28 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from codedouble.trainer import cli, prompt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from codedouble.server.contract import artifact, prompt
+from codedouble.trainer import cli
 from codedouble.trainer.mining.dataset import load_records
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
-from codedouble.trainer.training import artifact, checkpoint, split
+from codedouble.trainer.training import checkpoint, split
 from codedouble.trainer.training.examples import ExampleMix, examples, fim_cut
+from codedouble.trainer.training.loop import LoopError
 from codedouble.trainer.training.model import BaseModelError, ModelSize
 from codedouble.trainer.training.tokenizer import train_tokenizer
 from codedouble.trainer.training.train import TrainError, TrainOptions, train
 from conftest import ALICE, BOB, GitRepo, Person, isolate_git
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 CAROL = Person("Carol Third", "carol@example.com")
 TINY = TrainOptions(
@@ -62,7 +65,7 @@ HEADERS = {
     "tools/cli.py": "import argparse\nimport sys\n",
 }
 
-CART_V1 = '''\
+CART_V1 = """\
 class Cart:
     def __init__(self, owner):
         self.owner = owner
@@ -71,40 +74,52 @@ class Cart:
     def add(self, sku, quantity=1, unit_price=0.0):
         self.lines.append((sku, quantity, unit_price))
         return len(self.lines)
-'''
+"""
 
-CART_V2 = CART_V1 + '''
+CART_V2 = (
+    CART_V1
+    + """
     def total(self):
         return sum(quantity * price for _, quantity, price in self.lines)
-'''
+"""
+)
 
-CART_V3 = CART_V2 + '''
+CART_V3 = (
+    CART_V2
+    + """
     def remove(self, sku):
         before = len(self.lines)
         self.lines = [line for line in self.lines if line[0] != sku]
         return before - len(self.lines)
-'''
+"""
+)
 
 CART_V4 = CART_V3.replace(
     "        self.lines.append((sku, quantity, unit_price))\n",
     "        if quantity <= 0:\n"
-    "            raise ValueError(f\"quantity must be positive, not {quantity}\")\n"
+    '            raise ValueError(f"quantity must be positive, not {quantity}")\n'
     "        self.lines.append((sku, quantity, unit_price))\n",
 )
 
-CART_V5 = CART_V4 + '''
+CART_V5 = (
+    CART_V4
+    + """
     def merge(self, other):
         for sku, quantity, price in other.lines:
             self.add(sku, quantity, price)
         other.lines.clear()
-'''
+"""
+)
 
-CART_V6 = CART_V5 + '''
+CART_V6 = (
+    CART_V5
+    + """
     def quantity_of(self, sku):
         return sum(quantity for line_sku, quantity, _ in self.lines if line_sku == sku)
-'''
+"""
+)
 
-PRICE_BOOK = '''\
+PRICE_BOOK = """\
 class PriceBook:
     def __init__(self, prices=None):
         self._prices = dict(prices or {})
@@ -119,98 +134,181 @@ class PriceBook:
         if price < 0:
             raise ValueError("prices are never negative")
         self._prices[sku] = price
-'''
+"""
 
 # (author, message, path, block name, block text): a block replaces the file's block of that name, or is appended.
 HISTORY: list[tuple[Person, str, str, str, str]] = [
-    (ALICE, "Add net price", "shop/pricing.py", "net_price", '''\
+    (
+        ALICE,
+        "Add net price",
+        "shop/pricing.py",
+        "net_price",
+        '''\
 def net_price(gross, vat_rate=0.2):
     """Price without VAT."""
     return round(gross / (1 + vat_rate), 2)
-'''),
+''',
+    ),
     (BOB, "Start the cart", "shop/cart.py", "Cart", CART_V1),
-    (ALICE, "Discounts in percent", "shop/pricing.py", "apply_discount", '''\
+    (
+        ALICE,
+        "Discounts in percent",
+        "shop/pricing.py",
+        "apply_discount",
+        """\
 def apply_discount(price, percent):
     if not 0 <= percent <= 100:
         raise ValueError(f"bad discount: {percent}")
     return price * (100 - percent) / 100
-'''),
+""",
+    ),
     (BOB, "Cart total", "shop/cart.py", "Cart", CART_V2),
-    (CAROL, "Save carts as JSON", "shop/storage.py", "save_cart", '''\
+    (
+        CAROL,
+        "Save carts as JSON",
+        "shop/storage.py",
+        "save_cart",
+        """\
 def save_cart(cart, folder):
     path = Path(folder) / f"{cart.owner}.json"
     path.write_text(json.dumps({"owner": cart.owner, "lines": cart.lines}))
     return path
-'''),
-    (CAROL, "Load carts", "shop/storage.py", "load_cart", '''\
+""",
+    ),
+    (
+        CAROL,
+        "Load carts",
+        "shop/storage.py",
+        "load_cart",
+        """\
 def load_cart(path, factory):
     data = json.loads(Path(path).read_text())
     cart = factory(data["owner"])
     for sku, quantity, price in data["lines"]:
         cart.add(sku, quantity, price)
     return cart
-'''),
-    (ALICE, "Report lines", "tools/report.py", "format_line", '''\
+""",
+    ),
+    (
+        ALICE,
+        "Report lines",
+        "tools/report.py",
+        "format_line",
+        """\
 def format_line(sku, quantity, price):
     return f"{sku:<12}{quantity:>4} x {price:>8.2f}"
-'''),
-    (ALICE, "Render a whole report", "tools/report.py", "render_report", '''\
+""",
+    ),
+    (
+        ALICE,
+        "Render a whole report",
+        "tools/report.py",
+        "render_report",
+        """\
 def render_report(cart):
     rows = [format_line(*line) for line in cart.lines]
     rows.append("-" * 30)
     rows.append(f"{'total':<12}{cart.total():>18.2f}")
     return "\\n".join(rows)
-'''),
+""",
+    ),
     (BOB, "Remove items from a cart", "shop/cart.py", "Cart", CART_V3),
-    (ALICE, "Shipping costs by weight", "shop/pricing.py", "shipping_cost", '''\
+    (
+        ALICE,
+        "Shipping costs by weight",
+        "shop/pricing.py",
+        "shipping_cost",
+        """\
 def shipping_cost(weight_kg, express=False):
     base = 4.5 if weight_kg < 2 else 4.5 + (weight_kg - 2) * 1.25
     return base * 2 if express else base
-'''),
+""",
+    ),
     (BOB, "A price book", "shop/pricing.py", "PriceBook", PRICE_BOOK),
-    (CAROL, "List saved carts", "shop/storage.py", "list_carts", '''\
+    (
+        CAROL,
+        "List saved carts",
+        "shop/storage.py",
+        "list_carts",
+        """\
 def list_carts(folder):
     return sorted(p.stem for p in Path(folder).glob("*.json"))
-'''),
-    (ALICE, "Net price: refuse negative rates", "shop/pricing.py", "net_price", '''\
+""",
+    ),
+    (
+        ALICE,
+        "Net price: refuse negative rates",
+        "shop/pricing.py",
+        "net_price",
+        '''\
 def net_price(gross, vat_rate=0.2):
     """Price without VAT, to the cent."""
     if vat_rate < 0:
         raise ValueError(f"a VAT rate is never negative: {vat_rate}")
     return round(Decimal(str(gross)) / (1 + Decimal(str(vat_rate))), 2)
-'''),
+''',
+    ),
     (BOB, "Positive quantities only", "shop/cart.py", "Cart", CART_V4),
-    (CAROL, "Summaries over many carts", "tools/report.py", "summarise", '''\
+    (
+        CAROL,
+        "Summaries over many carts",
+        "tools/report.py",
+        "summarise",
+        """\
 def summarise(carts):
     totals = {cart.owner: cart.total() for cart in carts}
     best = max(totals, key=totals.get) if totals else None
     return {"count": len(totals), "sum": sum(totals.values()), "best": best}
-'''),
-    (CAROL, "Export a cart as CSV", "tools/report.py", "to_csv", '''\
+""",
+    ),
+    (
+        CAROL,
+        "Export a cart as CSV",
+        "tools/report.py",
+        "to_csv",
+        """\
 def to_csv(cart):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["sku", "quantity", "unit_price"])
     writer.writerows(cart.lines)
     return buffer.getvalue()
-'''),
+""",
+    ),
     (BOB, "Merge carts", "shop/cart.py", "Cart", CART_V5),
-    (ALICE, "Command line arguments", "tools/cli.py", "parse_args", '''\
+    (
+        ALICE,
+        "Command line arguments",
+        "tools/cli.py",
+        "parse_args",
+        """\
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="shop")
     parser.add_argument("folder", help="where the carts are saved")
     parser.add_argument("--owner", default=None, help="only this owner's cart")
     return parser.parse_args(argv)
-'''),
-    (CAROL, "Delete a saved cart", "shop/storage.py", "delete_cart", '''\
+""",
+    ),
+    (
+        CAROL,
+        "Delete a saved cart",
+        "shop/storage.py",
+        "delete_cart",
+        """\
 def delete_cart(folder, owner):
     path = Path(folder) / f"{owner}.json"
     if not path.exists():
         return False
     path.unlink()
     return True
-'''),
-    (ALICE, "Discounts as amounts too", "shop/pricing.py", "apply_discount", '''\
+""",
+    ),
+    (
+        ALICE,
+        "Discounts as amounts too",
+        "shop/pricing.py",
+        "apply_discount",
+        """\
 def apply_discount(price, percent=None, amount=None):
     if (percent is None) == (amount is None):
         raise TypeError("give exactly one of percent and amount")
@@ -219,16 +317,23 @@ def apply_discount(price, percent=None, amount=None):
     if not 0 <= percent <= 100:
         raise ValueError(f"bad discount: {percent}")
     return price * (100 - percent) / 100
-'''),
+""",
+    ),
     (BOB, "Quantity of one item", "shop/cart.py", "Cart", CART_V6),
-    (ALICE, "The shop command", "tools/cli.py", "main", '''\
+    (
+        ALICE,
+        "The shop command",
+        "tools/cli.py",
+        "main",
+        """\
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     owners = list_carts(args.folder) if args.owner is None else [args.owner]
     for owner in owners:
         print(owner, file=sys.stderr)
     return 0
-'''),
+""",
+    ),
 ]
 
 
@@ -271,7 +376,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def utc(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc)
+    return datetime.fromisoformat(iso).astimezone(UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -329,10 +434,14 @@ def test_artifact_loads_with_transformers_as_is_and_generates(trained: Path) -> 
     assert not info["missing_keys"] and not info["unexpected_keys"], info
     assert model.config.model_type == "gpt2"
     assert model.get_input_embeddings().num_embeddings >= len(tokenizer)
-    text = prompt.fim_prompt(prompt.Context("shop/cart.py", "import json", ("class Cart:",)), "    def size(self):\n", "\n")
+    text = prompt.fim_prompt(
+        prompt.Context("shop/cart.py", "import json", ("class Cart:",)), "    def size(self):\n", "\n"
+    )
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        out = model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, min_new_tokens=4, do_sample=False
+        )
     assert out.shape == (1, ids.shape[1] + 4)
     assert torch.equal(out[0, : ids.shape[1]], ids[0])
     assert isinstance(tokenizer.decode(out[0, ids.shape[1] :]), str)
@@ -352,7 +461,9 @@ def test_artifact_tokenizer_knows_every_prompt_token_as_one_token(trained: Path)
     assert tokenizer.eos_token == prompt.EOS
     # Registered as special, so that a reader can drop them with skip_special_tokens=True.
     assert set(prompt.SPECIAL_TOKENS) <= set(tokenizer.all_special_tokens)
-    assert tokenizer.decode(tokenizer(f"a{prompt.FIM_MIDDLE}b{prompt.EOS}")["input_ids"], skip_special_tokens=True) == "ab"
+    assert (
+        tokenizer.decode(tokenizer(f"a{prompt.FIM_MIDDLE}b{prompt.EOS}")["input_ids"], skip_special_tokens=True) == "ab"
+    )
 
 
 @pytest.mark.parametrize("which", ["trained", "lora_trained"])
@@ -378,7 +489,10 @@ def test_artifact_manifest_records_format_split_loss_and_dataset(trained: Path, 
     loss = manifest["validation_loss"]
     assert isinstance(loss, float) and math.isfinite(loss) and loss > 0
     dataset_manifest = read_json(dataset_dir / "manifest.json")
-    assert manifest["dataset"]["manifest_hash"] == hashlib.sha256(json.dumps(dataset_manifest, sort_keys=True).encode()).hexdigest()
+    assert (
+        manifest["dataset"]["manifest_hash"]
+        == hashlib.sha256(json.dumps(dataset_manifest, sort_keys=True).encode()).hexdigest()
+    )
     assert manifest["dataset"]["head"] == dataset_manifest["head"]
     held = manifest["split"]["heldout_commits"]
     commits = {r.commit for r in loaded_records(dataset_dir)}
@@ -430,18 +544,18 @@ def test_a_revert_in_the_heldout_commits_does_not_leak_through_the_code_it_repla
     """The newest commit reverts a rewrite: the held-out answer is the code before the rewrite, which a training
     edit example (before → after) and the rewrite's commit-message example still show verbatim."""
     repo = make_repo()
-    original = '''\
+    original = """\
 def slugify(title):
     words = [w.lower() for w in title.split() if w.isalnum()]
     return "-".join(words)[:60]
-'''
-    rewrite = '''\
+"""
+    rewrite = """\
 def slugify(title, limit=60):
     import re
 
     cleaned = re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")
     return cleaned[:limit].rstrip("-") or "untitled"
-'''
+"""
     history = list(HISTORY[:10])
     history.insert(3, (ALICE, "Slugs for titles", "tools/slug.py", "slugify", original))
     history.append((BOB, "Slugs with a regular expression", "tools/slug.py", "slugify", rewrite))
@@ -458,20 +572,34 @@ def slugify(title, limit=60):
 # --- time_split -------------------------------------------------------------------------------------------
 
 
-def record(commit: str, committed_at: str, after: str | None = "def f():\n    return 1\n", **fields: Any) -> ChangeRecord:
+def record(
+    commit: str, committed_at: str, after: str | None = "def f():\n    return 1\n", **fields: Any
+) -> ChangeRecord:
     data: dict[str, Any] = dict(
-        commit=commit, author_email="alice@example.com", author_name="Alice", authored_at=committed_at,
-        committed_at=committed_at, path="a.py", old_path=None, language="python", qualified_name="f",
-        kind="function", change="added" if after else "deleted", before=None, after=after, line=1,
-        context=FileContext(header="", enclosing=()), message="a change",
-    )  # fmt: skip
+        commit=commit,
+        author_email="alice@example.com",
+        author_name="Alice",
+        authored_at=committed_at,
+        committed_at=committed_at,
+        path="a.py",
+        old_path=None,
+        language="python",
+        qualified_name="f",
+        kind="function",
+        change="added" if after else "deleted",
+        before=None,
+        after=after,
+        line=1,
+        context=FileContext(header="", enclosing=()),
+        message="a change",
+    )
     data.update(fields)
     return ChangeRecord(**data)
 
 
 def commits_at(count: int) -> list[ChangeRecord]:
     """`count` commits a day apart, two records each, listed newest first (the split must not rely on order)."""
-    start = datetime(2023, 5, 1, 12, tzinfo=timezone.utc)
+    start = datetime(2023, 5, 1, 12, tzinfo=UTC)
     rows = []
     for i in reversed(range(count)):
         at = (start + timedelta(days=i)).isoformat()
@@ -513,16 +641,23 @@ def test_time_split_refuses_a_fraction_outside_zero_to_one(fraction: float) -> N
 
 def test_time_split_compares_times_in_utc_not_as_written() -> None:
     # 10:00 at +02:00 is 08:00 UTC: older than 09:00 UTC although it reads later.
-    records = [record("east", "2023-05-01T10:00:00+02:00"), record("west", "2023-05-01T04:00:00-05:00"),
-               record("utc", "2023-05-01T09:00:00+00:00")]  # fmt: skip
+    records = [
+        record("east", "2023-05-01T10:00:00+02:00"),
+        record("west", "2023-05-01T04:00:00-05:00"),
+        record("utc", "2023-05-01T09:00:00+00:00"),
+    ]
     assert split.time_split(records, 0.34).heldout_commits == {"west"}
     assert split.time_split(records, 0.67).heldout_commits == {"west", "utc"}
 
 
 def test_time_split_breaks_ties_the_same_way_whatever_the_order() -> None:
     same = "2023-05-01T09:00:00+00:00"
-    records = [record("old", "2023-04-01T09:00:00+00:00"), record("bbb", same), record("aaa", same),
-               record("ccc", "2023-05-01T11:00:00+02:00")]  # fmt: skip  # ccc: the same instant as bbb and aaa
+    records = [
+        record("old", "2023-04-01T09:00:00+00:00"),
+        record("bbb", same),
+        record("aaa", same),
+        record("ccc", "2023-05-01T11:00:00+02:00"),
+    ]  # ccc: the same instant as bbb and aaa
     seen = set()
     for seed in range(6):
         shuffled = records[:]
@@ -541,7 +676,7 @@ def test_time_split_breaks_ties_the_same_way_whatever_the_order() -> None:
 
 # --- drop_near_duplicates ------------------------------------------------------------------------------
 
-HELD_CODE = '''\
+HELD_CODE = """\
 def merge_intervals(intervals):
     ordered = sorted(intervals)
     merged = [list(ordered[0])]
@@ -551,17 +686,25 @@ def merge_intervals(intervals):
         else:
             merged.append([start, end])
     return [tuple(pair) for pair in merged]
-'''
+"""
 
 
 def test_drop_near_duplicates_drops_copies_of_heldout_code_and_keeps_the_rest() -> None:
     heldout = [record("new", "2023-05-02T00:00:00+00:00", HELD_CODE)]
     exact = record("t1", "2023-05-01T00:00:00+00:00", HELD_CODE, path="copy.py")
-    spaced = record("t2", "2023-05-01T00:00:00+00:00",
-                    HELD_CODE.replace("    ", "\t").replace(", ", ",").replace(" <= ", "<=") + "\n\n")  # fmt: skip
+    spaced = record(
+        "t2",
+        "2023-05-01T00:00:00+00:00",
+        HELD_CODE.replace("    ", "\t").replace(", ", ",").replace(" <= ", "<=") + "\n\n",
+    )
     renamed = record("t3", "2023-05-01T00:00:00+00:00", HELD_CODE.replace("def merge_intervals(", "def merge_ranges("))
     unrelated = record("t4", "2023-05-01T00:00:00+00:00", "def area(width, height):\n    return width * height\n")
-    unrelated_edit = record("t5", "2023-05-01T00:00:00+00:00", "def area(w, h):\n    return w * h\n", before="def area(w):\n    return w * w\n")
+    unrelated_edit = record(
+        "t5",
+        "2023-05-01T00:00:00+00:00",
+        "def area(w, h):\n    return w * h\n",
+        before="def area(w):\n    return w * w\n",
+    )
     deleted_unrelated = record("t6", "2023-05-01T00:00:00+00:00", None, before="def gone():\n    return None\n")
     # The before-text of a training change is shown too (edit and commit-message examples): a change away from
     # the held-out code (what a later revert brings back) or its deletion would leak it as well.
@@ -576,7 +719,10 @@ def test_drop_near_duplicates_drops_copies_of_heldout_code_and_keeps_the_rest() 
 def test_drop_near_duplicates_keeps_everything_without_heldout_code() -> None:
     train = [record("t1", "2023-05-01T00:00:00+00:00", HELD_CODE), record("t2", "2023-05-01T00:00:00+00:00", "x")]
     assert split.drop_near_duplicates(train, []) == (train, 0)
-    assert split.drop_near_duplicates(train, [record("h", "2023-05-02T00:00:00+00:00", None, before=HELD_CODE)]) == (train, 0)
+    assert split.drop_near_duplicates(train, [record("h", "2023-05-02T00:00:00+00:00", None, before=HELD_CODE)]) == (
+        train,
+        0,
+    )
 
 
 # --- fim_cut and the prompt builders --------------------------------------------------------------------
@@ -613,14 +759,24 @@ def test_fim_prompt_layout_is_the_documented_one() -> None:
         "<|file|>pkg/mod.py\n<|context|>import os\nclass Walker:\n    def walk(self):\n"
         "<|fim_prefix|><|fim_suffix|>):\n<|fim_middle|>def f("
     )
-    assert prompt.fim_prompt(prompt.Context("a.py"), "p", "s") == "<|file|>a.py\n<|fim_prefix|><|fim_suffix|>s<|fim_middle|>p"
+    assert (
+        prompt.fim_prompt(prompt.Context("a.py"), "p", "s")
+        == "<|file|>a.py\n<|fim_prefix|><|fim_suffix|>s<|fim_middle|>p"
+    )
 
 
 @given(prefix=texts, middle=texts, suffix=texts, before=texts, message=texts)
-def test_examples_are_their_prompt_plus_answer_plus_eos(prefix: str, middle: str, suffix: str, before: str, message: str) -> None:
-    assert prompt.fim_example(CTX, prefix, middle, suffix) == prompt.fim_prompt(CTX, prefix, suffix) + middle + prompt.EOS
+def test_examples_are_their_prompt_plus_answer_plus_eos(
+    prefix: str, middle: str, suffix: str, before: str, message: str
+) -> None:
+    assert (
+        prompt.fim_example(CTX, prefix, middle, suffix) == prompt.fim_prompt(CTX, prefix, suffix) + middle + prompt.EOS
+    )
     assert prompt.edit_example(CTX, before, middle) == prompt.edit_prompt(CTX, before) + middle + prompt.EOS
-    assert prompt.commit_example("a.py", before, middle, message) == prompt.commit_prompt("a.py", before, middle) + message + prompt.EOS
+    assert (
+        prompt.commit_example("a.py", before, middle, message)
+        == prompt.commit_prompt("a.py", before, middle) + message + prompt.EOS
+    )
     assert prompt.commit_prompt("a.py", before, middle).endswith(prompt.COMMIT_MESSAGE)
     assert prompt.edit_prompt(CTX, before).endswith(prompt.EDIT_AFTER)
 
@@ -638,9 +794,13 @@ def test_training_examples_use_the_prompt_builders(dataset_dir: Path) -> None:
     assert len(edits) == sum(1 for r in records if r.before and r.after)
     assert len(messages) == len({r.commit for r in records})
     assert sorted(_code_of(t) for t in fims) == sorted(
-        prompt.fim_prompt(prompt.Context(r.path, r.context.header, r.context.enclosing), "", "").split(prompt.FIM_PREFIX)[0] + r.after
-        for r in with_after for _ in range(3)
-    )  # fmt: skip
+        prompt.fim_prompt(prompt.Context(r.path, r.context.header, r.context.enclosing), "", "").split(
+            prompt.FIM_PREFIX
+        )[0]
+        + r.after
+        for r in with_after
+        for _ in range(3)
+    )
 
 
 # --- the tokenizer ------------------------------------------------------------------------------------
@@ -669,7 +829,9 @@ def test_tokenizer_round_trips_text_with_prompt_tokens(code_tokenizer, parts: li
     assert sum(i in specials for i in ids) == sum(text.count(t) for t in prompt.SPECIAL_TOKENS)
 
 
-@pytest.mark.parametrize("text", ["", " leading space", "\tdef f():\n\treturn 'é' + \"中文\" + '🐍'\r\n", "\x00\x7f\u2028"])
+@pytest.mark.parametrize(
+    "text", ["", " leading space", "\tdef f():\n\treturn 'é' + \"中文\" + '🐍'\r\n", "\x00\x7f\u2028"]
+)
 def test_tokenizer_round_trips_awkward_code(code_tokenizer, text: str) -> None:
     assert code_tokenizer.decode(code_tokenizer(text, add_special_tokens=False)["input_ids"]) == text
 
@@ -726,13 +888,15 @@ def test_an_interrupted_run_resumes_where_its_last_checkpoint_left_off(
 
 def test_resume_without_an_interrupted_run_is_a_clear_error(dataset_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "double"
-    with pytest.raises(TrainError, match=r"--resume: no interrupted run") as caught:
+    with pytest.raises(LoopError, match=r"--resume: no interrupted run") as caught:
         train(dataset_dir, tiny(out=out, resume=True), progress=False)
     assert str(out) in str(caught.value)
     assert not out.exists()
 
 
-def test_an_interrupted_run_with_the_default_out_resumes(dataset_dir: Path, monkeypatch: pytest.MonkeyPatch, _own_data_home: Path) -> None:
+def test_an_interrupted_run_with_the_default_out_resumes(
+    dataset_dir: Path, monkeypatch: pytest.MonkeyPatch, _own_data_home: Path
+) -> None:
     """`codedouble train DATASET`, Ctrl-C, then `codedouble train DATASET --resume`: the same (default) --out."""
     with monkeypatch.context() as mp:
         interrupt_on_save(mp, call=1)
@@ -754,7 +918,9 @@ def fail_in_fill(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(artifact, "write_manifest", write_manifest)
 
 
-def test_a_failed_run_leaves_nothing_at_the_output_path(dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_run_leaves_nothing_at_the_output_path(
+    dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "doubles" / "double"
     fail_in_fill(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
@@ -861,16 +1027,26 @@ def base_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(
         [HELD_CODE, CART_V6, PRICE_BOOK] * 3,
-        trainer=trainers.BpeTrainer(vocab_size=320, special_tokens=["<s>", "</s>"], show_progress=False,
-                                    initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
-    )  # fmt: skip
+        trainer=trainers.BpeTrainer(
+            vocab_size=320,
+            special_tokens=["<s>", "</s>"],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
     torch.manual_seed(0)
     config = LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-        vocab_size=len(tokenizer), max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+        bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+    )
     path = tmp_path_factory.mktemp("base") / "tiny-llama"
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -886,7 +1062,9 @@ def lora_trained(base_checkpoint: Path, dataset_dir: Path, tmp_path_factory: pyt
     return out
 
 
-def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(lora_trained: Path, base_checkpoint: Path) -> None:
+def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(
+    lora_trained: Path, base_checkpoint: Path
+) -> None:
     from transformers import LlamaForCausalLM
 
     out = lora_trained
@@ -915,18 +1093,32 @@ def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(lor
 
     manifest = read_json(out / "manifest.json")
     assert manifest["training"]["base"]["path"] == str(base_checkpoint)
-    assert manifest["training"]["base"]["sha256"] == hashlib.sha256((base_checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    assert (
+        manifest["training"]["base"]["sha256"]
+        == hashlib.sha256((base_checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    )
     assert manifest["training"]["base"]["shipped"] is False and manifest["training"]["finetune"] == "lora"
     assert manifest["prompt_format"] == prompt.PROMPT_FORMAT_VERSION
     assert math.isfinite(manifest["validation_loss"])
-    ids = tokenizer(prompt.fim_prompt(prompt.Context("a.py"), "def f(", ""), return_tensors="pt", add_special_tokens=False)["input_ids"]
-    assert model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, min_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+    ids = tokenizer(
+        prompt.fim_prompt(prompt.Context("a.py"), "def f(", ""), return_tensors="pt", add_special_tokens=False
+    )["input_ids"]
+    assert (
+        model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, min_new_tokens=3, do_sample=False
+        ).shape[1]
+        == ids.shape[1] + 3
+    )
 
 
 def _bad_base(root: Path, kind: str, base_checkpoint: Path) -> Path:
     path = root / kind
     path.mkdir()
-    configs = {"not-json": "{ this is not json", "a-json-list": "[1, 2, 3]", "a-wrong-field": '{"model_type": "llama", "hidden_size": "big"}'}
+    configs = {
+        "not-json": "{ this is not json",
+        "a-json-list": "[1, 2, 3]",
+        "a-wrong-field": '{"model_type": "llama", "hidden_size": "big"}',
+    }
     if kind in configs:
         for name in ("tokenizer.json", "tokenizer_config.json"):  # a real tokenizer: the config alone is wrong
             shutil.copy(base_checkpoint / name, path / name)
@@ -962,7 +1154,9 @@ def run_train_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tupl
 
 
 @pytest.mark.parametrize("content", ["empty", "other-files", "missing"])
-def test_a_directory_without_a_dataset_is_a_clear_error(content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_directory_without_a_dataset_is_a_clear_error(
+    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "not-a-dataset"
     if content != "missing":
         folder.mkdir()
@@ -981,7 +1175,9 @@ def test_a_directory_without_a_dataset_is_a_clear_error(content: str, tmp_path: 
     assert not out.exists()
 
 
-def test_a_dataset_without_records_is_a_clear_error(make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dataset_without_records_is_a_clear_error(
+    make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = make_repo()
     repo.write("README.md", "# nothing to mine here\n")
     repo.commit("Docs only")
@@ -992,7 +1188,9 @@ def test_a_dataset_without_records_is_a_clear_error(make_repo, tmp_path: Path, c
     assert code == 2 and "no change records" in err
 
 
-def test_too_little_data_says_how_many_tokens_there_are_and_are_needed(make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_too_little_data_says_how_many_tokens_there_are_and_are_needed(
+    make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = make_repo()
     repo.write("tiny.py", "def one():\n    return 1\n")
     repo.commit("One tiny function")
@@ -1008,7 +1206,9 @@ def test_too_little_data_says_how_many_tokens_there_are_and_are_needed(make_repo
     assert 0 < int(have[1].replace(",", "")) < int(need[1].replace(",", "")) == 4 * TINY.block_size * TINY.batch_size
     assert not out.exists()
 
-    code, err = run_train_cli(capsys, dataset, "--out", out, "--steps", "2", "--batch-size", "2", "--block-size", "64", "--quiet")
+    code, err = run_train_cli(
+        capsys, dataset, "--out", out, "--steps", "2", "--batch-size", "2", "--block-size", "64", "--quiet"
+    )
     assert code == 2
     assert "codedouble train: error: too little data" in err and "at least 512 are needed" in err
     assert not out.exists()
@@ -1031,14 +1231,30 @@ def test_a_small_validation_slice_is_not_reported_as_too_little_training_data(ma
         need = re.search(r"at least ([\d,]+) are needed", message)
         if have and need:
             assert int(need[1].replace(",", "")) > int(have[1].replace(",", "")), f"self-contradictory: {message}"
-        assert re.search(r"validation[^()]*(at least|more than|needs?)", message), f"the message hides what is short: {message}"
+        assert re.search(r"validation[^()]*(at least|more than|needs?)", message), (
+            f"the message hides what is short: {message}"
+        )
     else:
         assert result.steps == 6
 
 
 def test_the_cli_trains_an_artifact(dataset_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "double"
-    code, err = run_train_cli(capsys, dataset_dir, "--out", out, "--steps", "2", "--batch-size", "2", "--block-size", "32", "--seed", "3", "--quiet")
+    code, err = run_train_cli(
+        capsys,
+        dataset_dir,
+        "--out",
+        out,
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "32",
+        "--seed",
+        "3",
+        "--quiet",
+    )
     assert code == 0, err
     assert str(out) in err and "trained 2 steps" in err
     manifest = read_json(out / "manifest.json")
@@ -1060,10 +1276,28 @@ def test_training_under_torchrun_with_two_processes(dataset_dir: Path, tmp_path:
         "PYTHONWARNINGS": "ignore",
     }
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-        "-m", "codedouble.trainer.cli", "train", str(dataset_dir), "--out", str(out),
-        "--steps", "4", "--batch-size", "2", "--block-size", "64", "--device", "cpu", "--quiet", "--from-scratch",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        "-m",
+        "codedouble.trainer.cli",
+        "train",
+        str(dataset_dir),
+        "--out",
+        str(out),
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--block-size",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--from-scratch",
+    ]
     try:
         done = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired as exc:

@@ -31,8 +31,13 @@ def npm(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
     """Run `npm ARGS` in the extension's folder; its output, or the test fails showing it."""
     env = dict(env or os.environ)
     # Nothing may reach the registry: no update check, no audit, and the cache only.
-    env.update(npm_config_offline="true", npm_config_update_notifier="false", npm_config_audit="false",
-               npm_config_fund="false", NO_UPDATE_NOTIFIER="1")  # fmt: skip
+    env.update(
+        npm_config_offline="true",
+        npm_config_update_notifier="false",
+        npm_config_audit="false",
+        npm_config_fund="false",
+        NO_UPDATE_NOTIFIER="1",
+    )
     done = subprocess.run(["npm", *args], cwd=EXTENSION, env=env, capture_output=True, text=True, timeout=timeout)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"`npm {' '.join(args)}` failed ({done.returncode}):\n{output}"
@@ -52,8 +57,10 @@ def node_modules() -> Path:
 
 
 def test_the_extension_builds_passes_its_node_tests_and_packages(
-    node_modules: Path, double: Double, tmp_path: Path
-) -> None:  # fmt: skip
+    node_modules: Path,
+    double: Double,  # noqa: F811 - the `double` fixture, imported above
+    tmp_path: Path,
+) -> None:
     shutil.rmtree(EXTENSION / "out", ignore_errors=True)  # no compiled test outlives its source
     npm("run", "compile")
     assert (EXTENSION / "out" / "extension.js").is_file()
@@ -75,8 +82,13 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
     npm("run", "package", "--", "--out", str(vsix))
     assert zipfile.is_zipfile(vsix)
     names = set(zipfile.ZipFile(vsix).namelist())
-    assert {"extension/package.json", "extension/out/extension.js", "extension/out/settings.js",
-            "extension/out/status.js", "extension.vsixmanifest"} <= names, sorted(names)  # fmt: skip
+    assert {
+        "extension/package.json",
+        "extension/out/extension.js",
+        "extension/out/settings.js",
+        "extension/out/status.js",
+        "extension.vsixmanifest",
+    } <= names, sorted(names)
     # The client it needs at run time travels with it; the tests and sources do not.
     assert "extension/node_modules/vscode-languageclient/package.json" in names, sorted(names)
     assert not [n for n in names if n.startswith(("extension/out/test/", "extension/src/"))], sorted(names)

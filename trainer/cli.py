@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
 
@@ -20,19 +21,25 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--out", type=Path, required=True, metavar="DATASET_DIR", help="where the dataset is written")
     who = p.add_mutually_exclusive_group()
     who.add_argument(
-        "--author", action="append", default=[], metavar="EMAIL",
+        "--author",
+        action="append",
+        default=[],
+        metavar="EMAIL",
         help="an identity of yours (repeatable; aliases and .mailmap merge into one person). "
         "Default: the repository's user.email",
-    )  # fmt: skip
+    )
     who.add_argument("--all-authors", action="store_true", help="mine everyone's commits (bots still left out)")
     p.add_argument("--since", metavar="DATE", help="only commits after DATE (any date git understands)")
     p.add_argument("--until", metavar="DATE", help="only commits before DATE")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="mine only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching GLOB")
     p.add_argument(
-        "--max-file-bytes", type=int, default=filters.DEFAULT_MAX_FILE_BYTES, metavar="N",
+        "--max-file-bytes",
+        type=int,
+        default=filters.DEFAULT_MAX_FILE_BYTES,
+        metavar="N",
         help=f"skip files larger than N bytes (default {filters.DEFAULT_MAX_FILE_BYTES:,})",
-    )  # fmt: skip
+    )
     p.add_argument("--rev", default="HEAD", metavar="REVISION", help="mine the history of REVISION (default HEAD)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: both cores on long histories)")
     p.add_argument("--fresh", action="store_true", help="mine everything again instead of only new commits")
@@ -41,10 +48,7 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _run_mine(args: argparse.Namespace) -> int:
-    from codedouble.trainer.mining.dataset import DatasetError
-    from codedouble.trainer.mining.gitio import GitError
-    from codedouble.trainer.mining.identity import UnknownAuthorError
-    from codedouble.trainer.mining.miner import MineError, MineOptions, mine
+    from codedouble.trainer.mining.miner import MineOptions, mine
 
     options = MineOptions(
         authors=tuple(args.author),
@@ -58,11 +62,7 @@ def _run_mine(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         fresh=args.fresh,
     )
-    try:
-        result = mine(args.repo, args.out, options, progress=not args.quiet)
-    except (MineError, UnknownAuthorError, DatasetError, GitError) as exc:
-        print(f"codedouble mine: error: {exc}", file=sys.stderr)
-        return 2
+    result = mine(args.repo, args.out, options, progress=not args.quiet)
     if not args.quiet:
         print(result.report)
     for note in result.notes:
@@ -79,23 +79,44 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="a directory written by `codedouble mine`")
     p.add_argument(
-        "--out", type=Path, metavar="ARTIFACT_DIR",
+        "--out",
+        type=Path,
+        metavar="ARTIFACT_DIR",
         help="where the double is written (default: your data directory, kept as the repository's current double)",
-    )  # fmt: skip
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, metavar="N", help="train for N minutes of wall time (default 10)")
     budget.add_argument("--steps", type=int, metavar="N", help="train for N optimizer steps")
     p.add_argument("--batch-size", type=int, default=8, metavar="N")
     p.add_argument("--block-size", type=int, default=256, metavar="N", help="tokens per training sequence")
-    p.add_argument("--learning-rate", type=float, metavar="LR", help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)")
-    p.add_argument("--heldout", type=float, default=0.1, metavar="FRACTION", help="newest share of commits held out for eval (default 0.1)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        metavar="LR",
+        help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)",
+    )
+    p.add_argument(
+        "--heldout",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="newest share of commits held out for eval (default 0.1)",
+    )
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--base", type=Path, metavar="PATH",
-                       help="fine-tune this local Hugging Face checkpoint instead of the shipped base (LoRA by default)")  # fmt: skip
-    start.add_argument("--from-scratch", action="store_true",
-                       help="no base: a fresh small model with a tokenizer of your own code")  # fmt: skip
-    p.add_argument("--finetune", choices=["full", "lora"],
-                   help="how a base is adapted (default: full for the shipped base, lora for --base)")  # fmt: skip
+    start.add_argument(
+        "--base",
+        type=Path,
+        metavar="PATH",
+        help="fine-tune this local Hugging Face checkpoint instead of the shipped base (LoRA by default)",
+    )
+    start.add_argument(
+        "--from-scratch", action="store_true", help="no base: a fresh small model with a tokenizer of your own code"
+    )
+    p.add_argument(
+        "--finetune",
+        choices=["full", "lora"],
+        help="how a base is adapted (default: full for the shipped base, lora for --base)",
+    )
     p.add_argument("--lora-rank", type=int, default=8, metavar="R")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
@@ -105,9 +126,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from codedouble.trainer.mining.dataset import DatasetError
-    from codedouble.trainer.training.model import BaseModelError
-    from codedouble.trainer.training.train import TrainError, TrainOptions, train
+    from codedouble.trainer.training.train import TrainOptions, train
 
     options = TrainOptions(
         out=args.out,
@@ -125,11 +144,7 @@ def _run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
     )
-    try:
-        result = train(args.dataset, options, progress=not args.quiet)
-    except (TrainError, DatasetError, BaseModelError, ValueError) as exc:
-        print(f"codedouble train: error: {exc}", file=sys.stderr)
-        return 2
+    result = train(args.dataset, options, progress=not args.quiet)
     print(
         f"trained {result.steps:,} steps on {result.train_tokens:,} tokens in {result.seconds:.0f} s; "
         f"validation loss {result.best_validation_loss:.3f} → {result.artifact}",
@@ -146,18 +161,38 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "its parts and the baselines; print a table and write report.json, report.md and report.png.",
     )
     p.add_argument(
-        "artifact", type=Path, nargs="?", metavar="ARTIFACT_DIR",
+        "artifact",
+        type=Path,
+        nargs="?",
+        metavar="ARTIFACT_DIR",
         help="a double written by `codedouble train` (default: the current double of --repo)",
-    )  # fmt: skip
-    p.add_argument("--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)")
+    )
+    p.add_argument(
+        "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to evaluate (default .)"
+    )
     alone = p.add_mutually_exclusive_group()
-    alone.add_argument("--base", type=Path, metavar="BASE_DIR", help="score this base alone (default: the shipped base)")
+    alone.add_argument(
+        "--base", type=Path, metavar="BASE_DIR", help="score this base alone (default: the shipped base)"
+    )
     alone.add_argument("--no-base", action="store_true", help="do not score a base alone")
-    p.add_argument("--compare", type=Path, action="append", default=[], metavar="ARTIFACT_DIR",
-                   help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history")  # fmt: skip
+    p.add_argument(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="ARTIFACT_DIR",
+        help="also score this artifact's model on the same samples (repeatable), e.g. one trained on another history",
+    )
     p.add_argument("--report", type=Path, metavar="DIR", help="where the report files go (default ARTIFACT_DIR/eval)")
     p.add_argument("--line-samples", type=int, default=200, metavar="N", help="next-line samples (default 200)")
     p.add_argument("--block-samples", type=int, default=30, metavar="N", help="function-body samples (default 30)")
+    p.add_argument(
+        "--replay-lines",
+        type=int,
+        default=20,
+        metavar="N",
+        help="held-out lines typed key by key against every system, as the server is asked (default 20; 0 skips)",
+    )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
     p.add_argument("--seed", type=int, default=0, help="which samples are drawn (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -165,27 +200,31 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from codedouble.server.contract.artifact import current_artifact
+    from codedouble.trainer.base.shipped import shipped_base
     from codedouble.trainer.evaluation import report
     from codedouble.trainer.evaluation.run import EvalError, EvalOptions, default_report_dir, evaluate
-    from codedouble.trainer.training.artifact import current_artifact
 
     artifact = args.artifact
     if artifact is None:
         artifact = current_artifact(str(args.repo.resolve()))
         if artifact is None:
-            print(f"codedouble eval: error: {args.repo} has no trained double yet; run `codedouble train` first", file=sys.stderr)
-            return 2
-    from codedouble.trainer.base.shipped import shipped_base
+            raise EvalError(f"{args.repo} has no trained double yet; run `codedouble train` first")
 
     base = None if args.no_base else args.base or shipped_base()
-    options = EvalOptions(compare=tuple(args.compare), base=base, line_samples=args.line_samples,
-                          block_samples=args.block_samples, seed=args.seed)  # fmt: skip
+    options = EvalOptions(
+        compare=tuple(args.compare),
+        base=base,
+        line_samples=args.line_samples,
+        block_samples=args.block_samples,
+        replay_lines=args.replay_lines,
+        seed=args.seed,
+    )
+    result = evaluate(artifact, options, progress=not args.quiet)
     try:
-        result = evaluate(artifact, options, progress=not args.quiet)
         written = report.write(result, args.report or default_report_dir(artifact))
-    except (EvalError, OSError) as exc:
-        print(f"codedouble eval: error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise EvalError(f"cannot write the report: {exc}") from exc
     print(report.format_table(result, per_language=args.per_language))
     print(f"report → {written[0].parent}", file=sys.stderr)
     return 0
@@ -197,28 +236,39 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="run the language server (LSP over stdio) that puts your double in the editor",
         description="Serve inline completions and completion items from your double over LSP, on stdio unless --tcp.",
     )
-    p.add_argument("--artifact", type=Path, metavar="ARTIFACT_DIR",
-                   help="the double to serve (default: the newest double of the workspace's repository)")  # fmt: skip
-    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)")
+    p.add_argument(
+        "--artifact",
+        type=Path,
+        metavar="ARTIFACT_DIR",
+        help="the double to serve (default: the newest double of the workspace's repository)",
+    )
+    p.add_argument(
+        "--tcp",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)",
+    )
     p.set_defaults(run=_run_serve)
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"wants HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
 def _run_serve(args: argparse.Namespace) -> int:
-    tcp = None
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        if not host or not port.isdigit():
-            print(f"codedouble serve: error: --tcp wants HOST:PORT, not {args.tcp!r}", file=sys.stderr)
-            return 2
-        tcp = (host, int(port))
     from codedouble.server.server import main as serve
 
-    serve(tcp=tcp, artifact=args.artifact)
+    serve(tcp=args.tcp, artifact=args.artifact)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codedouble", description="Your code-style double, trained on your own git history.")
+    parser = argparse.ArgumentParser(
+        prog="codedouble", description="Your code-style double, trained on your own git history."
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _mine_parser(sub)
@@ -230,14 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from codedouble.trainer.mining.miner import tool_version
+    from codedouble.server.contract.version import tool_version
 
     return tool_version()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A user's problem (any `CodedoubleError`) is one line on stderr and exit status 2;
+    anything else is a bug in codedouble and propagates with its traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except CodedoubleError as exc:
+        command = " ".join(filter(None, [args.command, getattr(args, "base_command", None)]))
+        print(f"codedouble {command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

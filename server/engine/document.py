@@ -8,7 +8,7 @@ from typing import Literal
 
 from codedouble.grammars import definitions
 from codedouble.grammars.languages import language_for_path
-from codedouble.trainer import prompt
+from codedouble.server.contract import prompt
 
 Mode = Literal["line", "block"]
 # Outside any definition the model sees this many lines around the cursor.

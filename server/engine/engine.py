@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from codedouble.server.engine import corpus
+from codedouble.server.contract import corpus, prompt
+from codedouble.server.contract.artifact import read_manifest
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
@@ -64,19 +66,13 @@ class Engine:
         return self.combined.complete(request, cancelled)
 
 
-class EngineError(ValueError):
+class EngineError(CodedoubleError):
     """An artifact the engine cannot serve; the message says what is wrong and how to fix it."""
 
 
 def load_model(artifact: Path, threads: int | None = None) -> Neural:
     """An artifact's model, once its manifest says this codedouble can prompt it."""
-    from codedouble.trainer import prompt
-    from codedouble.trainer.training.artifact import ArtifactError, read_manifest
-
-    try:
-        manifest = read_manifest(artifact)
-    except ArtifactError as exc:
-        raise EngineError(str(exc)) from exc
+    manifest = read_manifest(artifact)
     if manifest.get("prompt_format") != prompt.PROMPT_FORMAT_VERSION:
         raise EngineError(
             f"{artifact} was trained with prompt format {manifest.get('prompt_format')}; this codedouble speaks "
@@ -91,10 +87,7 @@ def load_model(artifact: Path, threads: int | None = None) -> Neural:
 
 def load(artifact: Path, threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> Engine:
     model = load_model(artifact, threads)
-    try:
-        snippets = corpus.load(artifact)
-    except corpus.CorpusError as exc:
-        raise EngineError(str(exc)) from exc
+    snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")
     texts = [s.text for s in snippets]
     ngram = CacheNgram(texts)

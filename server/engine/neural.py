@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from codedouble.server.contract import prompt
 from codedouble.server.engine import blocks
 from codedouble.server.engine.document import Request, window
-from codedouble.trainer import prompt
 
 LINE_TOKENS = 32
 BLOCK_TOKENS = 160
@@ -58,7 +58,9 @@ class Neural:
         with it (the cursor mid-word sits inside a token the model knows whole)."""
         ctx, before, after = window(request)
         budget = self.context - new_tokens
-        preamble = self._encode(prompt.fim_head(ctx, "").removesuffix(f"{prompt.FIM_PREFIX}{prompt.FIM_SUFFIX}{prompt.FIM_MIDDLE}"))
+        preamble = self._encode(
+            prompt.fim_head(ctx, "").removesuffix(f"{prompt.FIM_PREFIX}{prompt.FIM_SUFFIX}{prompt.FIM_MIDDLE}")
+        )
         preamble = preamble[: budget // 4]
         # Tokenising a long text only to drop most of it is slow: characters are cut first (≥ 1 per token).
         suffix = self._encode(after[:budget])[: budget // 4]
@@ -66,7 +68,14 @@ class Neural:
         prefix = self._encode(before[-room * 4 :])[-room:] if room > 0 else []
         healed = self.tokenizer.decode(prefix[-1:])
         special = self.tokenizer.convert_tokens_to_ids
-        return [*preamble, special(prompt.FIM_PREFIX), special(prompt.FIM_SUFFIX), *suffix, special(prompt.FIM_MIDDLE), *prefix[:-1]], healed
+        return [
+            *preamble,
+            special(prompt.FIM_PREFIX),
+            special(prompt.FIM_SUFFIX),
+            *suffix,
+            special(prompt.FIM_MIDDLE),
+            *prefix[:-1],
+        ], healed
 
     def _new_tokens(self, request: Request) -> int:
         # A model with a short context keeps at least half of it for the prompt.
@@ -102,10 +111,16 @@ class Neural:
             text = self.tokenizer.decode(out).removeprefix(healed)
             if request.mode == "line" and "\n" in text:
                 break
-            if request.mode == "block" and "\n" in text and len(blocks.cut_block(text, request.language, outer)) < len(text.rstrip()):
+            if (
+                request.mode == "block"
+                and "\n" in text
+                and len(blocks.cut_block(text, request.language, outer)) < len(text.rstrip())
+            ):
                 break
             inputs = torch.tensor([[token]])
-        kept = blocks.cut_line(text) if request.mode == "line" else blocks.body_end(request.prefix, text, request.language)
+        kept = (
+            blocks.cut_line(text) if request.mode == "line" else blocks.body_end(request.prefix, text, request.language)
+        )
         return Generated(kept, logprob, len(out))
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:

@@ -135,7 +135,7 @@ class CacheNgram:
             counts: dict[int, float] = {}
             for followers, weight, may_end in level(k):
                 values, freq = np.unique(followers, return_counts=True)
-                for v, f in zip(values.tolist(), freq.tolist()):
+                for v, f in zip(values.tolist(), freq.tolist(), strict=True):
                     if v != self.boundary or may_end:
                         counts[v] = counts.get(v, 0.0) + weight * f
             if counts:

@@ -70,7 +70,7 @@ class Bm25Lines:
                     previous = line
         self.lines = [line for _, line in lines]
         self.line_index = _Bm25([lexer.words(prev) + 2 * lexer.words(line) for prev, line in lines])
-        bodies = [(blocks.split_definition(t, lang)) for t, lang in zip(texts, languages)]
+        bodies = [(blocks.split_definition(t, lang)) for t, lang in zip(texts, languages, strict=True)]
         self.bodies = [(sig, body) for sig, body in bodies if body.strip()]
         self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
 
@@ -89,7 +89,11 @@ class Bm25Lines:
             closed = language not in blocks.INDENTED
             inner = body.rstrip().removesuffix("}") if closed else body
             # A file with nothing indented before the cursor says nothing of its step: the hit's own decides.
-            unit = blocks.indent_unit(prefix) if any(line[:1] in (" ", "\t") for line in prefix.split("\n")) else blocks.indent_unit(sig + body)
+            unit = (
+                blocks.indent_unit(prefix)
+                if any(line[:1] in (" ", "\t") for line in prefix.split("\n"))
+                else blocks.indent_unit(sig + body)
+            )
             moved = blocks.reindent(inner.rstrip(), indent + unit)
             return f"{moved}\n{indent}}}" if closed else moved
         typed = prefix.rsplit("\n", 1)[-1].lstrip()

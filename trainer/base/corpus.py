@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
-from typing import TextIO
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from codedouble.grammars.languages import language_for_path
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
-from codedouble.trainer.mining.dataset import write_atomic
 from codedouble.trainer.mining.secrets import SecretScrubber
 
 CORPUS_FORMAT = 1
@@ -33,8 +32,8 @@ DUPLICATE = "duplicate"
 MAX_FILE_BYTES = 200_000  # bigger files are tables and generated code far more often than hand-written
 
 
-class CorpusError(RuntimeError):
-    pass
+class BaseCorpusError(CodedoubleError):
+    """A base corpus directory that is missing, damaged or of another format."""
 
 
 @dataclass(frozen=True)
@@ -60,21 +59,17 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
     path_filter = filters.PathFilter()
     seen: set[str] = set()
     totals = _Totals()
-    tmp = out / f".{FILES}.tmp"
-    try:
-        with tmp.open("w", encoding="utf-8") as sink:
-            for source in sources:
-                _add(source, sink, options, scrubber, path_filter, seen, totals)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed build leaves the previous corpus, and nothing half-written
-        raise
-    os.replace(tmp, out / FILES)
+    with atomic.file(out / FILES) as sink:  # a failed build leaves the previous corpus, and nothing half-written
+        for source in sources:
+            _add(source, sink, options, scrubber, path_filter, seen, totals)
     kept_sources, rejected_sources = totals.kept_sources, totals.rejected_sources
     manifest = {
         "format": CORPUS_FORMAT,
         "sources": kept_sources,
         "rejected_sources": rejected_sources,
-        "languages": {lang: {"files": totals.files_per_language[lang], "bytes": n} for lang, n in sorted(totals.languages.items())},
+        "languages": {
+            lang: {"files": totals.files_per_language[lang], "bytes": n} for lang, n in sorted(totals.languages.items())
+        },
         "bytes": sum(totals.languages.values()),
         "files": sum(s["files"] for s in kept_sources),
         "rejected_files": dict(sorted(totals.rejected_files.items())),
@@ -82,17 +77,31 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
         "options": {"max_source_bytes": options.max_source_bytes, "max_file_bytes": options.max_file_bytes},
     }
     manifest["sha256"] = manifest_hash(manifest)
-    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    atomic.write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretScrubber, path_filter: filters.PathFilter,
-         seen: set[str], totals: _Totals) -> None:  # fmt: skip
+def _add(
+    source: Source,
+    sink: TextIO,
+    options: CorpusOptions,
+    scrubber: SecretScrubber,
+    path_filter: filters.PathFilter,
+    seen: set[str],
+    totals: _Totals,
+) -> None:
     """One source's admissible files, scrubbed, into `sink`; its manifest entry into the kept or rejected list."""
-    entry = {"name": source.name, "version": source.version, "kind": source.kind,
-             "licence": source.licence.spdx or "unknown", "evidence": source.licence.evidence}  # fmt: skip
+    entry = {
+        "name": source.name,
+        "version": source.version,
+        "kind": source.kind,
+        "licence": source.licence.spdx or "unknown",
+        "evidence": source.licence.evidence,
+    }
     if not source.licence.permissive:
-        totals.rejected_sources.append({**entry, "reason": "licence not permissive" if source.licence.spdx else "licence unknown"})
+        totals.rejected_sources.append(
+            {**entry, "reason": "licence not permissive" if source.licence.spdx else "licence unknown"}
+        )
         return
     digest = hashlib.sha256()
     files = size = 0
@@ -115,10 +124,17 @@ def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretS
         size += len(data)
         languages[language] += len(data)
         totals.files_per_language[language] += 1
-        sink.write(json.dumps({"source": source.name, "path": path, "language": language, "text": scrubbed.text}, ensure_ascii=False) + "\n")
+        sink.write(
+            json.dumps(
+                {"source": source.name, "path": path, "language": language, "text": scrubbed.text}, ensure_ascii=False
+            )
+            + "\n"
+        )
     if files:
         totals.languages.update(languages)
-        totals.kept_sources.append({**entry, "files": files, "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()})
+        totals.kept_sources.append(
+            {**entry, "files": files, "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()}
+        )
     else:
         totals.rejected_sources.append({**entry, "reason": "no admissible files"})
     if source.rejected_files:
@@ -127,10 +143,14 @@ def _add(source: Source, sink: TextIO, options: CorpusOptions, scrubber: SecretS
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
     """The corpus's identity: its manifest without the hash itself (each source's hash covers its files)."""
-    return hashlib.sha256(json.dumps({k: v for k, v in manifest.items() if k != "sha256"}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps({k: v for k, v in manifest.items() if k != "sha256"}, sort_keys=True).encode()
+    ).hexdigest()
 
 
-def _admit(path: str, location: Path, path_filter: filters.PathFilter, options: CorpusOptions, seen: set[str]) -> tuple[str | None, str | None]:
+def _admit(
+    path: str, location: Path, path_filter: filters.PathFilter, options: CorpusOptions, seen: set[str]
+) -> tuple[str | None, str | None]:
     """(reason to leave the file out, None) or (None, its text)."""
     reason = path_filter.reject(path)
     if reason is not None:
@@ -159,11 +179,11 @@ def read_manifest(corpus: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((corpus / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CorpusError(f"{corpus} holds no corpus (no {MANIFEST}); run `codedouble base corpus` first") from None
+        raise BaseCorpusError(f"{corpus} holds no corpus (no {MANIFEST}); run `codedouble base corpus` first") from None
     except (OSError, ValueError) as exc:
-        raise CorpusError(f"{corpus / MANIFEST} is not a readable corpus manifest: {exc}") from None
+        raise BaseCorpusError(f"{corpus / MANIFEST} is not a readable corpus manifest: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != CORPUS_FORMAT:
-        raise CorpusError(f"{corpus / MANIFEST}: not a corpus of format {CORPUS_FORMAT}; build it again")
+        raise BaseCorpusError(f"{corpus / MANIFEST}: not a corpus of format {CORPUS_FORMAT}; build it again")
     return manifest
 
 

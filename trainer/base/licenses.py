@@ -15,35 +15,94 @@ from dataclasses import dataclass
 # with attribution alone. Exceptions after WITH (e.g. LLVM-exception) only add permissions.
 PERMISSIVE: frozenset[str] = frozenset(
     {
-        "mit", "mit-0", "mit-cmu", "x11", "bsd-2-clause", "bsd-3-clause", "bsd-3-clause-clear", "0bsd",
-        "apache-2.0", "psf-2.0", "python-2.0", "python-2.0.1", "cnri-python", "isc", "zlib", "unlicense",
-        "bsl-1.0", "cc0-1.0", "hpnd", "ncsa", "upl-1.0", "wtfpl", "bsd-4-clause-uc", "unicode-dfs-2016",
-        "unicode-3.0", "blueoak-1.0.0",
+        "mit",
+        "mit-0",
+        "mit-cmu",
+        "x11",
+        "bsd-2-clause",
+        "bsd-3-clause",
+        "bsd-3-clause-clear",
+        "0bsd",
+        "apache-2.0",
+        "psf-2.0",
+        "python-2.0",
+        "python-2.0.1",
+        "cnri-python",
+        "isc",
+        "zlib",
+        "unlicense",
+        "bsl-1.0",
+        "cc0-1.0",
+        "hpnd",
+        "ncsa",
+        "upl-1.0",
+        "wtfpl",
+        "bsd-4-clause-uc",
+        "unicode-dfs-2016",
+        "unicode-3.0",
+        "blueoak-1.0.0",
     }
-)  # fmt: skip
+)
 
 # Free-text `License:` fields and trove classifiers as packages write them, mapped to SPDX.
 _ALIASES: dict[str, str] = {
-    "mit": "MIT", "mit license": "MIT", "the mit license": "MIT", "expat": "MIT", "mit/expat": "MIT",
-    "bsd": "BSD-3-Clause", "bsd license": "BSD-3-Clause", "new bsd": "BSD-3-Clause", "new bsd license": "BSD-3-Clause",
-    "modified bsd": "BSD-3-Clause", "3-clause bsd": "BSD-3-Clause", "bsd 3-clause": "BSD-3-Clause",
-    "bsd-3": "BSD-3-Clause", "bsd 3-clause license": "BSD-3-Clause", "simplified bsd": "BSD-2-Clause",
-    "2-clause bsd": "BSD-2-Clause", "bsd 2-clause": "BSD-2-Clause", "bsd-2": "BSD-2-Clause",
-    "apache": "Apache-2.0", "apache 2": "Apache-2.0", "apache 2.0": "Apache-2.0", "apache-2": "Apache-2.0",
-    "apache license": "Apache-2.0", "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
-    "apache 2.0 license": "Apache-2.0", "apache software license": "Apache-2.0", "apache license version 2.0": "Apache-2.0",
-    "psf": "PSF-2.0", "psfl": "PSF-2.0", "python software foundation license": "PSF-2.0",
-    "isc": "ISC", "isc license": "ISC", "isc license (iscl)": "ISC", "zlib": "Zlib", "zlib/libpng": "Zlib",
-    "zlib/libpng license": "Zlib", "the unlicense": "Unlicense", "the unlicense (unlicense)": "Unlicense",
-    "public domain": "Unlicense", "boost software license 1.0 (bsl-1.0)": "BSL-1.0",
+    "mit": "MIT",
+    "mit license": "MIT",
+    "the mit license": "MIT",
+    "expat": "MIT",
+    "mit/expat": "MIT",
+    "bsd": "BSD-3-Clause",
+    "bsd license": "BSD-3-Clause",
+    "new bsd": "BSD-3-Clause",
+    "new bsd license": "BSD-3-Clause",
+    "modified bsd": "BSD-3-Clause",
+    "3-clause bsd": "BSD-3-Clause",
+    "bsd 3-clause": "BSD-3-Clause",
+    "bsd-3": "BSD-3-Clause",
+    "bsd 3-clause license": "BSD-3-Clause",
+    "simplified bsd": "BSD-2-Clause",
+    "2-clause bsd": "BSD-2-Clause",
+    "bsd 2-clause": "BSD-2-Clause",
+    "bsd-2": "BSD-2-Clause",
+    "apache": "Apache-2.0",
+    "apache 2": "Apache-2.0",
+    "apache 2.0": "Apache-2.0",
+    "apache-2": "Apache-2.0",
+    "apache license": "Apache-2.0",
+    "apache license 2.0": "Apache-2.0",
+    "apache license, version 2.0": "Apache-2.0",
+    "apache 2.0 license": "Apache-2.0",
+    "apache software license": "Apache-2.0",
+    "apache license version 2.0": "Apache-2.0",
+    "psf": "PSF-2.0",
+    "psfl": "PSF-2.0",
+    "python software foundation license": "PSF-2.0",
+    "isc": "ISC",
+    "isc license": "ISC",
+    "isc license (iscl)": "ISC",
+    "zlib": "Zlib",
+    "zlib/libpng": "Zlib",
+    "zlib/libpng license": "Zlib",
+    "the unlicense": "Unlicense",
+    "the unlicense (unlicense)": "Unlicense",
+    "public domain": "Unlicense",
+    "boost software license 1.0 (bsl-1.0)": "BSL-1.0",
     "cc0 1.0 universal (cc0 1.0) public domain dedication": "CC0-1.0",
-    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0", "mpl 2.0": "MPL-2.0",
-    "gnu general public license (gpl)": "GPL", "gnu general public license v2 (gplv2)": "GPL-2.0",
-    "gnu general public license v3 (gplv3)": "GPL-3.0", "gnu lesser general public license v3 (lgplv3)": "LGPL-3.0",
-    "gnu lesser general public license v2 (lgplv2)": "LGPL-2.0", "gnu library or lesser general public license (lgpl)": "LGPL",
-    "gnu affero general public license v3": "AGPL-3.0", "gpl": "GPL", "gplv2": "GPL-2.0", "gplv3": "GPL-3.0",
-    "lgpl": "LGPL", "eclipse public license 2.0 (epl-2.0)": "EPL-2.0",
-}  # fmt: skip
+    "mozilla public license 2.0 (mpl 2.0)": "MPL-2.0",
+    "mpl 2.0": "MPL-2.0",
+    "gnu general public license (gpl)": "GPL",
+    "gnu general public license v2 (gplv2)": "GPL-2.0",
+    "gnu general public license v3 (gplv3)": "GPL-3.0",
+    "gnu lesser general public license v3 (lgplv3)": "LGPL-3.0",
+    "gnu lesser general public license v2 (lgplv2)": "LGPL-2.0",
+    "gnu library or lesser general public license (lgpl)": "LGPL",
+    "gnu affero general public license v3": "AGPL-3.0",
+    "gpl": "GPL",
+    "gplv2": "GPL-2.0",
+    "gplv3": "GPL-3.0",
+    "lgpl": "LGPL",
+    "eclipse public license 2.0 (epl-2.0)": "EPL-2.0",
+}
 
 # Phrases that identify a licence whose full text was pasted into the `License:` field.
 _TEXT_MARKERS: tuple[tuple[str, str], ...] = (
@@ -90,7 +149,11 @@ def spdx_permissive(expression: str) -> bool:
         else:
             value = token.lower().removesuffix("+") in PERMISSIVE
         if position < len(tokens) and tokens[position].upper() == "WITH":
-            if position + 1 >= len(tokens) or tokens[position + 1].upper() in {"AND", "OR", "WITH"} or tokens[position + 1] in "()":
+            if (
+                position + 1 >= len(tokens)
+                or tokens[position + 1].upper() in {"AND", "OR", "WITH"}
+                or tokens[position + 1] in "()"
+            ):
                 raise ValueError(expression)
             position += 2  # the exception's name
         return value
@@ -124,7 +187,11 @@ def _alias(text: str) -> str | None:
         return _ALIASES[key]
     # An SPDX identifier written in the free-text field (e.g. "BSD-3-Clause", "Apache-2.0").
     if re.fullmatch(r"[A-Za-z0-9.+-]+((\s+(AND|OR|WITH)\s+|\s*\(\s*|\s*\)\s*)[A-Za-z0-9.+-]*)*", text.strip()):
-        words = [w.lower().removesuffix("+") for w in re.findall(r"[A-Za-z0-9.+-]+", text) if w.upper() not in {"AND", "OR", "WITH"}]
+        words = [
+            w.lower().removesuffix("+")
+            for w in re.findall(r"[A-Za-z0-9.+-]+", text)
+            if w.upper() not in {"AND", "OR", "WITH"}
+        ]
         if words and all(w in PERMISSIVE or w.startswith(("gpl", "lgpl", "agpl", "mpl", "epl")) for w in words):
             return text.strip()
     return None
@@ -161,7 +228,12 @@ def decide(expression: str | None = None, licence_field: str | None = None, clas
     if expression and expression.strip():
         return Licence(expression.strip(), "License-Expression", spdx_permissive(expression))
     field_value = (licence_field or "").strip()
-    if field_value and field_value.upper() not in {"UNKNOWN", "NONE"} and "\n" not in field_value and len(field_value) < 100:
+    if (
+        field_value
+        and field_value.upper() not in {"UNKNOWN", "NONE"}
+        and "\n" not in field_value
+        and len(field_value) < 100
+    ):
         spdx = _alias(field_value)
         if spdx:
             return Licence(spdx, "License", spdx_permissive(spdx))

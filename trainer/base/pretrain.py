@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.trainer import prompt
+from codedouble.server.contract import artifact, atomic, prompt
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import corpus
 from codedouble.trainer.base.texts import file_texts
-from codedouble.trainer.training import artifact, checkpoint, loop
+from codedouble.trainer.training import loop
 from codedouble.trainer.training.model import ModelSize, from_scratch, parameter_count
 from codedouble.trainer.training.tokenizer import train_tokenizer
 
@@ -40,8 +41,8 @@ VALIDATION_EVERY = 100  # one file in this many (by path hash) is held out for v
 TOKENIZER_SAMPLE_CHARS = 40_000_000  # BPE merges settle long before the whole corpus
 
 
-class PretrainError(RuntimeError):
-    pass
+class PretrainError(CodedoubleError):
+    """A problem the user must fix before pretraining can run; the message says what."""
 
 
 @dataclass(frozen=True)
@@ -72,32 +73,29 @@ class BaseResult:
 
 
 def pretrain(corpus_dir: Path, opts: PretrainOptions, progress: bool = True, command: str = "") -> BaseResult:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    loop.quiet_transformers()
     if opts.size not in SIZES:
         raise PretrainError(f"--size {opts.size}: choose one of {', '.join(SIZES)}")
     if opts.vocab_size > 32_767:
         raise PretrainError("--vocab-size above 32767: the token cache stores ids as int16")
     started = time.monotonic()
-    try:
-        manifest = corpus.read_manifest(corpus_dir)
-        with loop.started(opts.device) as run:
-            return _pretrain(corpus_dir, manifest, opts, run, progress, command, started)
-    except (loop.LoopError, corpus.CorpusError) as exc:
-        raise PretrainError(str(exc)) from exc
+    manifest = corpus.read_manifest(corpus_dir)
+    with loop.started(opts.device) as run:
+        return _pretrain(corpus_dir, manifest, opts, run, progress, command, started)
 
 
-def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, run: loop.Run, progress: bool,
-              command: str, started: float) -> BaseResult:  # fmt: skip
-    work = opts.out.with_name(f".{opts.out.name}.training")  # checkpoints, for --resume
-    if opts.resume and not checkpoint.exists(work / "last"):
-        raise PretrainError(f"--resume: no interrupted pretraining to continue for {opts.out} (nothing at {work})")
+def _pretrain(
+    corpus_dir: Path,
+    manifest: dict[str, Any],
+    opts: PretrainOptions,
+    run: loop.Run,
+    progress: bool,
+    command: str,
+    started: float,
+) -> BaseResult:
+    work = loop.work_folder(opts.out, opts.resume, run)
     cache = corpus_dir / f"tokens-{manifest['sha256'][:12]}-v{opts.vocab_size}-s{opts.seed}"
     if run.rank == 0:
-        if not opts.resume:
-            shutil.rmtree(work, ignore_errors=True)
         if not (cache / "tokens.safetensors").is_file():
             _prepare(corpus_dir, manifest, opts, cache, progress)
     loop.wait_for_rank_0(run)
@@ -116,11 +114,7 @@ def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions,
     model = from_scratch(size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
 
     # 3. The loop every double trains with.
-    loop_opts = loop.LoopOptions(
-        steps=opts.steps, minutes=opts.minutes or 60.0, batch_size=opts.batch_size, block_size=block,
-        learning_rate=opts.learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
-        eval_batches=opts.eval_batches, seed=opts.seed, resume=opts.resume,
-    )  # fmt: skip
+    loop_opts = loop.options(opts, block_size=block, learning_rate=opts.learning_rate, default_minutes=60.0)
     fitted = loop.fit(model, stream, val_stream, loop_opts, work, run, progress, desc="pretraining")
 
     # 4. The base, written whole or not at all.
@@ -132,18 +126,29 @@ def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions,
             "format": BASE_FORMAT,
             "name": f"{BASE_KIND}-{opts.size}",
             "prompt_format": prompt.PROMPT_FORMAT_VERSION,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
-            "corpus": {"sha256": manifest["sha256"], "bytes": manifest["bytes"], "files": manifest["files"],
-                       "sources": len(manifest["sources"]), "languages": manifest["languages"],
-                       "train_tokens": len(stream), "validation_tokens": len(val_stream)},
+            "corpus": {
+                "sha256": manifest["sha256"],
+                "bytes": manifest["bytes"],
+                "files": manifest["files"],
+                "sources": len(manifest["sources"]),
+                "languages": manifest["languages"],
+                "train_tokens": len(stream),
+                "validation_tokens": len(val_stream),
+            },
             "config": {**asdict(SIZES[opts.size]), "vocab_size": len(tokenizer), "parameters": parameter_count(model)},
-            "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                         "block_size": block, "steps_done": fitted.steps, "tokens_seen": fitted.tokens_seen,
-                         "device": str(run.device), "world_size": run.world_size,
-                         "seconds": round(time.monotonic() - started)},
+            "training": {
+                **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                "block_size": block,
+                "steps_done": fitted.steps,
+                "tokens_seen": fitted.tokens_seen,
+                "device": str(run.device),
+                "world_size": run.world_size,
+                "seconds": round(time.monotonic() - started),
+            },
             "validation_loss": fitted.best_validation_loss,
-        }  # fmt: skip
+        }
 
         def fill(folder: Path) -> None:
             model.save_pretrained(folder, safe_serialization=True)
@@ -151,9 +156,10 @@ def _pretrain(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions,
             shutil.copyfile(corpus_dir / corpus.MANIFEST, folder / CORPUS_MANIFEST)
             artifact.write_manifest(folder, base_manifest)
 
-        artifact.write_atomically(opts.out, fill)
-        shutil.rmtree(work, ignore_errors=True)
-    return BaseResult(opts.out, fitted.steps, fitted.tokens_seen, fitted.best_validation_loss, time.monotonic() - started)
+        loop.publish(opts.out, fill, work)
+    return BaseResult(
+        opts.out, fitted.steps, fitted.tokens_seen, fitted.best_validation_loss, time.monotonic() - started
+    )
 
 
 def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, cache: Path, progress: bool) -> None:
@@ -163,11 +169,19 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
     rng = random.Random(opts.seed)
     train_texts: list[str] = []
     val_texts: list[str] = []
-    for entry in tqdm(corpus.read_files(corpus_dir), total=manifest["files"], desc="texts", unit="file", disable=None if progress else True):
+    for entry in tqdm(
+        corpus.read_files(corpus_dir),
+        total=manifest["files"],
+        desc="texts",
+        unit="file",
+        disable=None if progress else True,
+    ):
         held = int(hashlib.sha256(entry["path"].encode()).hexdigest()[:8], 16) % VALIDATION_EVERY == 0
         (val_texts if held else train_texts).extend(file_texts(entry["path"], entry["language"], entry["text"], rng))
     if not train_texts or not val_texts:
-        raise PretrainError(f"{corpus_dir} is too small to pretrain on: {len(train_texts)} training and {len(val_texts)} validation texts")
+        raise PretrainError(
+            f"{corpus_dir} is too small to pretrain on: {len(train_texts)} training and {len(val_texts)} validation texts"
+        )
     rng.shuffle(train_texts)
     if not (cache / "tokenizer" / "tokenizer.json").is_file():
         sample, chars = [], 0
@@ -176,10 +190,12 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
                 break
             sample.append(text)
             chars += len(text)
-        train_tokenizer(sample, opts.vocab_size).save_pretrained(cache / "tokenizer")
+        with atomic.directory(cache / "tokenizer") as folder:  # a killed run never leaves half a tokenizer
+            train_tokenizer(sample, opts.vocab_size).save_pretrained(folder)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer")
-    tensors = {"train": loop.token_stream(tokenizer, train_texts).to(torch.int16),
-               "validation": loop.token_stream(tokenizer, val_texts).to(torch.int16)}  # fmt: skip
-    tmp = cache / "tokens.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(cache / "tokens.safetensors")
+    tensors = {
+        "train": loop.token_stream(tokenizer, train_texts).to(torch.int16),
+        "validation": loop.token_stream(tokenizer, val_texts).to(torch.int16),
+    }
+    with atomic.staged(cache / "tokens.safetensors") as tmp:
+        save_file(tensors, str(tmp))

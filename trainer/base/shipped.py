@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract.errors import CodedoubleError
+
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 REQUIRED = ("manifest.json", "config.json", "model.safetensors", "tokenizer.json")
 
 
-class NoBaseError(RuntimeError):
-    pass
+class NoBaseError(CodedoubleError):
+    """This installation has no pretrained base to fine-tune from."""
 
 
 def shipped_base() -> Path | None:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.licenses import Licence, decide, from_text, spdx_permissive
+
+
+class SourceError(CodedoubleError):
+    """A source named on the command line that is not on this machine."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,12 @@ def _debian_licence(name: str, texts: dict[str, str]) -> Licence:
     return Licence(expression, "DEP-5", False)
 
 
-def debian_package(package: str, suffixes: tuple[str, ...] = (".go", ".rs"), dpkg: Path = Path("/var/lib/dpkg"),
-                   docs: Path = Path("/usr/share/doc")) -> Source:  # fmt: skip
+def debian_package(
+    package: str,
+    suffixes: tuple[str, ...] = (".go", ".rs"),
+    dpkg: Path = Path("/var/lib/dpkg"),
+    docs: Path = Path("/usr/share/doc"),
+) -> Source:
     """An installed Debian package's source files that its DEP-5 copyright file puts under a permissive
     licence, judged per file (the last matching `Files:` stanza wins, as DEP-5 says)."""
     listing = dpkg / "info" / f"{package}.list"
@@ -115,7 +124,7 @@ def debian_package(package: str, suffixes: tuple[str, ...] = (".go", ".rs"), dpk
         listing = next((dpkg / "info").glob(f"{package}:*.list"), listing)
     copyright_file = docs / package / "copyright"
     if not listing.is_file() or not copyright_file.is_file():
-        raise FileNotFoundError(f"Debian package {package} is not installed (apt-get install {package})")
+        raise SourceError(f"Debian package {package} is not installed (apt-get install {package})")
     paths = [Path(line) for line in listing.read_text(encoding="utf-8").splitlines() if line.endswith(suffixes)]
     paths = [p for p in paths if p.is_file() and not p.is_symlink()]
     stanzas, texts = _dep5(copyright_file.read_text(encoding="utf-8", errors="replace"))
@@ -135,7 +144,13 @@ def debian_package(package: str, suffixes: tuple[str, ...] = (".go", ".rs"), dpk
             kept.append((f"{package}/{upstream}", path))
         else:
             rejected += 1
-    used = sorted({f"({licences[m].spdx})" if " " in licences[m].spdx else licences[m].spdx for m in licences if licences[m].permissive})
+    used = sorted(
+        {
+            f"({licences[m].spdx})" if " " in licences[m].spdx else licences[m].spdx
+            for m in licences
+            if licences[m].permissive
+        }
+    )
     summary = Licence(" AND ".join(used), "DEP-5 per file", bool(kept))
     return Source(package, version, "debian", summary, tuple(kept), rejected)
 
@@ -182,7 +197,9 @@ def npm_packages(node_modules: Path) -> Iterator[Source]:
         files = tuple(
             (f"{name}/{p.relative_to(root).as_posix()}", p)
             for p in sorted(root.rglob("*"))
-            if p.suffix in {".js", ".mjs", ".cjs", ".ts"} and not p.name.endswith(".d.ts")
-            and "node_modules" not in p.relative_to(root).parts and p.is_file()
-        )  # fmt: skip
+            if p.suffix in {".js", ".mjs", ".cjs", ".ts"}
+            and not p.name.endswith(".d.ts")
+            and "node_modules" not in p.relative_to(root).parts
+            and p.is_file()
+        )
         yield Source(name, str(data.get("version") or ""), "npm", licence, files)

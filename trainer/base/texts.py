@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from codedouble.grammars import definitions
-from codedouble.trainer import prompt
+from codedouble.server.contract import prompt
 from codedouble.trainer.training.examples import MAX_TEXT_CHARS, fim_cut
 
 

@@ -1,9 +1,7 @@
-"""Per-sample scores: exact match and edit similarity on what an editor would show, and latency percentiles."""
+"""Per-sample scores: exact match and edit similarity on what an editor would show (latency percentiles come
+from `codedouble.server.stats`, shared with the server's status)."""
 
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
 
 from rapidfuzz.distance import Levenshtein
 
@@ -32,17 +30,3 @@ def edit_similarity(prediction: str, target: str, task: str) -> float:
     if not a and not b:
         return 1.0
     return float(Levenshtein.normalized_similarity(a, b))
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) with linear interpolation between closest ranks, as numpy's default; nan if empty."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile q must be within 0..100, got {q}")
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    fraction = position - lower
-    return float(ordered[lower] + (ordered[upper] - ordered[lower]) * fraction)

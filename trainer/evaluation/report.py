@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from codedouble.server.contract import atomic
+from codedouble.trainer.evaluation.replay import ReplayRow
 from codedouble.trainer.evaluation.summary import ALL, EvalReport, Row, task_key
 
 DEFAULT_MARK = "*"
@@ -23,6 +22,12 @@ BEST_MARK = "↑"
 EXAMPLE_LINES = 10  # lines of each example text shown in report.md
 EXAMPLE_WIDTH = 160  # characters of each example line shown in report.md
 HEADERS = ("task", "language", "system", "n", "EM %", "ES %", "p50 ms", "p95 ms")
+REPLAY_HEADERS = ("user", "language", "system", "lines", "saved %", "shown %", "precision %", "p50 ms", "p95 ms")
+REPLAY_LEGEND = (
+    "typing replay: held-out lines typed key by key; the line user takes a suggestion only when it is exactly the "
+    "rest of the line, the word user takes its matching whole words; saved: characters not typed; shown: "
+    "keystrokes with a suggestion; precision: shown suggestions that were right"
+)
 
 
 def _pct(value: float) -> str:
@@ -53,36 +58,69 @@ def _best(rows: list[Row]) -> tuple[set[int], set[int]]:
     return best_em, best_es
 
 
+def _replay_cells(r: ReplayRow, default: str) -> list[str]:
+    return [
+        r.user,
+        r.language,
+        r.system + (f" {DEFAULT_MARK}" if r.system == default else ""),
+        str(r.lines),
+        _pct(r.saved),
+        _pct(r.shown),
+        "-" if r.precision is None else _pct(r.precision),
+        _ms(r.p50_ms),
+        _ms(r.p95_ms),
+    ]
+
+
+def _fixed_width(cells: list[list[str]], left: int) -> list[str]:
+    """Rows of cells in columns: the first `left` columns are text (left-aligned), the rest numbers."""
+    widths = [max(len(row[c]) for row in cells) for c in range(len(cells[0]))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    return [line(cells[0]), "  ".join("-" * w for w in widths), *(line(row) for row in cells[1:])]
+
+
+def format_replay_table(report: EvalReport, per_language: bool = False) -> str:
+    """The typing replay's rows for the terminal; empty when the run typed no lines."""
+    rows = [r for r in report.replay if per_language or r.language == ALL]
+    if not rows:
+        return ""
+    cells = [list(REPLAY_HEADERS), *(_replay_cells(r, report.default_system) for r in rows)]
+    return "\n".join([*_fixed_width(cells, 3), REPLAY_LEGEND]) + "\n"
+
+
 def format_table(report: EvalReport, per_language: bool = False) -> str:
-    """A fixed-width table for the terminal, with a legend line under it."""
+    """A fixed-width table for the terminal, with a legend line under it, then the typing replay's."""
     rows = [r for r in report.rows if per_language or r.language == ALL]
     best_em, best_es = _best(rows)
     cells = [[h + "  " if h in ("EM %", "ES %") else h for h in HEADERS]]  # room for the mark, as in the rows
     for i, r in enumerate(rows):
         system = r.system + (f" {DEFAULT_MARK}" if r.system == report.default_system else "")
-        cells.append([
-            r.task,
-            r.language,
-            system,
-            str(r.samples),
-            _pct(r.exact_match) + (f" {BEST_MARK}" if i in best_em else "  "),  # blank mark keeps decimals aligned
-            _pct(r.edit_similarity) + (f" {BEST_MARK}" if i in best_es else "  "),
-            _ms(r.p50_ms),
-            _ms(r.p95_ms),
-        ])
-    widths = [max(len(row[c]) for row in cells) for c in range(len(HEADERS))]
-    left = 3  # task, language and system are text; the numbers are right-aligned
-
-    def line(row: list[str]) -> str:
-        return "  ".join(v.ljust(w) if c < left else v.rjust(w) for c, (v, w) in enumerate(zip(row, widths))).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    out = [line(cells[0]), rule, *(line(row) for row in cells[1:])]
+        cells.append(
+            [
+                r.task,
+                r.language,
+                system,
+                str(r.samples),
+                _pct(r.exact_match) + (f" {BEST_MARK}" if i in best_em else "  "),  # blank mark keeps decimals aligned
+                _pct(r.edit_similarity) + (f" {BEST_MARK}" if i in best_es else "  "),
+                _ms(r.p50_ms),
+                _ms(r.p95_ms),
+            ]
+        )
+    out = _fixed_width(cells, 3)  # task, language and system are text; the numbers are right-aligned
     if not rows:
         out.append("(no results)")
-    out.append(f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
-               "EM exact match, ES edit similarity")
-    return "\n".join(out) + "\n"
+    out.append(
+        f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
+        "EM exact match, ES edit similarity"
+    )
+    replay = format_replay_table(report, per_language)
+    return "\n".join(out) + "\n" + ("\n" + replay if replay else "")
 
 
 def _cell(text: str) -> str:
@@ -109,8 +147,10 @@ def format_markdown(report: EvalReport) -> str:
     out = [
         f"# codedouble eval: {Path(report.repository).name or report.repository}",
         "",
-        (f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
-         f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."),
+        (
+            f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
+            f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."
+        ),
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---" if c < 3 else "---:" for c in range(len(HEADERS))) + "|",
@@ -119,11 +159,42 @@ def format_markdown(report: EvalReport) -> str:
     for i, r in enumerate(report.rows):
         em, es = _pct(r.exact_match), _pct(r.edit_similarity)
         system = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
-        values = [_cell(r.task), _cell(r.language), system, str(r.samples),
-                  f"**{em}**" if i in best_em else em, f"**{es}**" if i in best_es else es, _ms(r.p50_ms), _ms(r.p95_ms)]
+        values = [
+            _cell(r.task),
+            _cell(r.language),
+            system,
+            str(r.samples),
+            f"**{em}**" if i in best_em else em,
+            f"**{es}**" if i in best_es else es,
+            _ms(r.p50_ms),
+            _ms(r.p95_ms),
+        ]
         out.append("| " + " | ".join(values) + " |")
-    out += ["", ("EM: exact match; ES: edit similarity; bold: best in its task and language; (default): the engine "
-                 "`codedouble serve` uses."), "", "## Systems", ""]
+    out += [
+        "",
+        (
+            "EM: exact match; ES: edit similarity; bold: best in its task and language; (default): the engine "
+            "`codedouble serve` uses."
+        ),
+    ]
+    if report.replay:
+        out += [
+            "",
+            f"## Typing replay ({report.replay_lines:,} held-out lines)",
+            "",
+            "| " + " | ".join(REPLAY_HEADERS) + " |",
+            "|" + "|".join("---" if c < 3 else "---:" for c in range(len(REPLAY_HEADERS))) + "|",
+        ]
+        for r in report.replay:
+            cells = _replay_cells(r, "")
+            cells[2] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
+            out.append("| " + " | ".join(cells) + " |")
+        out += ["", REPLAY_LEGEND[0].upper() + REPLAY_LEGEND[1:] + "."]
+    out += [
+        "",
+        "## Systems",
+        "",
+    ]
     for system in report.systems:
         default = " (default)" if system == report.default_system else ""
         description = report.descriptions.get(system, "")
@@ -141,77 +212,98 @@ def format_markdown(report: EvalReport) -> str:
     return "\n".join(out) + "\n"
 
 
+def _system_ticks(ax: Any, present: list[str], default: str) -> None:
+    xs = range(len(present))
+    crowded = len(present) > 3
+    ax.set_xticks(
+        list(xs),
+        [s + (" *" if s == default else "") for s in present],
+        rotation=30 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
+    pad = max(0.6, (3 - len(present)) / 2 + 0.6)  # keep one or two systems' bars from filling the panel
+    ax.set_xlim(-pad, len(present) - 1 + pad)
+    ax.set_ylim(0, 108)  # headroom for the labels of bars at 100
+    ax.set_yticks(range(0, 101, 20))
+    ax.set_ylabel("%")
+
+
+def _plot_replay(ax: Any, report: EvalReport) -> None:
+    """The typing replay's panel: characters saved by each simulated user, and the line user's precision."""
+    rows = {(r.system, r.user): r for r in report.replay if r.language == ALL}
+    present = [s for s in report.systems if (s, "line") in rows]
+    width = 0.27
+    bars = (
+        (-width, "saved, line user", "tab:green", lambda s: rows[(s, "line")].saved),
+        (0.0, "saved, word user", "tab:olive", lambda s: rows[(s, "word")].saved if (s, "word") in rows else 0.0),
+        (width, "precision, line user", "tab:purple", lambda s: rows[(s, "line")].precision or 0.0),
+    )
+    for offset, label, color, value in bars:
+        heights = [100 * value(s) for s in present]
+        drawn = ax.bar([x + offset for x in range(len(present))], heights, width, label=label, color=color)
+        ax.bar_label(drawn, fmt="%.0f", fontsize=7, padding=2)
+    _system_ticks(ax, present, report.default_system)
+    ax.set_title(f"typing replay (lines={report.replay_lines:,})")
+
+
 def plot(report: EvalReport, path: Path) -> None:
-    """A PNG bar chart: one panel per task, EM and ES per system side by side (Agg canvas: no display needed)."""
+    """A PNG bar chart: one panel per task, EM and ES per system side by side, and one for the typing replay
+    (Agg canvas: no display needed)."""
     rows = [r for r in report.rows if r.language == ALL]
     tasks = sorted({r.task for r in rows}, key=task_key)
+    panels: list[str] = tasks + (["typing replay"] if report.replay else [])
     systems = [s for s in report.systems if any(r.system == s for r in rows)]
     panel = (max(4.0, 1.1 * len(systems) + 1.5), 4.2)
-    side_by_side = panel[0] * len(tasks) <= 14  # wider than a screen reads badly: stack the panels instead
-    shape = (1, max(1, len(tasks))) if side_by_side else (len(tasks), 1)
+    side_by_side = panel[0] * len(panels) <= 14  # wider than a screen reads badly: stack the panels instead
+    shape = (1, max(1, len(panels))) if side_by_side else (len(panels), 1)
     figure = Figure(figsize=(panel[0] * shape[1], panel[1] * shape[0] + 0.6), layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(f"codedouble eval: {Path(report.repository).name or report.repository}")
-    if not tasks:
+    if not panels:
         ax = figure.add_subplot()
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no results", ha="center", va="center")
     else:
         axes = figure.subplots(*shape, squeeze=False).flatten()
         width = 0.38
-        for ax, task in zip(axes, tasks):
+        handles: list[Any] = []
+        labels: list[str] = []
+        for ax, task in zip(axes, panels, strict=True):
+            if task == "typing replay":
+                _plot_replay(ax, report)
+                replay_handles, replay_labels = ax.get_legend_handles_labels()
+                handles += replay_handles
+                labels += replay_labels
+                continue
             by_system = {r.system: r for r in rows if r.task == task}
             present = [s for s in systems if s in by_system]
             xs = range(len(present))
-            for offset, label, color, value in ((-width / 2, "EM", "tab:blue", lambda r: r.exact_match),
-                                                (width / 2, "ES", "tab:orange", lambda r: r.edit_similarity)):
+            for offset, label, color, value in (
+                (-width / 2, "EM", "tab:blue", lambda r: r.exact_match),
+                (width / 2, "ES", "tab:orange", lambda r: r.edit_similarity),
+            ):
                 heights = [100 * value(by_system[s]) for s in present]
                 bars = ax.bar([x + offset for x in xs], heights, width, label=label, color=color)
                 ax.bar_label(bars, fmt="%.0f", fontsize=8, padding=2)
-            crowded = len(present) > 3
-            ax.set_xticks(list(xs), [s + (" *" if s == report.default_system else "") for s in present],
-                          rotation=30 if crowded else 0, ha="right" if crowded else "center")
-            pad = max(0.6, (3 - len(present)) / 2 + 0.6)  # keep one or two systems' bars from filling the panel
-            ax.set_xlim(-pad, len(present) - 1 + pad)
+            _system_ticks(ax, present, report.default_system)
             n = report.samples.get(task, max(r.samples for r in by_system.values()))
             ax.set_title(f"{task} (n={n:,})")
-            ax.set_ylim(0, 108)  # headroom for the labels of bars at 100
-            ax.set_yticks(range(0, 101, 20))
-            ax.set_ylabel("%")
-        handles, labels = axes[0].get_legend_handles_labels()
+            if task == panels[0]:  # EM and ES: the same two in every task's panel, listed once, first
+                handles[:0], labels[:0] = ax.get_legend_handles_labels()
         if report.default_system in systems:
             handles.append(Line2D([], [], linestyle="none"))
             labels.append("* the engine codedouble serve uses")
         figure.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
-    with _atomic(path) as handle:
+    with atomic.file(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[IO[bytes]]:
-    """A temporary file beside `path`, moved onto it only once the block completes: never a half-written file."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be read
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with _atomic(path) as handle:
-        handle.write(data)
 
 
 def write(report: EvalReport, out_dir: Path) -> list[Path]:
     """report.json, report.md and report.png in `out_dir`, each either complete or not there."""
     out_dir.mkdir(parents=True, exist_ok=True)
     writers: list[tuple[str, Callable[[Path], None]]] = [
-        ("report.json", lambda p: _write_bytes(p, (json.dumps(report.to_dict(), indent=2) + "\n").encode())),
-        ("report.md", lambda p: _write_bytes(p, format_markdown(report).encode())),
+        ("report.json", lambda p: atomic.write_text(p, json.dumps(report.to_dict(), indent=2) + "\n")),
+        ("report.md", lambda p: atomic.write_text(p, format_markdown(report))),
         ("report.png", lambda p: plot(report, p)),
     ]
     paths = []

@@ -6,22 +6,23 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from codedouble.server.contract import artifact as artifacts
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
-from codedouble.trainer.evaluation import metrics, summary, tasks
-from codedouble.trainer.mining import dataset
-from codedouble.trainer.training import artifact as artifacts
+from codedouble.trainer.evaluation import metrics, replay, summary, tasks
+from codedouble.trainer.mining import dataset, filters
 from codedouble.trainer.training.split import Split
 
 EXAMPLES = 3  # sample predictions per task kept for report.md
 
 
-class EvalError(RuntimeError):
+class EvalError(CodedoubleError):
     """A problem the user must fix; the message says what and how."""
 
 
@@ -31,6 +32,7 @@ class EvalOptions:
     base: Path | None = None  # also score this base alone (no personal data); the CLI passes the shipped one
     line_samples: int = 200
     block_samples: int = 30
+    replay_lines: int = 20  # lines typed keystroke by keystroke: each costs about as many requests as characters
     seed: int = 0
     threads: int | None = None
 
@@ -66,16 +68,32 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         manifest = artifacts.read_manifest(artifact)
         records, repository, heldout_commits = _heldout(artifact, manifest)
         samples = tasks.sample(records, repository, opts.line_samples, opts.block_samples, opts.seed)
+        heldout_shas = Split.from_dict(manifest["split"]).heldout_commits
+        typed_lines = replay.lines(repository, heldout_shas, opts.replay_lines, opts.seed, _path_filter(manifest))
         if not samples:
-            raise EvalError(f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)")
+            raise EvalError(
+                f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
+            )
         engine = engines.load(artifact, opts.threads)
         systems: list[System] = list(engine.systems)
         if opts.base is not None:
-            systems.append(_Renamed(engines.load_model(opts.base, opts.threads), "base", f"the pretrained base alone ({opts.base.name}): no personal data"))
+            systems.append(
+                _Renamed(
+                    engines.load_model(opts.base, opts.threads),
+                    "base",
+                    f"the pretrained base alone ({opts.base.name}): no personal data",
+                )
+            )
         for other in opts.compare:
             name = f"compare:{other.name}"
-            systems.append(_Renamed(engines.load_model(other, opts.threads), name, f"the model of {other} (another history): no personalisation"))
-    except (artifacts.ArtifactError, engines.EngineError, OSError) as exc:
+            systems.append(
+                _Renamed(
+                    engines.load_model(other, opts.threads),
+                    name,
+                    f"the model of {other} (another history): no personalisation",
+                )
+            )
+    except OSError as exc:
         raise EvalError(str(exc)) from exc
 
     # One untimed completion per system first: the first forward pass pays for allocation and kernel choice.
@@ -91,14 +109,34 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             prediction = system.complete(request)
             elapsed = (time.perf_counter() - started) * 1000
             predictions[system.name] = prediction
-            outcomes.append(summary.Outcome(
-                system.name, sample.task, sample.language, sample.id, prediction,
-                metrics.exact_match(prediction, sample.target, sample.task),
-                metrics.edit_similarity(prediction, sample.target, sample.task), elapsed,
-            ))  # fmt: skip
+            outcomes.append(
+                summary.Outcome(
+                    system.name,
+                    sample.task,
+                    sample.language,
+                    sample.id,
+                    prediction,
+                    metrics.exact_match(prediction, sample.target, sample.task),
+                    metrics.edit_similarity(prediction, sample.target, sample.task),
+                    elapsed,
+                )
+            )
         if sum(e["task"] == sample.task for e in examples) < EXAMPLES:
-            examples.append({"task": sample.task, "language": sample.language, "prompt_tail": sample.prefix[-200:],
-                             "target": sample.target, **predictions})  # fmt: skip
+            examples.append(
+                {
+                    "task": sample.task,
+                    "language": sample.language,
+                    "prompt_tail": sample.prefix[-200:],
+                    "target": sample.target,
+                    **predictions,
+                }
+            )
+    typed: list[replay.Typed] = []
+    if typed_lines:
+        for system in tqdm(systems, desc="typing replay", unit="system", disable=None if progress else True):
+            for line in typed_lines:
+                for user in replay.USERS:
+                    typed.append(replay.type_line(system.complete, system.name, line, user))
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -106,7 +144,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
     return summary.EvalReport(
         artifact=str(artifact),
         repository=str(repository),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         seed=opts.seed,
         heldout_commits=heldout_commits,
         samples=counts,
@@ -116,7 +154,16 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         rows=tuple(summary.aggregate(outcomes, names)),
         machine=_machine(opts.threads),
         examples=tuple(examples),
+        replay_lines=len(typed_lines),
+        replay=tuple(replay.aggregate(typed, names)),
     )
+
+
+def _path_filter(manifest: dict) -> filters.PathFilter:  # type: ignore[type-arg]
+    """The paths the dataset was mined from: the replay types only lines the miner would have looked at."""
+    data = dataset.read_manifest(Path(manifest["dataset"]["path"])) or {}
+    options = data.get("options", {})
+    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
 
 
 def _machine(threads: int | None) -> str:
@@ -127,5 +174,3 @@ def _machine(threads: int | None) -> str:
 
 def default_report_dir(artifact: Path) -> Path:
     return artifact / "eval"
-
-

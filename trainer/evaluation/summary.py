@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from codedouble.trainer.evaluation.metrics import percentile
+from codedouble.server.stats import percentile
+from codedouble.trainer.evaluation.replay import ReplayRow
 
 ALL = "all"  # the language of a task's overall row
 TASK_ORDER = ("line", "block")  # shown first, in this order; any other task follows alphabetically
@@ -99,12 +100,15 @@ class EvalReport:
     rows: tuple[Row, ...]
     machine: str  # e.g. "2 CPU cores, cpu"
     examples: tuple[dict[str, str], ...] = ()  # keys: task, language, prompt_tail, target, and one per system
+    replay_lines: int = 0  # lines of the held-out commits typed keystroke by keystroke
+    replay: tuple[ReplayRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["systems"] = list(self.systems)
         data["rows"] = [asdict(r) for r in self.rows]
         data["examples"] = [dict(e) for e in self.examples]
+        data["replay"] = [asdict(r) for r in self.replay]
         return data
 
     @classmethod
@@ -122,6 +126,8 @@ class EvalReport:
             rows=tuple(Row(**r) for r in data["rows"]),
             machine=data["machine"],
             examples=tuple(dict(e) for e in data.get("examples", ())),
+            replay_lines=int(data.get("replay_lines", 0)),
+            replay=tuple(ReplayRow(**r) for r in data.get("replay", ())),
         )
 
 

@@ -77,11 +77,15 @@ def _files(repository: Path, wanted: Iterable[tuple[str, str]]) -> dict[tuple[st
     return out
 
 
-def sample(heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int) -> list[Sample]:
+def sample(
+    heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int
+) -> list[Sample]:
     """Up to `line_samples` next-line and `block_samples` block samples, the same ones for the same seed."""
     rng = random.Random(seed)
-    records = sorted((r for r in heldout if r.after and r.change in ("added", "modified")),
-                     key=lambda r: (r.commit, r.path, r.line, r.qualified_name))  # fmt: skip
+    records = sorted(
+        (r for r in heldout if r.after and r.change in ("added", "modified")),
+        key=lambda r: (r.commit, r.path, r.line, r.qualified_name),
+    )
     files = _files(repository, ((r.commit, r.path) for r in records))
     line_pool: list[tuple[ChangeRecord, int, int]] = []  # record, its offset in the file, line index
     block_pool: list[tuple[ChangeRecord, int]] = []
@@ -98,7 +102,12 @@ def sample(heldout: list[ChangeRecord], repository: Path, line_samples: int, blo
                 covered[(r.commit, r.path)].add(first_line + i)
                 line_pool.append((r, at, i))
         signature, body = blocks.split_definition(r.after, r.language)  # type: ignore[arg-type]
-        if r.kind in BLOCK_KINDS and _worth_completing(body) and body.count("\n") < MAX_BODY_LINES and PLACEHOLDER not in body:
+        if (
+            r.kind in BLOCK_KINDS
+            and _worth_completing(body)
+            and body.count("\n") < MAX_BODY_LINES
+            and PLACEHOLDER not in body
+        ):
             block_pool.append((r, at))
 
     samples: list[Sample] = []
@@ -111,13 +120,31 @@ def sample(heldout: list[ChangeRecord], repository: Path, line_samples: int, blo
         column = rng.randrange(indent, len(line))
         cursor = start + column
         end = start + len(lines[i])
-        samples.append(Sample(f"{r.commit[:12]}:{r.path}:{text.count(chr(10), 0, start) + 1}:{column + 1}", "line",
-                              r.language, r.path, text[:cursor], text[end:], line[column:]))  # fmt: skip
+        samples.append(
+            Sample(
+                f"{r.commit[:12]}:{r.path}:{text.count(chr(10), 0, start) + 1}:{column + 1}",
+                "line",
+                r.language,
+                r.path,
+                text[:cursor],
+                text[end:],
+                line[column:],
+            )
+        )
     for r, at in rng.sample(block_pool, min(block_samples, len(block_pool))):
         text = files[(r.commit, r.path)]
         signature, body = blocks.split_definition(r.after, r.language)  # type: ignore[arg-type]
         cursor = at + len(signature)
         end = at + len(r.after)  # type: ignore[arg-type]
-        samples.append(Sample(f"{r.commit[:12]}:{r.path}:{text.count(chr(10), 0, cursor) + 1}:1", "block",
-                              r.language, r.path, text[:cursor], text[end:], body))  # fmt: skip
+        samples.append(
+            Sample(
+                f"{r.commit[:12]}:{r.path}:{text.count(chr(10), 0, cursor) + 1}:1",
+                "block",
+                r.language,
+                r.path,
+                text[:cursor],
+                text[end:],
+                body,
+            )
+        )
     return samples

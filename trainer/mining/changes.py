@@ -83,27 +83,45 @@ def definition_changes(
             i = pairs.get(j)
             if i is None:
                 yield DefinitionChange(
-                    d.qualified_name, d.kind, "added", None, _text(after_src, d), d.start_line + 1,
-                    after.enclosing_signatures(j), d.has_error,
-                )  # fmt: skip
+                    d.qualified_name,
+                    d.kind,
+                    "added",
+                    None,
+                    _text(after_src, d),
+                    d.start_line + 1,
+                    after.enclosing_signatures(j),
+                    d.has_error,
+                )
                 continue
             assert before is not None and before_src is not None
             if _own_lines(before_src, before, i) == _own_lines(after_src, after, j):
                 continue
             b = before.definitions[i]
             yield DefinitionChange(
-                d.qualified_name, d.kind, "modified", _text(before_src, b), _text(after_src, d), d.start_line + 1,
-                after.enclosing_signatures(j), d.has_error or b.has_error,
-            )  # fmt: skip
+                d.qualified_name,
+                d.kind,
+                "modified",
+                _text(before_src, b),
+                _text(after_src, d),
+                d.start_line + 1,
+                after.enclosing_signatures(j),
+                d.has_error or b.has_error,
+            )
     if before is not None:
         assert before_src is not None
         paired = set(pairs.values())
         for i, b in enumerate(before.definitions):
             if i not in paired:
                 yield DefinitionChange(
-                    b.qualified_name, b.kind, "deleted", _text(before_src, b), None, b.start_line + 1,
-                    before.enclosing_signatures(i), b.has_error,
-                )  # fmt: skip
+                    b.qualified_name,
+                    b.kind,
+                    "deleted",
+                    _text(before_src, b),
+                    None,
+                    b.start_line + 1,
+                    before.enclosing_signatures(i),
+                    b.has_error,
+                )
 
 
 @dataclass(frozen=True)

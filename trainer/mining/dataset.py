@@ -11,12 +11,12 @@ so an interrupted run leaves the previous dataset readable and its stray shard i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining.records import RECORD_FORMAT, ChangeRecord
 
 DATASET_FORMAT = 1
@@ -24,22 +24,8 @@ MANIFEST = "manifest.json"
 RECORDS_DIR = "records"
 
 
-class DatasetError(ValueError):
-    pass
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a temporary file beside it, fsynced, then renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class DatasetError(CodedoubleError):
+    """A dataset directory codedouble cannot read or must not write into."""
 
 
 def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | None:
@@ -65,7 +51,7 @@ def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | 
 
 def write_manifest(dataset: Path, manifest: dict[str, Any]) -> None:
     manifest = {"tool": "codedouble", "dataset_format": DATASET_FORMAT, "record_format": RECORD_FORMAT, **manifest}
-    write_atomic(dataset / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(dataset / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def sweep_unlisted_shards(dataset: Path, listed: list[str]) -> None:
@@ -86,24 +72,19 @@ class ShardWriter:
         folder = dataset / RECORDS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / name
-        self._tmp = folder / f".{name}.tmp"
-        self._file = self._tmp.open("w", encoding="utf-8")
+        self._file = atomic.AtomicFile(self.path)
         self.count = 0
 
     def write(self, record: ChangeRecord) -> None:
-        self._file.write(record.to_json())
-        self._file.write("\n")
+        self._file.handle.write(record.to_json())
+        self._file.handle.write("\n")
         self.count += 1
 
     def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
-        self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        self._file.abort()
 
 
 def _shard_lines(dataset: Path, manifest: dict[str, Any]) -> Iterator[str]:

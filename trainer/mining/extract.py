@@ -65,7 +65,9 @@ class Extractor:
         key = f"{language}:{blob}"
         tree = self._trees.get(key) if blob else None
         if tree is None:
-            tree = self._parser(language).parse(source, old) if old is not None else self._parser(language).parse(source)
+            tree = (
+                self._parser(language).parse(source, old) if old is not None else self._parser(language).parse(source)
+            )
             if blob:
                 self._trees[key] = tree
                 if len(self._trees) > self._TREE_CACHE:
@@ -87,9 +89,13 @@ class Extractor:
         before_tree = self._tree(f.language, f.before, f.before_blob)
         edited = before_tree.copy()
         edited.edit(
-            region.start, region.old_end, region.new_end,
-            _point(f.before, region.start), _point(f.before, region.old_end), _point(f.after, region.new_end),
-        )  # fmt: skip
+            region.start,
+            region.old_end,
+            region.new_end,
+            _point(f.before, region.start),
+            _point(f.before, region.old_end),
+            _point(f.after, region.new_end),
+        )
         after_tree = self._tree(f.language, f.after, f.after_blob, edited)
         # One byte of margin on each side catches definitions that end or start right at the change.
         low = max(region.start - 1, 0)
@@ -167,7 +173,9 @@ def _unmatched(side: definitions.ParsedFile, other: definitions.ParsedFile) -> l
     return [d for d in side.definitions if ours[d.qualified_name] > theirs[d.qualified_name]]
 
 
-def _span(definitions_: list[definitions.Definition], span: tuple[int, int], to_other: Callable[[int], int]) -> tuple[int, int]:
+def _span(
+    definitions_: list[definitions.Definition], span: tuple[int, int], to_other: Callable[[int], int]
+) -> tuple[int, int]:
     """`span` widened to cover the definitions, mapped into the other version's offsets."""
     low, high = span
     for d in definitions_:

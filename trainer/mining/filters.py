@@ -26,16 +26,45 @@ DEFAULT_MAX_FILE_BYTES = 1_000_000
 # Directories whose content is someone else's code, checked out or installed into the tree.
 _VENDORED_DIRS = frozenset(
     {
-        "vendor", "vendors", "third_party", "third-party", "thirdparty", "external", "extern", "node_modules",
-        "bower_components", "jspm_packages", "site-packages", "dist-packages", ".venv", "venv", ".tox", ".nox",
-        "__pypackages__", "Pods", "Carthage", "_vendor", "vendored",
+        "vendor",
+        "vendors",
+        "third_party",
+        "third-party",
+        "thirdparty",
+        "external",
+        "extern",
+        "node_modules",
+        "bower_components",
+        "jspm_packages",
+        "site-packages",
+        "dist-packages",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "__pypackages__",
+        "Pods",
+        "Carthage",
+        "_vendor",
+        "vendored",
     }
-)  # fmt: skip
+)
 _MINIFIED_NAMES = ("*.min.js", "*.min.mjs", "*-min.js", "*.bundle.js", "*.packed.js")
 _GENERATED_NAMES = (
-    "*_pb2.py", "*_pb2_grpc.py", "*_pb2.pyi", "*.pb.go", "*_grpc.pb.go", "*.pb.gw.go", "*_generated.go",
-    "*.generated.*", "*.gen.go", "*.gen.ts", "*_string.go", "zz_generated*", "*.designer.*",
-)  # fmt: skip
+    "*_pb2.py",
+    "*_pb2_grpc.py",
+    "*_pb2.pyi",
+    "*.pb.go",
+    "*_grpc.pb.go",
+    "*.pb.gw.go",
+    "*_generated.go",
+    "*.generated.*",
+    "*.gen.go",
+    "*.gen.ts",
+    "*_string.go",
+    "zz_generated*",
+    "*.designer.*",
+)
 # Markers tools write in a comment among the first lines of what they generate ("Code generated ... DO NOT
 # EDIT." is Go's convention, "@generated" Facebook's and many code generators'). Only comment lines count,
 # so code that merely mentions the markers (like this file) is not mistaken for generated code.
@@ -75,7 +104,17 @@ class PathFilter:
 # Test suites: the miner keeps an engineer's own tests (they are their style too), but the base's corpus
 # leaves other projects' fixtures and test data out.
 _TEST_DIRS = frozenset({"test", "tests", "testing", "testdata", "idle_test", "__tests__", "spec", "specs", "test_data"})
-_TEST_NAMES = ("test_*.py", "*_test.py", "*_tests.py", "conftest.py", "*_test.go", "*.test.js", "*.test.ts", "*.spec.js", "*.spec.ts")
+_TEST_NAMES = (
+    "test_*.py",
+    "*_test.py",
+    "*_tests.py",
+    "conftest.py",
+    "*_test.go",
+    "*.test.js",
+    "*.test.ts",
+    "*.spec.js",
+    "*.spec.ts",
+)
 
 
 def is_test_path(path: str) -> bool:

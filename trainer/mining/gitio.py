@@ -23,6 +23,8 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     import git as gitpython
 
+from codedouble.server.contract.errors import CodedoubleError
+
 NULL_SHA = "0" * 40
 # Each log record starts with this byte, which cannot open a raw diff entry.
 _RECORD = b"\x1e"
@@ -31,7 +33,7 @@ _LOG_FORMAT = "%x1e%H%x00%P%x00%aE%x00%aN%x00%aI%x00%cI%x00%ae%x00%B%x00"
 _RENAME_LIMIT = "2000"
 
 
-class GitError(RuntimeError):
+class GitError(CodedoubleError):
     """A git command failed, or the path is not a usable repository."""
 
 
@@ -184,10 +186,24 @@ def log(
     """
     walk = ["--no-walk=unsorted", "--stdin"] if shas is not None else ["--reverse", *(extra or []), *revisions]
     cmd = [
-        "git", "-C", str(repo), "-c", "core.quotepath=off", "-c", f"diff.renameLimit={_RENAME_LIMIT}",
-        "log", f"--format={_LOG_FORMAT}", "--raw", "-z", "--no-abbrev", "-M", "--root", "--use-mailmap",
-        *walk, "--",
-    ]  # fmt: skip
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "core.quotepath=off",
+        "-c",
+        f"diff.renameLimit={_RENAME_LIMIT}",
+        "log",
+        f"--format={_LOG_FORMAT}",
+        "--raw",
+        "-z",
+        "--no-abbrev",
+        "-M",
+        "--root",
+        "--use-mailmap",
+        *walk,
+        "--",
+    ]
     # stderr goes to a file: a pipe nobody reads until the end could fill up and stall git.
     errors = tempfile.TemporaryFile()
     proc = subprocess.Popen(

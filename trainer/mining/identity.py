@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining.gitio import git
 
 # Automation that commits under its own identity. A GitHub `<id>+<user>@users.noreply.github.com` address is
@@ -14,10 +15,24 @@ from codedouble.trainer.mining.gitio import git
 _BOT_NAME = re.compile(r"\[bot\]|^(dependabot|renovate|pre-commit-ci|github-actions|greenkeeper|snyk-bot)\b", re.I)
 _BOT_LOCAL_PARTS = frozenset(
     {
-        "noreply", "no-reply", "bot", "action", "actions", "github-actions", "dependabot", "renovate",
-        "pre-commit-ci", "greenkeeper", "snyk-bot", "ci", "jenkins", "buildbot", "travis", "semantic-release-bot",
+        "noreply",
+        "no-reply",
+        "bot",
+        "action",
+        "actions",
+        "github-actions",
+        "dependabot",
+        "renovate",
+        "pre-commit-ci",
+        "greenkeeper",
+        "snyk-bot",
+        "ci",
+        "jenkins",
+        "buildbot",
+        "travis",
+        "semantic-release-bot",
     }
-)  # fmt: skip
+)
 
 
 def is_bot(name: str, email: str) -> bool:
@@ -25,7 +40,7 @@ def is_bot(name: str, email: str) -> bool:
     return bool(_BOT_NAME.search(name) or "[bot]" in email.lower() or local in _BOT_LOCAL_PARTS)
 
 
-class UnknownAuthorError(ValueError):
+class UnknownAuthorError(CodedoubleError):
     pass
 
 
@@ -76,7 +91,9 @@ def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) ->
             emails.update((raw, mapped))
     identities = Identities(frozenset(emails), False)
     if not any(identities.matches(mapped, raw) for raw, mapped, _name in counts):
-        raise UnknownAuthorError(f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(counts))
+        raise UnknownAuthorError(
+            f"no commits by {', '.join(sorted(given))} in this history.\n" + _known_identities(counts)
+        )
     return identities
 
 

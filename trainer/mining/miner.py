@@ -10,10 +10,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
+from codedouble.server.contract.version import tool_version
 from codedouble.trainer.mining import dataset, filters
 from codedouble.trainer.mining.extract import CommitResult
 from codedouble.trainer.mining.gitio import GitError, git, repository
@@ -27,17 +30,8 @@ DUPLICATE = "exact duplicate"
 PARALLEL_MIN_COMMITS = 150
 
 
-class MineError(RuntimeError):
+class MineError(CodedoubleError):
     """A problem the user must fix before mining can run; the message says what."""
-
-
-def tool_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("codedouble")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 @dataclass(frozen=True)
@@ -114,7 +108,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def _mine_parallel(walk: Walk, shas: list[str], jobs: int, counts: Counts, on_commits: Callable[[int], None]) -> Iterator[CommitResult]:
+def _mine_parallel(
+    walk: Walk, shas: list[str], jobs: int, counts: Counts, on_commits: Callable[[int], None]
+) -> Iterator[CommitResult]:
     """Contiguous chunks of the commit list mined in worker processes; results come back in commit order."""
     # Small enough to keep both cores busy to the end, big enough that a chunk's git processes pay off.
     size = max(32, min(512, len(shas) // (jobs * 8) or 1))
@@ -140,7 +136,7 @@ def _mine_parallel(walk: Walk, shas: list[str], jobs: int, counts: Counts, on_co
 
 def _time_span(span: tuple[str | None, str | None], authored_at: str) -> tuple[str | None, str | None]:
     first, last = span
-    when = datetime.fromisoformat(authored_at).astimezone(timezone.utc).isoformat()
+    when = datetime.fromisoformat(authored_at).astimezone(UTC).isoformat()
     return (min(first, when) if first else when, max(last, when) if last else when)
 
 
@@ -246,7 +242,7 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
             "from": previous["head"] if previous else None,
             "commits": len(shas),
             "records": writer.count,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     ]
     report = render(counts, _heading(root, head, identities))
@@ -273,7 +269,7 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
             "runs": runs,
         },
     )
-    dataset.write_atomic(out / "report.txt", report)  # derived from the manifest, rewritten after it
+    atomic.write_text(out / "report.txt", report)  # derived from the manifest, rewritten after it
     dataset.sweep_unlisted_shards(out, shards)
     notes = list(plan.notes)
     if previous:

@@ -79,10 +79,22 @@ _GATES: dict[str, tuple[int, tuple[str, ...]]] = {
     "CloudantDetector": (29, ("cl",)),
     "DiscordBotTokenDetector": (59, (".",)),
     "GitHubTokenDetector": (40, ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
-    "GitLabTokenDetector": (25, (
-        "glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "gr1348941", "glcbt-", "glimt-", "glptt-", "glagent-",
-        "gloas-",
-    )),
+    "GitLabTokenDetector": (
+        25,
+        (
+            "glpat-",
+            "gldt-",
+            "glft-",
+            "glsoat-",
+            "glrt-",
+            "gr1348941",
+            "glcbt-",
+            "glimt-",
+            "glptt-",
+            "glagent-",
+            "gloas-",
+        ),
+    ),
     # Quotes are required around the string, and it must be long enough to pass the entropy limit (see below).
     "Base64HighEntropyString": (25, ('"', "'")),
     "HexHighEntropyString": (11, ('"', "'")),
@@ -101,7 +113,7 @@ _GATES: dict[str, tuple[int, tuple[str, ...]]] = {
     "StripeDetector": (32, ("k_live_",)),
     "TelegramBotTokenDetector": (44, (":",)),
     "TwilioKeyDetector": (34, ("ac", "sk")),
-}  # fmt: skip
+}
 # Shorter lines are skipped unscanned: no rule can report from them.
 _MIN_LINE_LEN = min(min_len for min_len, _ in _GATES.values())
 
@@ -126,12 +138,36 @@ _TRAIL_JUNK = " \t\r\"'"
 # Values that are placeholders or flags in configs and docs, not secrets (compared case-insensitively).
 _PLACEHOLDER_WORDS = frozenset(
     {
-        "password", "passwd", "pass", "pwd", "secret", "secret_key", "changeme", "change_me", "change-me",
-        "changeit", "example", "placeholder", "redacted", "dummy", "todo", "fixme", "your_password",
-        "yourpassword", "your-password", "mypassword", "your_secret", "your_api_key", "your_token", "true",
-        "false", "none", "null", "undefined",
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "secret",
+        "secret_key",
+        "changeme",
+        "change_me",
+        "change-me",
+        "changeit",
+        "example",
+        "placeholder",
+        "redacted",
+        "dummy",
+        "todo",
+        "fixme",
+        "your_password",
+        "yourpassword",
+        "your-password",
+        "mypassword",
+        "your_secret",
+        "your_api_key",
+        "your_token",
+        "true",
+        "false",
+        "none",
+        "null",
+        "undefined",
     }
-)  # fmt: skip
+)
 _PRINTF = re.compile(r"%(?:\(\w+\))?[-#0 +]*\d*(?:\.\d+)?[sdrif]")
 
 # PEM / PGP / SSH2 private-key armour. Key material is what tells a key block from a mention of its marker:

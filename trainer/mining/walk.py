@@ -84,7 +84,9 @@ def _file_work(diff: FileDiff, blobs: dict[str, Blob]) -> FileWork | str:
     )
 
 
-def _commit_works(walk: Walk, commits: Iterator[CommitInfo], counts: Counts, on_commit: Callable[[], None]) -> Iterator[CommitWork]:
+def _commit_works(
+    walk: Walk, commits: Iterator[CommitInfo], counts: Counts, on_commit: Callable[[], None]
+) -> Iterator[CommitWork]:
     with BlobReader(walk.root, walk.max_file_bytes) as reader:
         for c in commits:
             on_commit()

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from codedouble.server.contract import atomic
+
 STATE = "state.json"
 
 
 def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """Write a checkpoint into `folder`, replacing the previous one only once the new one is complete."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    with atomic.directory(folder) as tmp:
+        _fill(tmp, model, optimizer, state)
+
+
+def _fill(tmp: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     save_model(model, str(tmp / "model.safetensors"))  # handles tied embeddings, unlike save_file
     moments: dict[str, torch.Tensor] = {}
     steps: dict[str, float] = {}
@@ -30,9 +33,6 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     save_file(moments, str(tmp / "optimizer.safetensors"))
     groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.state_dict()["param_groups"]]
     (tmp / STATE).write_text(json.dumps({**state, "optimizer_steps": steps, "param_groups": groups}, indent=2))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
 
 
 def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -47,7 +47,10 @@ def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
     for index, step in state["optimizer_steps"].items():
         restored.setdefault(int(index), {})["step"] = torch.tensor(step)
     current = optimizer.state_dict()
-    groups = [{**saved, "params": group["params"]} for saved, group in zip(state["param_groups"], current["param_groups"])]
+    groups = [
+        {**saved, "params": group["params"]}
+        for saved, group in zip(state["param_groups"], current["param_groups"], strict=True)
+    ]
     optimizer.load_state_dict({"state": restored, "param_groups": groups})
     return state
 
@@ -55,9 +58,8 @@ def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer)
 def save_weights(folder: Path, model: torch.nn.Module) -> None:
     """Weights alone (the best so far): written beside, then renamed over the previous ones."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "model.safetensors.tmp"
-    save_model(model, str(tmp))
-    tmp.replace(folder / "model.safetensors")
+    with atomic.staged(folder / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
 
 
 def load_weights(folder: Path, model: torch.nn.Module) -> None:

@@ -1,4 +1,4 @@
-"""Training texts cut from change records, in the shared prompt format (codedouble.trainer.prompt)."""
+"""Training texts cut from change records, in the shared prompt format (codedouble.server.contract.prompt)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from codedouble.trainer import prompt
+from codedouble.server.contract import corpus, prompt
 from codedouble.trainer.mining.records import ChangeRecord
 
 # Longer definitions are cut to this many characters: a prompt never shows the model more than a window.
@@ -71,3 +71,13 @@ def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> lis
     rng.shuffle(texts)
     return texts
 
+
+def corpus_snippets(records: Iterable[ChangeRecord]) -> list[corpus.Snippet]:
+    """What the artifact's completion corpus holds: each distinct non-empty after-text of `records`, once."""
+    seen: set[str] = set()
+    out: list[corpus.Snippet] = []
+    for r in records:
+        if r.after and r.after.strip() and r.after not in seen:
+            seen.add(r.after)
+            out.append(corpus.Snippet(r.path, r.language, r.after))
+    return out

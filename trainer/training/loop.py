@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 from transformers import PreTrainedTokenizerBase
 
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.training import checkpoint
 
 
-class LoopError(RuntimeError):
+class LoopError(CodedoubleError):
     """A problem the user must fix; the message says what and how."""
 
 
@@ -36,6 +39,43 @@ class LoopOptions:
     eval_batches: int
     seed: int
     resume: bool
+
+
+class Budgeted(Protocol):
+    """What `codedouble train`'s and `codedouble base train`'s options share: how long and how to loop."""
+
+    steps: int | None
+    minutes: float | None
+    batch_size: int
+    warmup_steps: int
+    eval_every: int
+    eval_batches: int
+    seed: int
+    resume: bool
+
+
+def options(opts: Budgeted, *, block_size: int, learning_rate: float, default_minutes: float) -> LoopOptions:
+    """The loop's options from a command's: a step budget if given, else `minutes` (or the default) of wall time."""
+    return LoopOptions(
+        steps=opts.steps,
+        minutes=opts.minutes or default_minutes,
+        batch_size=opts.batch_size,
+        block_size=block_size,
+        learning_rate=learning_rate,
+        warmup_steps=opts.warmup_steps,
+        eval_every=opts.eval_every,
+        eval_batches=opts.eval_batches,
+        seed=opts.seed,
+        resume=opts.resume,
+    )
+
+
+def quiet_transformers() -> None:
+    """transformers' notices (padding hints, weight-writing bars) are noise in a command-line tool."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 @dataclass(frozen=True)
@@ -80,6 +120,25 @@ def started(choice: str) -> Iterator[Run]:
     dist.destroy_process_group()
 
 
+def work_folder(out: Path, resume: bool, run: Run) -> Path:
+    """Where the run's checkpoints live: `.NAME.training` beside the output `out`, never inside it. With
+    `resume` it must hold an interrupted run's last checkpoint; without, rank 0 clears what an earlier run left."""
+    work = out.with_name(f".{out.name}.training")
+    if resume and not checkpoint.exists(work / "last"):
+        raise LoopError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
+    if not resume and run.rank == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    return work
+
+
+def publish(out: Path, fill: Callable[[Path], None], work: Path) -> None:
+    """Let `fill` write the finished model into a fresh directory, put it at `out` whole or not at all, then
+    drop the checkpoints (rank 0 only)."""
+    with atomic.directory(out) as folder:
+        fill(folder)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def shared(run: Run, value: str) -> str:
     """Rank 0's `value` on every rank (e.g. an output name holding a timestamp)."""
     if not run.distributed:
@@ -102,7 +161,9 @@ def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _batch(stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _batch(
+    stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     starts = torch.randint(0, len(stream) - block, (size,), generator=generator)
     return torch.stack([stream[s : s + block] for s in starts.tolist()]).to(device=device, dtype=torch.long)
 
@@ -126,8 +187,16 @@ def validation_loss(model: torch.nn.Module, stream: torch.Tensor, opts: LoopOpti
     return sum(losses) / len(losses)
 
 
-def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOptions, work: Path, run: Run,
-        progress: bool, desc: str = "training") -> Fitted:  # fmt: skip
+def fit(
+    model: Any,
+    stream: torch.Tensor,
+    val_stream: torch.Tensor,
+    opts: LoopOptions,
+    work: Path,
+    run: Run,
+    progress: bool,
+    desc: str = "training",
+) -> Fitted:
     """Train `model` in place on random blocks of `stream`; on return (rank 0) it holds the best weights
     seen by validation. `work` keeps `last` (for resume) and `best` checkpoints."""
     from tqdm import tqdm
@@ -146,8 +215,13 @@ def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOp
     budget = None if opts.steps else opts.minutes * 60
     generator = torch.Generator().manual_seed(opts.seed * 1000 + run.rank + state["step"])
     step, resumed_elapsed, loop_start = state["step"], state["elapsed"], time.monotonic()
-    bar = tqdm(total=opts.steps or int(budget or 0), initial=step if opts.steps else int(resumed_elapsed),
-               unit="step" if opts.steps else "s", desc=desc, disable=None if progress and run.rank == 0 else True)  # fmt: skip
+    bar = tqdm(
+        total=opts.steps or int(budget or 0),
+        initial=step if opts.steps else int(resumed_elapsed),
+        unit="step" if opts.steps else "s",
+        desc=desc,
+        disable=None if progress and run.rank == 0 else True,
+    )
     try:
         while True:
             elapsed = resumed_elapsed + time.monotonic() - loop_start
@@ -172,12 +246,18 @@ def fit(model: Any, stream: torch.Tensor, val_stream: torch.Tensor, opts: LoopOp
             if step % opts.eval_every == 0 and run.rank == 0:
                 val = validation_loss(model, val_stream, opts, run.device)
                 bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                state = {"step": step, "elapsed": resumed_elapsed + time.monotonic() - loop_start, "best": min(state["best"], val)}
+                state = {
+                    "step": step,
+                    "elapsed": resumed_elapsed + time.monotonic() - loop_start,
+                    "best": min(state["best"], val),
+                }
                 if val <= state["best"]:
                     checkpoint.save_weights(work / "best", model)
                 checkpoint.save(work / "last", model, optimizer, state)
     except torch.cuda.OutOfMemoryError as exc:
-        raise LoopError(f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size") from exc
+        raise LoopError(
+            f"out of GPU memory at batch size {opts.batch_size}, block size {block}: lower --batch-size or --block-size"
+        ) from exc
     finally:
         bar.close()
     wait_for_rank_0(run)

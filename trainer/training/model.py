@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from codedouble.trainer import prompt
+from codedouble.server.contract import prompt
+from codedouble.server.contract.errors import CodedoubleError
 
 
-class BaseModelError(ValueError):
+class BaseModelError(CodedoubleError):
     pass
 
 
@@ -49,7 +57,9 @@ def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     except Exception as exc:  # transformers signals a bad checkpoint with many exception types; all mean the same
-        raise BaseModelError(f"--base {path}: not a causal language model checkpoint this transformers can load ({exc})") from exc
+        raise BaseModelError(
+            f"--base {path}: not a causal language model checkpoint this transformers can load ({exc})"
+        ) from exc
     missing = [t for t in prompt.SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})

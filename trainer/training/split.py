@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from codedouble.trainer.mining.records import ChangeRecord
@@ -41,7 +41,7 @@ class Split:
 
 
 def _utc(iso: str) -> str:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc).isoformat()
+    return datetime.fromisoformat(iso).astimezone(UTC).isoformat()
 
 
 def time_split(records: Iterable[ChangeRecord], heldout_fraction: float = DEFAULT_HELDOUT_FRACTION) -> Split:
@@ -79,6 +79,7 @@ def drop_near_duplicates(train: list[ChangeRecord], heldout: list[ChangeRecord])
     for i, shingles in enumerate(held_sets):
         for s in shingles:
             index[s].append(i)
+
     def leaks(text: str) -> bool:
         if _normalised(text) in exact:
             return True

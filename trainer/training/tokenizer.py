@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.trainer import prompt
+from codedouble.server.contract import prompt
 
 DEFAULT_VOCAB_SIZE = 4096
 

@@ -7,32 +7,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.server.engine import corpus
-from codedouble.trainer import prompt
-from codedouble.trainer.base.shipped import NoBaseError, require_shipped_base
+from codedouble.server.contract import artifact, atomic, corpus, prompt
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base.shipped import identity as base_identity
+from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.mining import dataset
-from codedouble.trainer.training import artifact, checkpoint, loop
-from codedouble.trainer.training.examples import ExampleMix, examples
+from codedouble.trainer.training import checkpoint, loop
+from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
-from codedouble.trainer.training.split import DEFAULT_HELDOUT_FRACTION, drop_near_duplicates, time_split, validation_commits
+from codedouble.trainer.training.split import (
+    DEFAULT_HELDOUT_FRACTION,
+    drop_near_duplicates,
+    time_split,
+    validation_commits,
+)
 from codedouble.trainer.training.tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer
 
 # Part of the training commits (the newest) that only measures validation loss for picking the best checkpoint.
 VALIDATION_FRACTION = 0.05
 
 
-class TrainError(RuntimeError):
+class TrainError(CodedoubleError):
     """A problem the user must fix; the message says what and how."""
 
 
@@ -69,13 +73,6 @@ class TrainResult:
     seconds: float
 
 
-def _shipped_base() -> Path:
-    try:
-        return require_shipped_base()
-    except NoBaseError as exc:
-        raise TrainError(str(exc)) from exc
-
-
 def _data_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
@@ -87,21 +84,16 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
         interrupted = sorted(p for p in folder.glob(".*.training") if checkpoint.exists(p / "last"))
         if interrupted:
             return folder / interrupted[-1].name.removeprefix(".").removesuffix(".training")
-    return folder / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return folder / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
-    from transformers.utils import logging as hf_logging
-
-    # transformers' notices (padding hints, weight-writing bars) are noise in a command-line tool.
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    if not 0 <= opts.heldout_fraction < 1:
+        raise TrainError(f"--heldout {opts.heldout_fraction}: the held-out fraction must be at least 0 and below 1")
+    loop.quiet_transformers()
     started = time.monotonic()
-    try:
-        with loop.started(opts.device) as run:
-            return _train(dataset_dir, opts, run, progress, started)
-    except loop.LoopError as exc:
-        raise TrainError(str(exc)) from exc
+    with loop.started(opts.device) as run:
+        return _train(dataset_dir, opts, run, progress, started)
 
 
 def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool, started: float) -> TrainResult:
@@ -125,12 +117,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     texts = examples(fit, opts.mix, opts.seed)
     val_texts = examples(check, opts.mix, opts.seed + 1)
     out = Path(loop.shared(run, str(opts.out or _default_out(manifest, opts.resume))))
-    work = out.with_name(f".{out.name}.training")  # checkpoints for --resume, never the artifact itself
-    if opts.resume and not checkpoint.exists(work / "last"):
-        raise TrainError(f"--resume: no interrupted run to continue for {out} (nothing at {work})")
-    if not opts.resume and run.rank == 0:
-        shutil.rmtree(work, ignore_errors=True)
-    base = opts.base or (None if opts.from_scratch else _shipped_base())
+    work = loop.work_folder(out, opts.resume, run)
+    base = opts.base or (None if opts.from_scratch else require_shipped_base())
     method = None if base is None else opts.finetune or ("lora" if opts.base else "full")
     if method not in {None, "full", "lora"}:
         raise TrainError(f"--finetune {method}: choose full or lora")
@@ -140,7 +128,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             model = with_lora(model, tokenizer, opts.lora_rank)
     else:
         if run.rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
-            train_tokenizer(texts, opts.vocab_size).save_pretrained(work / "tokenizer")
+            with atomic.directory(work / "tokenizer") as folder:  # a killed run never leaves half a tokenizer
+                train_tokenizer(texts, opts.vocab_size).save_pretrained(folder)
         loop.wait_for_rank_0(run)  # every rank uses rank 0's tokenizer
         tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
         torch.manual_seed(opts.seed)
@@ -161,11 +150,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
 
     # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
     learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4 if method == "lora" else 1e-3)
-    loop_opts = loop.LoopOptions(
-        steps=opts.steps, minutes=opts.minutes or 10.0, batch_size=opts.batch_size, block_size=block,
-        learning_rate=learning_rate, warmup_steps=opts.warmup_steps, eval_every=opts.eval_every,
-        eval_batches=opts.eval_batches, seed=opts.seed, resume=opts.resume,
-    )  # fmt: skip
+    loop_opts = loop.options(opts, block_size=block, learning_rate=learning_rate, default_minutes=10.0)
     fitted = loop.fit(model, stream, val_stream, loop_opts, work, run, progress)
 
     # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
@@ -178,33 +163,50 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
         export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
-        snippets = corpus.snippets(training)
+        snippets = corpus_snippets(training)
 
         def fill(folder: Path) -> None:
             export.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
-            artifact.write_manifest(folder, {
-                "prompt_format": prompt.PROMPT_FORMAT_VERSION,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "dataset": {"path": str(dataset_dir.resolve()), "manifest_hash": _data_hash(manifest),
-                            "repository": manifest["repository"], "head": manifest["head"]},
-                "identities": manifest["identities"],
-                "all_authors": manifest["all_authors"],
-                "split": split.to_dict(),
-                "records": {"total": len(records), "heldout": len(heldout), "train": len(fit),
-                            "validation": len(check), "near_duplicates_dropped": near_duplicates,
-                            "corpus_snippets": len(snippets)},
-                "training": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-                             "learning_rate": learning_rate, "steps_done": fitted.steps, "train_tokens": len(stream),
-                             "parameters": parameter_count(export), "device": str(run.device),
-                             "world_size": run.world_size,
-                             "base": base_identity(base) if base else None, "finetune": method},
-                "validation_loss": fitted.best_validation_loss,
-            })  # fmt: skip
+            artifact.write_manifest(
+                folder,
+                {
+                    "prompt_format": prompt.PROMPT_FORMAT_VERSION,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "dataset": {
+                        "path": str(dataset_dir.resolve()),
+                        "manifest_hash": _data_hash(manifest),
+                        "repository": manifest["repository"],
+                        "head": manifest["head"],
+                    },
+                    "identities": manifest["identities"],
+                    "all_authors": manifest["all_authors"],
+                    "split": split.to_dict(),
+                    "records": {
+                        "total": len(records),
+                        "heldout": len(heldout),
+                        "train": len(fit),
+                        "validation": len(check),
+                        "near_duplicates_dropped": near_duplicates,
+                        "corpus_snippets": len(snippets),
+                    },
+                    "training": {
+                        **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                        "learning_rate": learning_rate,
+                        "steps_done": fitted.steps,
+                        "train_tokens": len(stream),
+                        "parameters": parameter_count(export),
+                        "device": str(run.device),
+                        "world_size": run.world_size,
+                        "base": base_identity(base) if base else None,
+                        "finetune": method,
+                    },
+                    "validation_loss": fitted.best_validation_loss,
+                },
+            )
 
-        artifact.write_atomically(out, fill)
+        loop.publish(out, fill, work)
         if opts.out is None:
             artifact.mark_current(out)
-        shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out, fitted.steps, fitted.best_validation_loss, len(stream), time.monotonic() - started)

@@ -1,6 +1,8 @@
 // The VS Code end of codedouble: start `codedouble serve`, let vscode-languageclient turn its inline
 // completions into ghost text (LSP 3.18, built into the client since 10.x), and show the double's state.
+import * as fs from "node:fs";
 import * as os from "node:os";
+import * as path from "node:path";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
@@ -12,8 +14,22 @@ import {
 import { Config, configurationChange, Places, RESTART_KEYS, serverCommand, toInitializationOptions } from "./settings";
 import { formatStatusBar, formatStatusDetail, Status } from "./status";
 
-/** VS Code's ids of the languages the server completes (it tells them apart by file extension). */
-export const LANGUAGES = ["python", "javascript", "typescript", "typescriptreact", "go", "rust", "java"];
+const ON_LANGUAGE = "onLanguage:";
+
+/** The languages of package.json's `onLanguage:` activation events, in their order. */
+export function languagesOf(manifest: { activationEvents?: unknown }): string[] {
+  const events = Array.isArray(manifest.activationEvents) ? manifest.activationEvents : [];
+  return events
+    .filter((event): event is string => typeof event === "string" && event.startsWith(ON_LANGUAGE))
+    .map((event) => event.slice(ON_LANGUAGE.length));
+}
+
+/** VS Code's ids of the languages the server completes (it tells them apart by file extension). One list, in
+ * package.json, activates the extension and selects the documents; tests/test_editor_languages.py checks it
+ * against the server's (grammars/languages.py). */
+export const LANGUAGES: readonly string[] = languagesOf(
+  JSON.parse(fs.readFileSync(path.join(__dirname, "..", "package.json"), "utf8")),
+);
 const STATUS_REQUEST = "codedouble/status";
 const POLL_MS = 3000;
 

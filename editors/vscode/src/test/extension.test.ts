@@ -106,7 +106,16 @@ test("activate starts the server, feeds it the settings, and shows its status", 
 test("package.json contributes what the extension registers", () => {
   const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8"));
   assert.deepEqual(manifest.contributes.commands.map((c: { command: string }) => c.command), [...commands.keys()]);
+  // The document selector's languages are package.json's activation events (tests/test_editor_languages.py
+  // checks that list against the server's).
   assert.deepEqual(manifest.activationEvents, extension.LANGUAGES.map((language) => `onLanguage:${language}`));
+  assert.ok(extension.LANGUAGES.includes("javascriptreact"));
   const settings = Object.keys(manifest.contributes.configuration.properties);
   assert.deepEqual(settings.sort(), ["artifact", "command", "debounceMs", "exclude", "languages", "maxLines", "pythonPath"].map((k) => `codedouble.${k}`));
+});
+
+test("languagesOf reads only the onLanguage activation events", () => {
+  const events = ["onLanguage:go", "onCommand:codedouble.showStatus", 3, "onLanguage:javascriptreact"];
+  assert.deepEqual(extension.languagesOf({ activationEvents: events }), ["go", "javascriptreact"]);
+  assert.deepEqual(extension.languagesOf({}), []);
 });

@@ -1,15 +1,15 @@
-"""The engineer's own code the count-based systems draw on, shipped inside the artifact (JSON lines, no
-pickle): the after-text of every training-split definition, each once. Held-out commits are never in it."""
+"""The completion corpus: the engineer's own code the count-based systems (cache n-gram, BM25) draw on,
+shipped inside the artifact as JSON lines (no pickle). The trainer writes the after-text of every
+training-split definition, each once; held-out commits are never in it."""
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codedouble.trainer.mining.records import ChangeRecord
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 
 CORPUS = "corpus.jsonl"
 
@@ -21,26 +21,14 @@ class Snippet:
     text: str
 
 
-class CorpusError(ValueError):
-    pass
-
-
-def snippets(records: Iterable[ChangeRecord]) -> list[Snippet]:
-    seen: set[str] = set()
-    out: list[Snippet] = []
-    for r in records:
-        if r.after and r.after.strip() and r.after not in seen:
-            seen.add(r.after)
-            out.append(Snippet(r.path, r.language, r.after))
-    return out
+class CorpusError(CodedoubleError):
+    """An artifact whose completion corpus is missing or damaged."""
 
 
 def write(folder: Path, items: list[Snippet]) -> None:
-    tmp = folder / f".{CORPUS}.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic.file(folder / CORPUS) as f:
         for s in items:
             f.write(json.dumps({"path": s.path, "language": s.language, "text": s.text}, ensure_ascii=False) + "\n")
-    os.replace(tmp, folder / CORPUS)
 
 
 def load(artifact: Path) -> list[Snippet]:

@@ -4,8 +4,9 @@
     ARTIFACT/tokenizer.json, tokenizer_config.json                   its tokenizer
     ARTIFACT/manifest.json                                           provenance: data, split, training
 
-Written into a temporary directory beside ARTIFACT and renamed into place, so ARTIFACT is either the old
-artifact, the new one, or absent: never half-written.
+The trainer writes it with `atomic.directory(ARTIFACT)` (a temporary directory beside it, renamed into
+place), so ARTIFACT is either the old artifact, the new one, or absent: never half-written. The server reads
+it through `read_manifest` and `current_artifact`; both sides take the layout from this module.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
 
 ARTIFACT_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -49,55 +50,33 @@ def current_artifact(repository: str) -> Path | None:
 
 
 def mark_current(artifact: Path) -> None:
-    pointer = artifact.parent / CURRENT
-    tmp = pointer.with_name(f".{CURRENT}.tmp")
-    tmp.write_text(artifact.name + "\n", encoding="utf-8")
-    os.replace(tmp, pointer)
-
-
-def write_atomically(out: Path, fill: Callable[[Path], None]) -> None:
-    """Let `fill` write a complete artifact into a fresh directory, then put it at `out` in one rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.with_name(f".{out.name}.old")
-    if old.exists() and not out.exists():
-        os.replace(old, out)  # a crash mid-swap last time: the previous artifact goes back first
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        fill(staging)
-        if not out.exists():
-            os.replace(staging, out)
-            return
-        # rename() cannot replace a non-empty directory: move the old one aside, swap, then drop it.
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        try:
-            os.replace(staging, out)
-        except BaseException:
-            os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Name `artifact` its repository's current double (the file `current` beside it, replaced atomically)."""
+    atomic.write_text(artifact.parent / CURRENT, artifact.name + "\n")
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     data = {"tool": "codedouble", "artifact_format": ARTIFACT_FORMAT, **manifest}
-    (folder / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic.write_text(folder / MANIFEST, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-class ArtifactError(ValueError):
-    pass
+class ArtifactError(CodedoubleError):
+    """A directory that is not a double this codedouble can read."""
 
 
 def read_manifest(artifact: Path) -> dict[str, Any]:
     path = artifact / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{artifact} is not a codedouble artifact (no {MANIFEST}); create one with `codedouble train`")
+        raise ArtifactError(
+            f"{artifact} is not a codedouble artifact (no {MANIFEST}); create one with `codedouble train`"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble" or manifest.get("artifact_format") != ARTIFACT_FORMAT:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("tool") != "codedouble"
+        or manifest.get("artifact_format") != ARTIFACT_FORMAT
+    ):
         raise ArtifactError(f"{artifact} is not a codedouble artifact of format {ARTIFACT_FORMAT}")
     return manifest
-

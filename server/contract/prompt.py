@@ -30,8 +30,16 @@ EDIT_BEFORE = "<|edit_before|>"
 EDIT_AFTER = "<|edit_after|>"
 COMMIT_MESSAGE = "<|commit_message|>"
 SPECIAL_TOKENS: tuple[str, ...] = (
-    EOS, FILE, CONTEXT, FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE, EDIT_BEFORE, EDIT_AFTER, COMMIT_MESSAGE,
-)  # fmt: skip
+    EOS,
+    FILE,
+    CONTEXT,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    FIM_MIDDLE,
+    EDIT_BEFORE,
+    EDIT_AFTER,
+    COMMIT_MESSAGE,
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,243 @@
+"""The typing-replay task: the held-out commits' added lines typed again, keystroke by keystroke, against each
+system, as the language server would ask it (the same tidy step, the same typed-ahead reuse).
+
+This is what a user lives, not one forced answer per sample: at every keystroke a system may show a ghost
+text or nothing, and a simulated user takes it when it is right. Two users are simulated on the same lines:
+
+- **line**: accepts a suggestion only when its first line is exactly the rest of the line (Tab);
+- **word**: accepts as many whole words of it as match what they were about to type (VS Code's Ctrl+→,
+  Neovim's accept-word), then types on.
+
+Per system and language: characters saved (share of the lines' characters the user did not type), shown
+rate (keystrokes with a suggestion), precision (shown suggestions that were right: exactly the rest of the
+line for the line user, at least one whole word for the word user), latency per request.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codedouble.grammars.languages import language_for_path
+from codedouble.server import suggest
+from codedouble.server.engine.document import Request, mode_at
+from codedouble.server.stats import percentile
+from codedouble.trainer.mining import filters
+from codedouble.trainer.mining.gitio import BlobReader, log
+from codedouble.trainer.mining.secrets import PLACEHOLDER, SecretScrubber
+
+ALL = "all"
+USERS = ("line", "word")
+MAX_FILE_BYTES = 1_000_000
+MAX_LINE_CHARS = 200  # a longer line is data or generated code, and costs as many requests as characters
+# A word as an editor's accept-word takes it: a run of word characters or of punctuation, with the spaces
+# before it.
+_WORD = re.compile(r"\s*(?:\w+|[^\w\s]+)|\s+$")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One added line of a held-out commit, set up to be typed: `before` ends with the line's indentation."""
+
+    id: str  # commit:path:line, stable across runs
+    language: str
+    path: str
+    before: str
+    typed: str  # what the user types after the indentation, trailing whitespace left out
+    after: str  # from the line's end (its newline) to the end of the file
+
+
+@dataclass(frozen=True)
+class Typed:
+    """One system, one line, one simulated user."""
+
+    system: str
+    user: str
+    language: str
+    line_id: str
+    chars: int
+    saved: int
+    requests: int
+    shown: int
+    right: int
+    latencies_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    system: str
+    user: str  # "line" or "word"
+    language: str  # ALL for the overall row
+    lines: int
+    chars: int
+    saved: float  # share of the characters the user did not type, 0..1
+    shown: float  # share of requests answered with a suggestion
+    precision: float | None  # share of shown suggestions that were right; None when none was shown
+    p50_ms: float
+    p95_ms: float
+
+
+def _worth_typing(line: str) -> bool:
+    return any(c.isalnum() for c in line) and PLACEHOLDER not in line and len(line) <= MAX_LINE_CHARS
+
+
+def _added(old: str, new: str) -> list[int]:
+    """Indices of the lines of `new` that are not in `old` (inserted or replaced)."""
+    a, b = old.split("\n"), new.split("\n")
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return [j for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert") for j in range(j1, j2)]
+
+
+def lines(
+    repository: Path, commits: Iterable[str], count: int, seed: int, path_filter: filters.PathFilter | None = None
+) -> list[Line]:
+    """Up to `count` added lines of `commits` (module level included), the same ones for the same seed.
+
+    Files are read at each commit and its first parent, secrets scrubbed as the miner scrubs records; paths
+    the miner skipped (vendored, generated, other languages, the dataset's --include/--exclude) are skipped.
+    """
+    wanted = sorted(set(commits))
+    if not wanted or count <= 0:
+        return []
+    path_filter = path_filter or filters.PathFilter()
+    scrubber = SecretScrubber()
+    pool: list[Line] = []
+    with BlobReader(repository, MAX_FILE_BYTES) as reader:
+        for commit in log(repository, [], shas=wanted):
+            for diff in commit.files:
+                path = diff.new_path
+                if path is None or diff.new_blob is None or diff.status not in "AMR":
+                    continue
+                language = language_for_path(path)
+                if language is None or path_filter.reject(path) is not None:
+                    continue
+                blobs = reader.read_many([b for b in (diff.old_blob, diff.new_blob) if b is not None])
+                try:
+                    new = scrubber.scrub(_text(blobs[diff.new_blob].data)).text
+                    old = scrubber.scrub(_text(blobs[diff.old_blob].data)).text if diff.old_blob else ""
+                except (UnicodeDecodeError, TypeError):
+                    continue  # not UTF-8, or over the size limit (no data)
+                file_lines = new.split("\n")
+                starts = [0]
+                for text in file_lines[:-1]:
+                    starts.append(starts[-1] + len(text) + 1)
+                for i in _added(old, new):
+                    text = file_lines[i].rstrip()
+                    indent = len(text) - len(text.lstrip())
+                    if not _worth_typing(text[indent:]):
+                        continue
+                    start = starts[i]
+                    pool.append(
+                        Line(
+                            id=f"{commit.sha[:12]}:{path}:{i + 1}",
+                            language=language,
+                            path=path,
+                            before=new[: start + indent],
+                            typed=text[indent:],
+                            after=new[start + len(file_lines[i]) :],
+                        )
+                    )
+    pool.sort(key=lambda line: line.id)
+    return random.Random(seed).sample(pool, min(count, len(pool)))
+
+
+def _text(data: bytes | None) -> str:
+    if data is None:
+        raise TypeError("blob over the size limit")
+    return data.decode("utf-8")
+
+
+def accepted_words(suggestion: str, rest: str) -> int:
+    """How many characters of `rest` the word user takes from `suggestion`: whole words, while they match."""
+    taken = 0
+    for word in _WORD.finditer(suggestion.split("\n", 1)[0]):
+        if not rest.startswith(suggestion[: word.end()]):
+            break
+        taken = word.end()
+    return taken
+
+
+def type_line(complete: Callable[[Request], str], system: str, line: Line, user: str, max_lines: int = 8) -> Typed:
+    """Type `line` into the document against `complete`, as the server would ask it, for one `user`."""
+    recent = suggest.Recent()
+    uri = line.path
+    typed = 0
+    saved = requests = shown = right = 0
+    latencies: list[float] = []
+    target = line.typed
+    while typed < len(target):
+        prefix, suffix = line.before + target[:typed], line.after
+        started = time.perf_counter()
+        suggestion = recent.reuse(uri, prefix, suffix)
+        if suggestion is None:
+            mode = mode_at(prefix, line.language)
+            raw = complete(Request(line.path, prefix, suffix, mode))
+            suggestion = suggest.tidy(raw, prefix, suffix, mode, max_lines if mode == "block" else 1)
+            recent.remember(uri, prefix, suffix, suggestion)
+        latencies.append((time.perf_counter() - started) * 1000)
+        requests += 1
+        rest = target[typed:]
+        first = suggestion.split("\n", 1)[0].rstrip()
+        if not first:
+            typed += 1
+            continue
+        shown += 1
+        if user == "line":
+            if first == rest:
+                right += 1
+                saved += len(rest)
+                break
+            typed += 1
+        else:
+            taken = accepted_words(first, rest)
+            if taken:
+                right += 1
+                saved += taken
+                typed += taken
+            else:
+                typed += 1
+    return Typed(system, user, line.language, line.id, len(target), saved, requests, shown, right, tuple(latencies))
+
+
+def _row(system: str, user: str, language: str, members: Sequence[Typed]) -> ReplayRow:
+    chars = sum(t.chars for t in members)
+    requests = sum(t.requests for t in members)
+    shown = sum(t.shown for t in members)
+    latencies = [ms for t in members for ms in t.latencies_ms]
+    return ReplayRow(
+        system=system,
+        user=user,
+        language=language,
+        lines=len(members),
+        chars=chars,
+        saved=sum(t.saved for t in members) / chars if chars else 0.0,
+        shown=shown / requests if requests else 0.0,
+        precision=sum(t.right for t in members) / shown if shown else None,
+        p50_ms=percentile(latencies, 50),
+        p95_ms=percentile(latencies, 95),
+    )
+
+
+def aggregate(results: Iterable[Typed], systems: Sequence[str]) -> list[ReplayRow]:
+    """One row per (user, system) over all languages, plus one per language when the lines span several."""
+    groups: dict[tuple[str, str, str], list[Typed]] = defaultdict(list)
+    languages: set[str] = set()
+    for t in results:
+        groups[(t.system, t.user, ALL)].append(t)
+        groups[(t.system, t.user, t.language)].append(t)
+        languages.add(t.language)
+    shown = [ALL] + (sorted(languages) if len(languages) > 1 else [])
+    rows = []
+    for user in USERS:
+        for language in shown:
+            for system in systems:
+                members = groups.get((system, user, language))
+                if members:
+                    rows.append(_row(system, user, language, members))
+    return rows
