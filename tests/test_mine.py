@@ -680,6 +680,17 @@ def test_error_empty_repository(make_repo, tmp_path: Path, capsys: pytest.Captur
     assert "empty repository" in err and "no commits" in err
 
 
+def test_error_repository_git_refuses(repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GitPython opens it; git refuses it (as it refuses one whose owner is not a safe.directory): git's reason shows.
+    repo.write("a.py", "x = 1\n")
+    repo.commit("one")
+    with repo.repo.config_writer() as config:
+        config.set_value("core", "repositoryformatversion", "99")
+    code, _, err = run_cli(capsys, repo.path, "--out", tmp_path / "out")
+    assert code == 2
+    assert "cannot be read" in err and "repo version" in err and "empty" not in err
+
+
 def test_error_unknown_author_lists_identities(
     team_repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

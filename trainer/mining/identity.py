@@ -73,6 +73,8 @@ def resolve(repo: Path, revision: str, authors: list[str], all_authors: bool) ->
     given = [a.strip().lower() for a in authors if a.strip()]
     counts = author_counts(repo, revision)
     if not given:
+        # git config, not GitPython's config_reader: that one ignores GIT_CONFIG_GLOBAL, GIT_CONFIG_NOSYSTEM
+        # and `git -c`, so it would find a user.email that git itself does not see.
         configured = git(repo, "config", "--get", "user.email", check=False).strip().lower()
         if not configured:
             raise UnknownAuthorError(

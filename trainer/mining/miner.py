@@ -19,7 +19,7 @@ from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.contract.version import tool_version
 from codedouble.trainer.mining import dataset, filters
 from codedouble.trainer.mining.extract import CommitResult
-from codedouble.trainer.mining.gitio import GitError, git
+from codedouble.trainer.mining.gitio import GitError, git, repository
 from codedouble.trainer.mining.identity import Identities, resolve
 from codedouble.trainer.mining.report import KEPT, Counts, render
 from codedouble.trainer.mining.walk import Walk, mine_chunk, mine_commits
@@ -66,18 +66,24 @@ class MineResult:
     notes: list[str] = field(default_factory=list)
 
 
-def open_repository(path: Path) -> tuple[Path, str]:
-    """The commit HEAD names, with clear errors for a path that is not a repository or has no commits."""
-    if not path.exists():
-        raise MineError(f"{path} does not exist")
+def open_repository(path: Path) -> tuple[Path, str, frozenset[str]]:
+    """The commit HEAD names and the shallow-clone boundary, with clear errors for a path that is not a
+    repository or has no commits."""
     try:
-        git(path, "rev-parse", "--absolute-git-dir")
-    except GitError:
-        raise MineError(f"{path} is not a git repository") from None
-    head = git(path, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip()
-    if not head:
+        repo = repository(path)
+    except GitError as exc:
+        raise MineError(str(exc)) from None
+    with repo:
+        boundary = _shallow_boundary(Path(repo.common_dir))
+        # rev-parse rather than repo.head.commit, which would start a persistent `git cat-file` to check the object.
+        status, head, err = repo.git.rev_parse(
+            "--verify", "-q", "HEAD^{commit}", with_extended_output=True, with_exceptions=False
+        )
+    if err:  # git refuses the repository (say, its owner is not a safe.directory): git says why
+        raise MineError(f"{path} cannot be read: {err.strip()}")
+    if status != 0:  # quiet rev-parse fails silently only when HEAD names no commit
         raise MineError(f"{path} is an empty repository: it has no commits to mine")
-    return path.resolve(), head
+    return path.resolve(), head, boundary
 
 
 def _prepare_output(out: Path) -> None:
@@ -91,10 +97,9 @@ def _prepare_output(out: Path) -> None:
         raise MineError(f"the output directory {out} is not readable and writable by you")
 
 
-def _shallow_boundary(root: Path) -> frozenset[str]:
+def _shallow_boundary(common_dir: Path) -> frozenset[str]:
     # A shallow clone's oldest commits look like roots that added every file; they are not anyone's change.
-    path = Path(git(root, "rev-parse", "--git-path", "shallow").strip())
-    path = path if path.is_absolute() else root / path
+    path = common_dir / "shallow"
     return frozenset(path.read_text().split()) if path.exists() else frozenset()
 
 
@@ -164,7 +169,7 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
     """Mine `repo_path` into the dataset directory `out`; only new commits when `out` already holds its dataset."""
     from tqdm import tqdm
 
-    root, head = open_repository(repo_path)
+    root, head, shallow_boundary = open_repository(repo_path)
     if options.revision != "HEAD":
         try:
             head = git(root, "rev-parse", "--verify", f"{options.revision}^{{commit}}").strip()
@@ -183,7 +188,7 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
         root=root,
         identities=identities,
         authors_named=bool(options.authors),
-        shallow_boundary=_shallow_boundary(root),
+        shallow_boundary=shallow_boundary,
         path_filter=filters.PathFilter(options.include, options.exclude),
         max_file_bytes=options.max_file_bytes,
     )
