@@ -255,7 +255,7 @@ class LoopingModel:
     def __init__(self, first: int, loop: list[int], vocab: int) -> None:
         self.script, self.loop, self.vocab, self.calls = [first], loop, vocab, 0
 
-    def __call__(self, input_ids: torch.Tensor, cache=None, use_cache=True) -> SimpleNamespace:
+    def __call__(self, input_ids: torch.Tensor, cache=None, use_cache=True, logits_to_keep=0) -> SimpleNamespace:
         script = self.script + self.loop * 100
         logits = torch.zeros(1, input_ids.shape[1], self.vocab)
         logits[0, -1, script[self.calls]] = 10.0

@@ -202,7 +202,8 @@ class Neural:
             if cancelled is not None and cancelled():
                 self._keep_slot(fed, past)
                 return Generated("", logprob, len(out))
-            result = self.model(input_ids=inputs, cache=past, use_cache=True)
+            # Only the last position's logits are read: the vocabulary projection of the rest is skipped.
+            result = self.model(input_ids=inputs, cache=past, use_cache=True, logits_to_keep=1)
             past = result.cache
             fed = fed + inputs[0].tolist()
             logits = result.logits[0, -1].float()
