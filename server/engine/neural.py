@@ -1,12 +1,15 @@
 """The double's own model: greedy fill-in-the-middle decoding with a key-value cache, stopped where the
-completion ends (a line, a body, or the model's end-of-text)."""
+completion ends (a line, a body, the model's end-of-text, or a degenerate loop), the cache kept from one
+request to the next so that a keystroke feeds only the prompt tokens that changed."""
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -17,6 +20,49 @@ from codedouble.server.engine.document import Request, window
 
 LINE_TOKENS = 32
 BLOCK_TOKENS = 160
+# Tokens of the prompt kept for the cursor's line when the text before it must be cut (in steps of this size):
+# the cut then depends only on the lines above, so it stays put while the line is typed and the key-value
+# cache of everything before the cursor's line is reused from keystroke to keystroke.
+LINE_RESERVE = 64
+# A completion that ends in the same text three times over is a loop, not code (`.plugins.plugins.plugins`).
+REPEATS = 3
+LONGEST_REPEAT = 40  # characters in the repeated unit
+
+
+def repetition_cut(before: str, text: str, document: tuple[str, ...] = ()) -> str | None:
+    """`text` (a completion written after `before`) with its degenerate tail dropped, or None if it has none.
+
+    Why: a small greedy model that falls into a loop stays in it (`self.plugins.plugins.plugins`,
+    `ark.mark.mark`) until the token limit, and nothing else in the decoder stops it on one line. A tail is
+    degenerate when the text ends in one unit three times in a row (five for a unit with a comma:
+    `None, None, None, None` is code), the unit holds a letter (`)))`,
+    `0, 0, 0, 0`, `../../../` and `# ----` are code) and reaches into the completion, and the document does not
+    already hold the run (`.parent.parent.parent` an engineer wrote before is their style; `document` is the
+    text around the cursor, in parts, so that a large file is not copied to be searched). One copy of the
+    unit stays: the first one is usually what was meant."""
+    whole = before + text
+    for period in range(2, min(LONGEST_REPEAT, len(whole) // REPEATS) + 1):
+        unit = whole[-period:]
+        needed = REPEATS + 2 if "," in unit else REPEATS  # a list of one item is code up to a point
+        if whole[-needed * period :] != unit * needed or not any(c.isalpha() for c in unit):
+            continue
+        run = needed * period
+        while run < len(whole) and whole[-run - 1] == whole[-run - 1 + period]:
+            run += 1
+        if len(text) < period or any(whole[-run:] in part for part in document):
+            return None  # typed by the engineer, or their own pattern
+        # The run starts wherever the loop did, so one copy may end in the separator: `items,` becomes `items`.
+        return text[: max(len(text) - run + period, 0)].rstrip(", ")
+    return None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)
@@ -47,6 +93,29 @@ class Neural:
         # Any of the prompt format's markers ends a completion: none of them is code.
         self.eos.update(int(self.tokenizer.convert_tokens_to_ids(t)) for t in prompt.SPECIAL_TOKENS)
         self.token_strings = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
+        self.prompt_limit = self.context  # tokens of prompt at most (a serving trade: prefill time against context)
+        self.reuse = True  # keep the key-value cache of the last prompt for the next request
+        # One slot: (the token ids the cache holds, the cache). The server computes on one thread; a second
+        # thread finding the slot taken computes from scratch, so the lock is held only to take or put it.
+        self._slot: tuple[list[int], Any] | None = None
+        self._slot_lock = threading.Lock()
+        self._masks: dict[str, torch.Tensor] = {}
+        self.last_reused = 0  # prompt tokens the last `generate` took from the kept cache (for tests, benchmarks)
+
+    def clear(self) -> None:
+        """Forget the kept key-value cache (the model or its weights changed)."""
+        with self._slot_lock:
+            self._slot = None
+
+    def _take_slot(self) -> tuple[list[int], Any] | None:
+        with self._slot_lock:
+            slot, self._slot = self._slot, None
+        return slot if self.reuse else None
+
+    def _keep_slot(self, fed: list[int], cache: Any) -> None:
+        if self.reuse and cache is not None:
+            with self._slot_lock:
+                self._slot = (fed, cache)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -57,7 +126,7 @@ class Neural:
         text: the prefix's last token, taken off so that the completion may pick a longer token that starts
         with it (the cursor mid-word sits inside a token the model knows whole)."""
         ctx, before, after = window(request)
-        budget = self.context - new_tokens
+        budget = min(self.context - new_tokens, self.prompt_limit)
         preamble = self._encode(
             prompt.fim_head(ctx, "").removesuffix(f"{prompt.FIM_PREFIX}{prompt.FIM_SUFFIX}{prompt.FIM_MIDDLE}")
         )
@@ -65,7 +134,7 @@ class Neural:
         # Tokenising a long text only to drop most of it is slow: characters are cut first (≥ 1 per token).
         suffix = self._encode(after[:budget])[: budget // 4]
         room = budget - len(preamble) - len(suffix) - 3
-        prefix = self._encode(before[-room * 4 :])[-room:] if room > 0 else []
+        prefix = self._prefix(before, room)
         healed = self.tokenizer.decode(prefix[-1:])
         special = self.tokenizer.convert_tokens_to_ids
         return [
@@ -77,29 +146,66 @@ class Neural:
             *prefix[:-1],
         ], healed
 
+    def _prefix(self, before: str, room: int) -> list[int]:
+        """The tokens of the text before the cursor, at most `room`, cut at the start of a line chosen from the
+        lines above the cursor's alone (with LINE_RESERVE tokens, or a multiple, left for the cursor's line):
+        typing on a line leaves the cut, and so the cached prompt before the line, where it was."""
+        if room <= 0:
+            return []
+        line_start = before.rfind("\n") + 1
+        reserve = LINE_RESERVE * max(1, math.ceil(len(self._encode(before[line_start:][-room * 4 :])) / LINE_RESERVE))
+        allowed = room - reserve
+        if allowed <= 0:
+            return self._encode(before[-room * 4 :])[-room:]
+        head_start = max(0, line_start - allowed * 4)
+        head = before[head_start:line_start]
+        offsets = self.tokenizer(head, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        start = 0 if len(offsets) <= allowed else offsets[len(offsets) - allowed][0]
+        if start > 0 or head_start > 0:
+            start = start if before[head_start + start - 1] == "\n" else head.find("\n", start) + 1 or len(head)
+        return self._encode(before[head_start + start :])[-room:]
+
     def _new_tokens(self, request: Request) -> int:
         # A model with a short context keeps at least half of it for the prompt.
         return min(LINE_TOKENS if request.mode == "line" else BLOCK_TOKENS, self.context // 2)
 
     def _extending(self, healed: str) -> torch.Tensor:
         """A mask of the tokens that start with `healed`: the first token of a healed completion."""
-        return torch.tensor([t.startswith(healed) for t in self.token_strings])
+        mask = self._masks.get(healed)
+        if mask is None:
+            if len(self._masks) > 256:
+                self._masks.clear()
+            mask = self._masks[healed] = torch.tensor([t.startswith(healed) for t in self.token_strings])
+        return mask
 
     @torch.inference_mode()
     def generate(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Generated:
         limit = self._new_tokens(request)
         ids, healed = self.prompt_ids(request, limit)
         outer = blocks.signature_indent(request.prefix)
-        past = None
-        inputs = torch.tensor([ids])
+        line_before = request.prefix[request.prefix.rfind("\n") + 1 :]
+        # The kept cache serves the longest common head of the two prompts; at least one token is fed again,
+        # for its logits.
+        slot = self._take_slot()
+        past, fed = None, []
+        if slot is not None:
+            common = min(_common_prefix(slot[0], ids), len(ids) - 1)
+            if common > 0:
+                past, fed = slot[1], slot[0][:common]
+                past.crop(common - past.get_seq_length())
+        self.last_reused = len(fed)
+        inputs = torch.tensor([ids[len(fed) :]])
         out: list[int] = []
         logprob = 0.0
         text = ""
         for step in range(limit):
             if cancelled is not None and cancelled():
+                self._keep_slot(fed, past)
                 return Generated("", logprob, len(out))
-            result = self.model(input_ids=inputs, past_key_values=past, use_cache=True)
-            past = result.past_key_values
+            # Only the last position's logits are read: the vocabulary projection of the rest is skipped.
+            result = self.model(input_ids=inputs, cache=past, use_cache=True, logits_to_keep=1)
+            past = result.cache
+            fed = fed + inputs[0].tolist()
             logits = result.logits[0, -1].float()
             if step == 0 and healed:
                 logits = logits.masked_fill(~self._extending(healed), -math.inf)
@@ -111,6 +217,10 @@ class Neural:
             text = self.tokenizer.decode(out).removeprefix(healed)
             if request.mode == "line" and "\n" in text:
                 break
+            cut = repetition_cut(line_before, text, (request.prefix, request.suffix))
+            if cut is not None:
+                text = cut
+                break
             if (
                 request.mode == "block"
                 and "\n" in text
@@ -118,6 +228,7 @@ class Neural:
             ):
                 break
             inputs = torch.tensor([[token]])
+        self._keep_slot(fed, past)
         kept = (
             blocks.cut_line(text) if request.mode == "line" else blocks.body_end(request.prefix, text, request.language)
         )
@@ -139,12 +250,12 @@ class Neural:
         # A candidate is scored as the text after the healed token, its tokens as the model would write them.
         encoded = [self._encode(healed + text)[:limit] if text else [] for text in candidates]
         rows = [i for i, ids in enumerate(encoded) if ids]
-        cache = prompt_result.past_key_values
+        cache = prompt_result.cache
         cache.batch_repeat_interleave(len(rows))
         width = max(len(encoded[i]) for i in rows)
         # Right padding: a causal model's logits at a position never see the padding after it.
         batch = torch.tensor([encoded[i] + [0] * (width - len(encoded[i])) for i in rows])
-        tail = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits.float()
+        tail = self.model(input_ids=batch, cache=cache, use_cache=True).logits.float()
         first = prompt_result.logits[0, -1].float().expand(len(rows), 1, -1)
         logp = torch.log_softmax(torch.cat([first, tail[:, :-1]], dim=1), -1)
         for row, i in enumerate(rows):
