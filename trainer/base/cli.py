@@ -103,6 +103,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     t.add_argument("--learning-rate", type=float, default=2e-3, metavar="LR")
     t.add_argument("--warmup-steps", type=int, default=200, metavar="N")
     t.add_argument("--eval-every", type=int, default=200, metavar="N", help="validate and checkpoint every N steps")
+    t.add_argument("--eval-batches", type=int, default=16, metavar="N", help="batches per validation (default 16)")
     t.add_argument("--vocab-size", type=int, default=8192, metavar="N")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on CUDA)")
@@ -176,6 +177,7 @@ def _run_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         warmup_steps=args.warmup_steps,
         eval_every=args.eval_every,
+        eval_batches=args.eval_batches,
         vocab_size=args.vocab_size,
         device=args.device,
         compile=args.compile,

@@ -302,6 +302,36 @@ def _all_texts(corpus_dir: Path, files: int, opts: PretrainOptions, progress: bo
     bar.close()
 
 
+_TOKENIZER: PreTrainedTokenizerFast | None = None  # a worker's, loaded once
+
+
+def _load_tokenizer(folder: Path, threads: bool = True) -> None:
+    global _TOKENIZER
+    if not threads:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already: no threads on top
+    _TOKENIZER = PreTrainedTokenizerFast.from_pretrained(folder)
+
+
+def _encode(texts: list[str]) -> torch.Tensor:
+    assert _TOKENIZER is not None
+    return loop.token_stream(_TOKENIZER, texts, torch.int16)
+
+
+def _token_ids(tokenizer: Path, texts: list[str], jobs: int) -> torch.Tensor:
+    """`texts` as one stream of int16 ids. A large corpus is encoded by one process per core: the tokenizer's
+    own threads stop at turning each text's ids into Python ints, which is most of the time at this scale."""
+    jobs = jobs or os.cpu_count() or 1
+    chunk = 4096
+    if jobs <= 1 or len(texts) < 4 * chunk:
+        _load_tokenizer(tokenizer)
+        return _encode(texts)
+    import multiprocessing
+
+    with multiprocessing.get_context("forkserver").Pool(jobs, _load_tokenizer, (tokenizer, False)) as pool:
+        parts = pool.map(_encode, [texts[i : i + chunk] for i in range(0, len(texts), chunk)])
+    return torch.cat(parts)
+
+
 def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, cache: Path, progress: bool) -> None:
     """Texts of every corpus file, the tokenizer trained on a sample of them, and the texts as token ids."""
     train_texts: list[str] = []
@@ -324,11 +354,10 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
             sample.append(text)
             chars += len(text)
         train_tokenizer(sample, opts.vocab_size).save_pretrained(cache / "tokenizer")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer")
     tensors = {
-        "train": loop.token_stream(tokenizer, train_texts, torch.int16),
-        "validation": loop.token_stream(tokenizer, val_texts, torch.int16),
-        "validation_files": loop.token_stream(tokenizer, val_files, torch.int16),
+        "train": _token_ids(cache / "tokenizer", train_texts, opts.jobs),
+        "validation": _token_ids(cache / "tokenizer", val_texts, 1),
+        "validation_files": _token_ids(cache / "tokenizer", val_files, 1),
     }
     with atomic.staged(cache / "tokens.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata={"validation_files_bytes": str(plain_bytes(val_files))})
