@@ -27,6 +27,7 @@ processes, whose output goes to OUT/log.txt and to this process's output.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -228,9 +229,11 @@ def _pack(base: Path, out: Path, log: Log) -> None:
     for old in out.glob("base.tar.gz.*"):
         old.unlink()
     archive = base.parent / "base.tar.gz"
-    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
-        for item in sorted(base.iterdir()):
-            tar.add(item, arcname=f"base/{item.name}")
+    # mtime=0 in the gzip header: the same base packs into the same bytes, so a rerun's checksums match.
+    with archive.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as packed:
+        with tarfile.open(fileobj=packed, mode="w") as tar:
+            for item in sorted(base.iterdir()):
+                tar.add(item, arcname=f"base/{item.name}")
     data = archive.read_bytes()
     pieces = [data[i : i + PIECE_BYTES] for i in range(0, len(data), PIECE_BYTES)]
     if len(pieces) + 3 > MAX_FILES_BACK:

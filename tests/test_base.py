@@ -810,8 +810,10 @@ def test_the_base_manifest_records_what_it_was_made_from(base: Path, base_corpus
     loss = manifest["validation_loss"]
     assert isinstance(loss, float) and math.isfinite(loss) and loss > 0
     assert manifest["command"] == ""  # pretrain() called directly: no command line to record
-    # The engine can read it like an artifact (what `--base` and the shipped base rely on).
+    # The engine can read it like an artifact (what `--base` and the shipped base rely on), its context too.
     assert isinstance(engines.load_model(base).tokenizer.get_vocab(), dict)
+    assert engines.load_model(base).context == model.config.max_position_embeddings == BLOCK
+    assert math.isfinite(manifest["bits_per_byte"]["bits_per_byte"]) and manifest["training"]["batch_size"] == BATCH
 
 
 def test_a_second_pretraining_through_the_cli_reuses_the_token_cache_and_records_its_command(
