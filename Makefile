@@ -42,7 +42,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_bench.py
 
 # Rebuild the shipped base (trainer/base/weights/): the corpus from this venv's permissively licensed code
-# (plus Debian's Go and Rust sources: apt-get install golang-src rust-src), then pretraining. Hours on CPU;
+# (plus Debian's Go and Rust sources: apt-get install golang-1.19-src rust-src), then pretraining. Hours on
+# CPU, and far too few tokens for a Llama size: the Llama base is meant to come from the GPU run below.
 # README's "The pretrained base" gives the exact run behind the shipped weights.
 BASE_CORPUS ?= .codedouble/base-corpus
 BASE_SIZE ?= llama-16m
