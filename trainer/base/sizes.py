@@ -7,7 +7,7 @@ from codedouble.trainer.training.sizes import HEAD_DIM, ModelSize
 # The base's sizes, by name: Llama-architecture decoders (trainer/training/model.py) with heads 64 wide and a
 # SwiGLU width of 8/3 x hidden rounded up to 64. Parameters at 8,192 tokens (tests/test_base.py computes them);
 # bf16 weights take 2 bytes each (the shipped file must stay <= 64 MiB). Which one ships is decided by CPU
-# latency (README's "Sizes, measured"): change DEFAULT_SIZE, or pass --size.
+# latency (README's "The Llama sizes"): change DEFAULT_SIZE, or pass --size.
 SIZES: dict[str, ModelSize] = {
     "llama-8m": ModelSize(layers=8, hidden=256, context=1024),  # 8.52 M, 17 MB in bf16
     "llama-16m": ModelSize(layers=8, hidden=384, context=1024),  # 17.31 M, 35 MB
