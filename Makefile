@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test lint format bench base
+.PHONY: demo test lint format bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -42,12 +42,31 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/train_bench.py
 
 # Rebuild the shipped base (trainer/base/weights/): the corpus from this venv's permissively licensed code
-# (plus Debian's Go and Rust sources: apt-get install golang-src rust-src), then pretraining. Hours on CPU;
+# (plus Debian's Go and Rust sources: apt-get install golang-1.19-src rust-src), then pretraining. Hours on
+# CPU, and far too few tokens for a Llama size: the Llama base is meant to come from the GPU run below.
 # README's "The pretrained base" gives the exact run behind the shipped weights.
 BASE_CORPUS ?= .codedouble/base-corpus
-BASE_SIZE ?= tiny
+BASE_SIZE ?= llama-16m
 BASE_MINUTES ?= 85
 base: $(VENV)/.installed
 	$(VENV)/bin/codedouble base corpus --out $(BASE_CORPUS) --exclude rich --debian golang-1.19-src --debian rust-src \
 		--node-modules editors/vscode/node_modules
 	$(VENV)/bin/codedouble base train $(BASE_CORPUS) --out trainer/base/weights --size $(BASE_SIZE) --minutes $(BASE_MINUTES)
+
+# The base's pretraining on a lent GPU machine (README "Pretraining on a lent GPU"), in three steps:
+# 1. here: the wheels the machine lacks (.whl/) and the Go/Rust/JS corpus packed (.gpu/); prints the command.
+base-gpu-prepare: $(VENV)/.installed editors/vscode/node_modules/.installed
+	$(PY) scripts/base_gpu_prepare.py
+# 2. there: the device tool runs `python3 scripts/base_gpu.py --out $$OUT` with carry [".whl", ".gpu"].
+#    Rehearse the same script here first, at toy scale on the CPU (minutes):
+REHEARSAL ?= .codedouble/base-gpu-rehearsal
+base-gpu-rehearsal: $(VENV)/.installed
+	rm -rf $(REHEARSAL)/out $(REHEARSAL)/work
+	$(PY) scripts/base_gpu_prepare.py --local-wheels $(REHEARSAL)/whl
+	$(PY) scripts/base_gpu.py --out $(REHEARSAL)/out --work $(REHEARSAL)/work --device cpu --size llama-toy \
+		--wheels $(REHEARSAL)/whl \
+		--steps 20 --corpus-args "--no-stdlib --exclude rich --max-source-mb 0.2" \
+		--train-args "--batch-size 8 --block-size 128 --vocab-size 1024 --eval-every 10 --eval-batches 2 --warmup-steps 5"
+# 3. here: join the pieces that came back (FROM: the run's files_at folder) into .codedouble/base-gpu/base.
+base-gpu-unpack: $(VENV)/.installed
+	$(PY) scripts/base_gpu_unpack.py $(FROM) --to .codedouble/base-gpu

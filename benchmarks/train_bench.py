@@ -32,8 +32,8 @@ def main() -> int:
     model = from_scratch(size, DEFAULT_VOCAB_SIZE, 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     n_params = parameter_count(model)
-    embedding = model.get_input_embeddings().weight.numel() + model.transformer.wpe.weight.numel()
-    flops_per_token = 6 * (n_params - embedding) + 12 * size.n_layer * size.n_embd * args.block_size
+    embedding = model.get_input_embeddings().weight.numel()  # RoPE: no position table
+    flops_per_token = 6 * (n_params - embedding) + 12 * size.layers * size.hidden * args.block_size
     x = torch.randint(0, DEFAULT_VOCAB_SIZE, (args.batch_size, args.block_size))
     tokens = args.batch_size * args.block_size
 
@@ -63,7 +63,7 @@ def main() -> int:
     )
     print(
         f"model: {n_params / 1e6:.2f} M parameters ({(n_params - embedding) / 1e6:.2f} M non-embedding), "
-        f"{size.n_layer} layers x {size.n_embd}, context {size.context}; batch {args.batch_size} x {args.block_size} tokens"
+        f"{size.layers} layers x {size.hidden}, context {size.context}; batch {args.batch_size} x {args.block_size} tokens"
     )
     print(
         f"train step: {step * 1000:.0f} ms median = {rate:,.0f} tokens/s; forward only: {forward * 1000:.0f} ms "

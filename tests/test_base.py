@@ -718,11 +718,11 @@ def base_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def base(base_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny base, pretrained for STEPS steps (SIZES["tiny"]: 4 layers of 192)."""
-    out = tmp_path_factory.mktemp("base") / "tiny"
+    """The toy base, pretrained for STEPS steps (SIZES["llama-toy"]: 2 layers of 64)."""
+    out = tmp_path_factory.mktemp("base") / "toy"
     options = PretrainOptions(
         out=out,
-        size="tiny",
+        size="llama-toy",
         steps=STEPS,
         batch_size=BATCH,
         block_size=BLOCK,
@@ -803,13 +803,17 @@ def test_the_base_manifest_records_what_it_was_made_from(base: Path, base_corpus
     assert manifest["training"]["block_size"] == BLOCK and manifest["training"]["world_size"] == 1
     model = AutoModelForCausalLM.from_pretrained(base)
     assert manifest["config"]["parameters"] == sum(p.numel() for p in model.parameters())
-    assert manifest["config"]["n_layer"] == pretraining.SIZES["tiny"].n_layer == model.config.n_layer
+    assert manifest["config"]["layers"] == pretraining.SIZES["llama-toy"].layers == model.config.num_hidden_layers
+    assert manifest["config"]["architecture"] == type(model).__name__ == "LlamaForCausalLM"
+    assert manifest["config"]["context"] == BLOCK == model.config.max_position_embeddings  # the block it trained at
     assert manifest["config"]["vocab_size"] == len(AutoTokenizer.from_pretrained(base))
     loss = manifest["validation_loss"]
     assert isinstance(loss, float) and math.isfinite(loss) and loss > 0
     assert manifest["command"] == ""  # pretrain() called directly: no command line to record
-    # The engine can read it like an artifact (what `--base` and the shipped base rely on).
+    # The engine can read it like an artifact (what `--base` and the shipped base rely on), its context too.
     assert isinstance(engines.load_model(base).tokenizer.get_vocab(), dict)
+    assert engines.load_model(base).context == model.config.max_position_embeddings == BLOCK
+    assert math.isfinite(manifest["bits_per_byte"]["bits_per_byte"]) and manifest["training"]["batch_size"] == BATCH
 
 
 def test_a_second_pretraining_through_the_cli_reuses_the_token_cache_and_records_its_command(
@@ -829,6 +833,8 @@ def test_a_second_pretraining_through_the_cli_reuses_the_token_cache_and_records
         str(base_corpus),
         "--out",
         str(out),
+        "--size",
+        "llama-toy",
         "--steps",
         "2",
         "--batch-size",
@@ -914,7 +920,7 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     training = read_json(full_double / "manifest.json")["training"]
     assert training["finetune"] == "full"
     identity = training["base"]
-    assert identity["name"] == read_json(base / "manifest.json")["name"] == "codedouble-base-tiny"
+    assert identity["name"] == read_json(base / "manifest.json")["name"] == "codedouble-base-llama-toy"
     assert re.fullmatch(r"[0-9a-f]{64}", identity["sha256"])
     assert identity["sha256"] == sha256_file(base / "model.safetensors")
     assert identity["shipped"] is False

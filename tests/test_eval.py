@@ -47,7 +47,7 @@ TINY = TrainOptions(
     vocab_size=300,
     heldout_fraction=HELDOUT_FRACTION,
     # 256 positions: room for a block's 160 new tokens and a prompt (a 128-position model is tested on its own below).
-    size=ModelSize(n_layer=1, n_head=2, n_embd=32, context=256),
+    size=ModelSize(layers=1, hidden=64, context=256),
     tune_lines=0,  # abstention tuning has tests of its own; here it would only slow every training down
 )
 
@@ -603,7 +603,7 @@ def test_a_model_with_a_short_context_completes_a_block(world: World, tmp_path: 
 
     tokenizer = PreTrainedTokenizerFast.from_pretrained(world.artifact)
     model = from_scratch(
-        ModelSize(n_layer=1, n_head=2, n_embd=32, context=128),
+        ModelSize(layers=1, hidden=64, context=128),
         len(tokenizer),
         tokenizer.convert_tokens_to_ids(prompt.EOS),
     )

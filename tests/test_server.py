@@ -47,7 +47,7 @@ TINY = TrainOptions(
     eval_batches=1,
     vocab_size=300,
     heldout_fraction=0.2,
-    size=ModelSize(n_layer=1, n_head=2, n_embd=32, context=256),
+    size=ModelSize(layers=1, hidden=64, context=256),
     tune_lines=0,  # abstention tuning has tests of its own; here it would only slow every training down
 )
 

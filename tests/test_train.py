@@ -49,7 +49,7 @@ TINY = TrainOptions(
     eval_every=3,
     eval_batches=1,
     vocab_size=300,
-    size=ModelSize(n_layer=1, n_head=2, n_embd=32, context=128),
+    size=ModelSize(layers=1, hidden=64, context=128),
     tune_lines=0,  # abstention tuning has tests of its own; here it would only slow every training down
 )
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -433,7 +433,8 @@ def test_artifact_loads_with_transformers_as_is_and_generates(trained: Path) -> 
     model, info = AutoModelForCausalLM.from_pretrained(trained, output_loading_info=True)
     tokenizer = AutoTokenizer.from_pretrained(trained)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    assert model.config.model_type == "gpt2"
+    assert model.config.model_type == "llama" and model.config.tie_word_embeddings  # --from-scratch: a Llama
+    assert model.config.max_position_embeddings == TINY.block_size  # its context is the block it trained at
     assert model.get_input_embeddings().num_embeddings >= len(tokenizer)
     text = prompt.fim_prompt(
         prompt.Context("shop/cart.py", "import json", ("class Cart:",)), "    def size(self):\n", "\n"

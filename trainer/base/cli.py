@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
+
+from codedouble.trainer.base.sizes import CPU_BATCH, DEFAULT_SIZE, MAX_TOKENS_PER_STEP, SIZES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,8 +53,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="npm packages in this node_modules folder (repeatable)",
     )
     c.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="read the installed distributions from this folder instead of this interpreter's path (repeatable)",
+    )
+    c.add_argument(
+        "--include-corpus",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="CORPUS_DIR",
+        help="merge in a corpus built elsewhere (e.g. on another machine), its duplicates of earlier files "
+        "dropped (repeatable)",
+    )
+    c.add_argument(
         "--max-source-mb", type=float, default=8.0, metavar="N", help="at most N MB from any one source (default 8)"
     )
+    c.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
     c.set_defaults(run=_run_corpus)
 
     t = steps.add_parser(
@@ -62,15 +83,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     t.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
     t.add_argument("--out", type=Path, required=True, metavar="BASE_DIR")
-    t.add_argument("--size", choices=["tiny", "small"], default="tiny")
+    t.add_argument(
+        "--size",
+        choices=list(SIZES),
+        default=DEFAULT_SIZE,
+        help=f"the model's size, by name (trainer/base/pretrain.py's SIZES; default {DEFAULT_SIZE})",
+    )
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, metavar="N", help="pretrain for N minutes of wall time (default 60)")
     budget.add_argument("--steps", type=int, metavar="N")
-    t.add_argument("--batch-size", type=int, default=16, metavar="N")
-    t.add_argument("--block-size", type=int, default=256, metavar="N")
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"sequences per step (default: {CPU_BATCH} on a CPU; on CUDA the most that fit, up to "
+        f"{MAX_TOKENS_PER_STEP:,} tokens)",
+    )
+    t.add_argument("--block-size", type=int, metavar="N", help="tokens per sequence (default: the size's context)")
     t.add_argument("--learning-rate", type=float, default=2e-3, metavar="LR")
+    t.add_argument("--warmup-steps", type=int, default=200, metavar="N")
+    t.add_argument("--eval-every", type=int, default=200, metavar="N", help="validate and checkpoint every N steps")
+    t.add_argument("--eval-batches", type=int, default=16, metavar="N", help="batches per validation (default 16)")
     t.add_argument("--vocab-size", type=int, default=8192, metavar="N")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training step (worth it on CUDA)")
+    t.add_argument(
+        "--save-dtype",
+        choices=["bfloat16", "float32"],
+        default="bfloat16",
+        help="the saved weights' format (default bfloat16: half the size; fine-tuning loads them as float32)",
+    )
+    t.add_argument("--jobs", type=int, default=0, metavar="N", help="processes preparing texts (default: one per core)")
+    t.add_argument(
+        "--tokenize-only",
+        action="store_true",
+        help="only train the tokenizer and turn the corpus into token ids (cached in CORPUS_DIR), then stop",
+    )
     t.add_argument("--resume", action="store_true", help="continue the interrupted pretraining for the same --out")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
@@ -90,16 +138,23 @@ def _run_corpus(args: argparse.Namespace) -> int:
         if not args.no_stdlib:
             yield sources.python_stdlib()
         if not args.no_site:
-            yield from sources.python_distributions(exclude)
+            yield from sources.python_distributions(exclude, [str(p) for p in args.site] if args.site else None)
         for package in args.debian:
             yield sources.debian_package(package)
         for folder in args.node_modules:
             yield from sources.npm_packages(folder)
 
-    for folder in args.node_modules:
-        if not folder.is_dir():
-            raise sources.SourceError(f"--node-modules {folder}: no such folder")
-    manifest = build(gathered(), args.out, CorpusOptions(max_source_bytes=int(args.max_source_mb * 1_000_000)))
+    for option, folders in (("--node-modules", args.node_modules), ("--site", args.site)):
+        for folder in folders:
+            if not folder.is_dir():
+                raise sources.SourceError(f"{option} {folder}: no such folder")
+    manifest = build(
+        gathered(),
+        args.out,
+        CorpusOptions(max_source_bytes=int(args.max_source_mb * 1_000_000)),
+        jobs=args.jobs or os.cpu_count() or 1,
+        include=args.include_corpus,
+    )
     languages = ", ".join(f"{lang} {v['bytes'] / 1e6:.1f} MB" for lang, v in manifest["languages"].items())
     print(
         f"{len(manifest['sources'])} sources kept, {len(manifest['rejected_sources'])} rejected; "
@@ -110,7 +165,7 @@ def _run_corpus(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
+    from codedouble.trainer.base.pretrain import PretrainOptions, pretrain, tokenize
 
     options = PretrainOptions(
         out=args.out,
@@ -120,16 +175,27 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         block_size=args.block_size,
         learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        eval_every=args.eval_every,
+        eval_batches=args.eval_batches,
         vocab_size=args.vocab_size,
         device=args.device,
+        compile=args.compile,
+        save_dtype=args.save_dtype,
+        jobs=args.jobs,
         resume=args.resume,
         seed=args.seed,
     )
+    if args.tokenize_only:
+        cache = tokenize(args.corpus, options, progress=not args.quiet)
+        print(f"tokenizer and token ids → {cache}", file=sys.stderr)
+        return 0
     command = "codedouble " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["base"] else ""
     result = pretrain(args.corpus, options, progress=not args.quiet, command=command)
     print(
         f"pretrained {result.steps:,} steps, {result.tokens_seen:,} tokens seen, in {result.seconds:.0f} s; "
-        f"validation loss {result.validation_loss:.3f} → {result.base}",
+        f"validation loss {result.validation_loss:.3f}, {result.bits_per_byte:.3f} bits per byte on held-out "
+        f"files → {result.base}",
         file=sys.stderr,
     )
     return 0

@@ -6,6 +6,11 @@
 
 Files go through the miner's own filters (language, vendored, generated, minified, binary, not UTF-8,
 size), then test code, exact duplicates and secrets are dealt with as the miner does.
+
+Each source is scanned on its own (its files read, filtered, capped and scrubbed), in worker processes when
+`jobs` > 1; this process then drops the files an earlier source already holds and writes, in source order.
+So the corpus is the same whatever `jobs` is. Another corpus (a part built on another machine) can be
+merged in with `include`: its rows keep their sources' entries, and its duplicates of earlier files go too.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,16 +57,41 @@ class _Totals:
     rejected_sources: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusOptions()) -> dict[str, Any]:
-    """Write the corpus into `out` (replacing one there) and return its manifest."""
+@dataclass(frozen=True)
+class _Admitted:
+    """One file a source's scan admitted, scrubbed."""
+
+    key: str  # SHA-256 of the file as read: files an earlier source holds are dropped by it
+    path: str
+    language: str
+    text: str
+    secrets: tuple[str, ...]
+
+
+@dataclass
+class _Scan:
+    admitted: list[_Admitted] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)  # reason → files
+
+
+def build(
+    sources: Iterable[Source],
+    out: Path,
+    options: CorpusOptions = CorpusOptions(),
+    jobs: int = 1,
+    include: Iterable[Path] = (),
+) -> dict[str, Any]:
+    """Write the corpus into `out` (replacing one there) and return its manifest: `sources` scanned by `jobs`
+    processes, then the rows of each corpus in `include`."""
+    included = [(folder, read_manifest(folder)) for folder in include]  # refuse a bad one before any work
     out.mkdir(parents=True, exist_ok=True)
-    scrubber = SecretScrubber()
-    path_filter = filters.PathFilter()
     seen: set[str] = set()
     totals = _Totals()
     with atomic.file(out / FILES) as sink:  # a failed build leaves the previous corpus, and nothing half-written
-        for source in sources:
-            _add(source, sink, options, scrubber, path_filter, seen, totals)
+        for source, scan in _scans(sources, options, jobs):
+            _add(source, scan, sink, seen, totals)
+        for folder, other in included:
+            _include(folder, other, sink, seen, totals)
     kept_sources, rejected_sources = totals.kept_sources, totals.rejected_sources
     manifest = {
         "format": CORPUS_FORMAT,
@@ -76,21 +106,60 @@ def build(sources: Iterable[Source], out: Path, options: CorpusOptions = CorpusO
         "secrets_scrubbed": dict(sorted(totals.secrets.items())),
         "options": {"max_source_bytes": options.max_source_bytes, "max_file_bytes": options.max_file_bytes},
     }
+    if included:
+        manifest["included"] = [{"sha256": other["sha256"], "options": other.get("options")} for _, other in included]
     manifest["sha256"] = manifest_hash(manifest)
     atomic.write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _add(
-    source: Source,
-    sink: TextIO,
-    options: CorpusOptions,
-    scrubber: SecretScrubber,
-    path_filter: filters.PathFilter,
-    seen: set[str],
-    totals: _Totals,
-) -> None:
-    """One source's admissible files, scrubbed, into `sink`; its manifest entry into the kept or rejected list."""
+def _scans(sources: Iterable[Source], options: CorpusOptions, jobs: int) -> Iterator[tuple[Source, _Scan]]:
+    """Each source with its scan, in the sources' order."""
+    if jobs <= 1:
+        for source in sources:
+            yield source, _scan(source, options)
+        return
+    import multiprocessing
+    from functools import partial
+
+    listed = list(sources)
+    # forkserver: workers do not inherit the caller's threads (torch's, a tokenizer's). imap keeps the order;
+    # one source per task, since their sizes differ by a thousandfold.
+    with multiprocessing.get_context("forkserver").Pool(jobs) as pool:
+        yield from zip(listed, pool.imap(partial(_scan, options=options), listed), strict=True)
+
+
+_SCRUBBER: SecretScrubber | None = None  # one per process: detect-secrets' plugins take a while to set up
+
+
+def _scan(source: Source, options: CorpusOptions) -> _Scan:
+    """One source's admissible files, scrubbed, up to the per-source cap (which counts files before the
+    duplicates of other sources are dropped: a scan knows only its own source)."""
+    global _SCRUBBER
+    scan = _Scan()
+    if not source.licence.permissive:
+        return scan
+    _SCRUBBER = _SCRUBBER or SecretScrubber()
+    path_filter = filters.PathFilter()
+    seen: set[str] = set()
+    size = 0
+    for path, location in source.files:
+        if size >= options.max_source_bytes:
+            scan.rejected["over the per-source cap"] += 1
+            continue
+        reason, text, key = _admit(path, location, path_filter, options, seen)
+        if reason is not None or text is None:
+            scan.rejected[reason or "unreadable"] += 1
+            continue
+        scrubbed = _SCRUBBER.scrub(text)
+        size += len(scrubbed.text.encode("utf-8", "surrogatepass"))
+        scan.admitted.append(_Admitted(key, path, language_for_path(path) or "", scrubbed.text, scrubbed.kinds))
+    return scan
+
+
+def _add(source: Source, scan: _Scan, sink: TextIO, seen: set[str], totals: _Totals) -> None:
+    """One scanned source's files into `sink`, but those an earlier source holds; its manifest entry into the
+    kept or rejected list."""
     entry = {
         "name": source.name,
         "version": source.version,
@@ -103,42 +172,62 @@ def _add(
             {**entry, "reason": "licence not permissive" if source.licence.spdx else "licence unknown"}
         )
         return
-    digest = hashlib.sha256()
-    files = size = 0
-    languages: Counter[str] = Counter()
-    for path, location in source.files:
-        if size >= options.max_source_bytes:
-            totals.rejected_files["over the per-source cap"] += 1
+    totals.rejected_files.update(scan.rejected)
+    kept = []
+    for admitted in scan.admitted:
+        if admitted.key in seen:
+            totals.rejected_files[DUPLICATE] += 1
             continue
-        reason, text = _admit(path, location, path_filter, options, seen)
-        if reason is not None:
-            totals.rejected_files[reason] += 1
-            continue
-        assert text is not None
-        scrubbed = scrubber.scrub(text)
-        totals.secrets.update(scrubbed.kinds)
-        language = language_for_path(path) or ""
-        data = scrubbed.text.encode("utf-8", "surrogatepass")
-        digest.update(path.encode() + b"\0" + data + b"\0")
-        files += 1
-        size += len(data)
-        languages[language] += len(data)
-        totals.files_per_language[language] += 1
-        sink.write(
-            json.dumps(
-                {"source": source.name, "path": path, "language": language, "text": scrubbed.text}, ensure_ascii=False
-            )
-            + "\n"
+        seen.add(admitted.key)
+        totals.secrets.update(admitted.secrets)
+        kept.append(
+            {"source": source.name, "path": admitted.path, "language": admitted.language, "text": admitted.text}
         )
-    if files:
+    _write(entry, kept, sink, totals)
+    if source.rejected_files:
+        totals.rejected_files["another licence (per-file)"] += source.rejected_files
+
+
+def _write(entry: dict[str, Any], rows: list[dict[str, str]], sink: TextIO, totals: _Totals) -> None:
+    """A source's kept rows into `sink`, and its entry (files, bytes, languages, hash) into the manifest."""
+    digest = hashlib.sha256()
+    size = 0
+    languages: Counter[str] = Counter()
+    for row in rows:
+        data = row["text"].encode("utf-8", "surrogatepass")
+        digest.update(row["path"].encode() + b"\0" + data + b"\0")
+        size += len(data)
+        languages[row["language"]] += len(data)
+        totals.files_per_language[row["language"]] += 1
+        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if rows:
         totals.languages.update(languages)
         totals.kept_sources.append(
-            {**entry, "files": files, "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()}
+            {**entry, "files": len(rows), "bytes": size, "languages": dict(languages), "sha256": digest.hexdigest()}
         )
     else:
         totals.rejected_sources.append({**entry, "reason": "no admissible files"})
-    if source.rejected_files:
-        totals.rejected_files["another licence (per-file)"] += source.rejected_files
+
+
+def _include(folder: Path, other: dict[str, Any], sink: TextIO, seen: set[str], totals: _Totals) -> None:
+    """Another corpus's rows (already filtered and scrubbed where it was built), source by source; its
+    rejected sources and file counts join this corpus's."""
+    entries = {s["name"]: s for s in other["sources"]}
+    rows: dict[str, list[dict[str, str]]] = {name: [] for name in entries}
+    for row in read_files(folder):
+        key = hashlib.sha256(row["text"].encode("utf-8", "surrogatepass")).hexdigest()
+        if key in seen:
+            totals.rejected_files[DUPLICATE] += 1
+            continue
+        seen.add(key)
+        rows.setdefault(row["source"], []).append(row)
+    for name, kept in rows.items():
+        known = entries.get(name, {"name": name})
+        entry = {k: known.get(k, "") for k in ("name", "version", "kind", "licence", "evidence")}
+        _write(entry, kept, sink, totals)
+    totals.rejected_sources.extend(other["rejected_sources"])
+    totals.rejected_files.update(other["rejected_files"])
+    totals.secrets.update(other["secrets_scrubbed"])
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -150,29 +239,29 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
 
 def _admit(
     path: str, location: Path, path_filter: filters.PathFilter, options: CorpusOptions, seen: set[str]
-) -> tuple[str | None, str | None]:
-    """(reason to leave the file out, None) or (None, its text)."""
+) -> tuple[str | None, str | None, str]:
+    """(reason to leave the file out, None, "") or (None, its text, the SHA-256 of its bytes)."""
     reason = path_filter.reject(path)
     if reason is not None:
-        return reason, None
+        return reason, None, ""
     if filters.is_test_path(path):
-        return filters.TEST, None
+        return filters.TEST, None, ""
     try:
         if location.is_symlink() or not location.is_file():
-            return filters.NOT_A_FILE, None
+            return filters.NOT_A_FILE, None, ""
         if location.stat().st_size > options.max_file_bytes:
-            return filters.TOO_LARGE, None
+            return filters.TOO_LARGE, None, ""
         data = location.read_bytes()
     except OSError:
-        return "unreadable", None
+        return "unreadable", None, ""
     reason = filters.reject_content(data)
     if reason is not None:
-        return reason, None
+        return reason, None, ""
     key = hashlib.sha256(data).hexdigest()
     if key in seen:
-        return DUPLICATE, None
+        return DUPLICATE, None, ""
     seen.add(key)
-    return None, data.decode("utf-8")
+    return None, data.decode("utf-8"), key
 
 
 def read_manifest(corpus: Path) -> dict[str, Any]:

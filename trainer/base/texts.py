@@ -26,9 +26,20 @@ def _chunks(text: str, limit: int) -> list[str]:
     return pieces
 
 
+def plain_texts(path: str, text: str) -> list[str]:
+    """The file as plain next-token text, in pieces: what bits per byte on held-out files is measured on."""
+    return [f"{prompt.FILE}{path}\n{piece}{prompt.EOS}" for piece in _chunks(text, MAX_TEXT_CHARS)]
+
+
+def plain_bytes(texts: list[str]) -> int:
+    """UTF-8 bytes of `plain_texts`' texts without their two markers: the code (and its path) they carry."""
+    markers = len(prompt.FILE.encode()) + len(prompt.EOS.encode())
+    return sum(len(t.encode("utf-8", "surrogatepass")) - markers for t in texts)
+
+
 def file_texts(path: str, language: str, text: str, rng: random.Random) -> list[str]:
     """Training texts of one corpus file: the file as plain text (in pieces) and one FIM cut per definition."""
-    texts = [f"{prompt.FILE}{path}\n{piece}{prompt.EOS}" for piece in _chunks(text, MAX_TEXT_CHARS)]
+    texts = plain_texts(path, text)
     if not language:
         return texts
     source = text.encode("utf-8", "surrogatepass")

@@ -1,12 +1,17 @@
 """The one training loop: a personal double (`codedouble train`) and the shipped base (`codedouble base
 train`) both run through `fit`. AdamW, warm-up then cosine over a step or wall-clock budget, validation loss,
-the best weights kept, resumable from `work`; DDP under torchrun (gloo on CPU, nccl on CUDA)."""
+the best weights kept, resumable from `work`; DDP under torchrun (gloo on CPU, nccl on CUDA).
+
+On CUDA the loop trades exactness it does not need for speed, each knob for a stated reason (`precision`,
+`_optimizer`, LoopOptions.compile); on CPU it runs plain fp32, which is the fastest there."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +44,9 @@ class LoopOptions:
     eval_batches: int
     seed: int
     resume: bool
+    # torch.compile fuses the many small element-wise kernels (RMSNorm, RoPE, SiLU) that dominate a small
+    # model's step on a GPU; it costs a minute of compiling first, so it stays a choice, off by default.
+    compile: bool = False
 
 
 class Budgeted(Protocol):
@@ -54,12 +62,21 @@ class Budgeted(Protocol):
     resume: bool
 
 
-def options(opts: Budgeted, *, block_size: int, learning_rate: float, default_minutes: float) -> LoopOptions:
-    """The loop's options from a command's: a step budget if given, else `minutes` (or the default) of wall time."""
+def options(
+    opts: Budgeted,
+    *,
+    block_size: int,
+    learning_rate: float,
+    default_minutes: float,
+    batch_size: int | None = None,
+    compile: bool = False,
+) -> LoopOptions:
+    """The loop's options from a command's: a step budget if given, else `minutes` (or the default) of wall time;
+    `batch_size` overrides the command's (a batch chosen to fit the GPU)."""
     return LoopOptions(
         steps=opts.steps,
         minutes=opts.minutes or default_minutes,
-        batch_size=opts.batch_size,
+        batch_size=batch_size or opts.batch_size,
         block_size=block_size,
         learning_rate=learning_rate,
         warmup_steps=opts.warmup_steps,
@@ -67,6 +84,7 @@ def options(opts: Budgeted, *, block_size: int, learning_rate: float, default_mi
         eval_batches=opts.eval_batches,
         seed=opts.seed,
         resume=opts.resume,
+        compile=compile,
     )
 
 
@@ -95,6 +113,31 @@ class Fitted:
     tokens_seen: int  # across all ranks
 
 
+def device_name(device: torch.device) -> str:
+    """What the manifest records as the hardware: the GPU's name, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def precision(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's number format. CUDA: bf16 autocast, the tensor cores' native format (an H100/H200
+    does ~15x the fp32 rate) with fp32's exponent range, so no loss scaling; weights, gradients and AdamW stay
+    fp32. CPU: plain fp32; bf16 is 2-9x slower on this kind of CPU (shared/NOTES.md)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _optimizer(params: list[torch.nn.Parameter], opts: LoopOptions, device: torch.device) -> torch.optim.AdamW:
+    # fused=True: one CUDA kernel updates every parameter, instead of a dozen launches per tensor.
+    return torch.optim.AdamW(
+        params, lr=opts.learning_rate, weight_decay=0.01, betas=(0.9, 0.95), fused=device.type == "cuda"
+    )
+
+
 def device_for(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -109,6 +152,10 @@ def started(choice: str) -> Iterator[Run]:
     torn down after every rank is done. Not after a failure: destroying the group while another rank is
     still in a collective deadlocks (pytorch#75097), and process exit tears it down anyway."""
     device = device_for(choice)
+    if device.type == "cuda":
+        # fp32 matrix products outside autocast (none in the model's forward, a few in the loss and clipping)
+        # may use TF32's 10-bit mantissa: gradients are noisier than that anyway.
+        torch.set_float32_matmul_precision("high")
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield Run(device, False, 0, 1)
         return
@@ -153,19 +200,68 @@ def wait_for_rank_0(run: Run) -> None:
         dist.barrier()
 
 
-def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.Tensor:
-    ids: list[int] = []
-    for start in range(0, len(texts), 256):
-        for row in tokenizer(texts[start : start + 256], add_special_tokens=False)["input_ids"]:
-            ids.extend(row)
-    return torch.tensor(ids, dtype=torch.long)
+def token_stream(tokenizer: PreTrainedTokenizerBase, texts: list[str], dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """Every text's ids, one after another. Kept as a tensor per batch of texts: a Python list of a corpus's
+    hundreds of millions of ids would take ~30 bytes each."""
+    parts = [torch.zeros(0, dtype=dtype)]
+    for start in range(0, len(texts), 1024):  # the fast tokenizer encodes a batch on all cores
+        rows = tokenizer(texts[start : start + 1024], add_special_tokens=False)["input_ids"]
+        parts.extend(torch.tensor(row, dtype=dtype) for row in rows if row)
+    return torch.cat(parts)
 
 
 def _batch(
     stream: torch.Tensor, block: int, size: int, generator: torch.Generator, device: torch.device
 ) -> torch.Tensor:
+    """`size` random blocks of `block` tokens. The starts come from the CPU generator (the same on every
+    device); the blocks are gathered where the stream lives (on a GPU, nothing crosses the bus but the starts)."""
     starts = torch.randint(0, len(stream) - block, (size,), generator=generator)
-    return torch.stack([stream[s : s + block] for s in starts.tolist()]).to(device=device, dtype=torch.long)
+    index = starts.to(stream.device)[:, None] + torch.arange(block, device=stream.device)
+    return stream[index].to(device=device, dtype=torch.long)
+
+
+@torch.no_grad()
+def stream_loss(
+    model: torch.nn.Module, stream: torch.Tensor, block: int, batch_size: int, device: torch.device
+) -> float:
+    """Mean loss (nats per predicted token) over the whole of `stream`, cut into consecutive blocks: every
+    held-out token counted once, not a sample. The last partial block is left out."""
+    model.eval()
+    blocks = stream[: len(stream) // block * block].view(-1, block)
+    total, count = 0.0, 0
+    for start in range(0, len(blocks), batch_size):
+        x = blocks[start : start + batch_size].to(device=device, dtype=torch.long)
+        with precision(device):
+            loss = model(input_ids=x, labels=x).loss
+        predicted = x.shape[0] * (block - 1)
+        total += float(loss) * predicted
+        count += predicted
+    model.train()
+    return total / count if count else float("nan")
+
+
+def largest_batch(model: torch.nn.Module, block: int, device: torch.device, most: int, memory: float = 0.8) -> int:
+    """The batch (a multiple of 8 sequences, at most `most`) whose training step fills `memory` of the GPU.
+    Activation memory grows linearly with the batch: two probe steps (4 and 8 sequences) give its slope and
+    the fixed part (weights, gradients), so no step has to fail with out-of-memory to find the limit."""
+    if device.type != "cuda":
+        return most
+    model.to(device)
+    peaks = []
+    for size in (4, 8):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        x = torch.zeros((size, block), dtype=torch.long, device=device)
+        with precision(device):
+            loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        peaks.append(torch.cuda.max_memory_allocated(device))
+    model.zero_grad(set_to_none=True)
+    per_sequence = max((peaks[1] - peaks[0]) / 4, 1.0)
+    fixed = peaks[0] - 4 * per_sequence
+    total = torch.cuda.get_device_properties(device).total_memory
+    fits = int((memory * total - fixed) / per_sequence)
+    return max(8, min(most, fits) // 8 * 8)
 
 
 def _cosine(progress: float, step: int, peak: float, warmup: int) -> float:
@@ -182,7 +278,8 @@ def validation_loss(model: torch.nn.Module, stream: torch.Tensor, opts: LoopOpti
     losses = []
     for _ in range(opts.eval_batches):
         x = _batch(stream, opts.block_size, opts.batch_size, generator, device)
-        losses.append(model(input_ids=x, labels=x).loss.item())
+        with precision(device):
+            losses.append(model(input_ids=x, labels=x).loss.item())
     model.train()
     return sum(losses) / len(losses)
 
@@ -206,12 +303,18 @@ def fit(
         raise LoopError(f"{len(stream):,} training tokens cannot fill one block of {block}")
     model.to(run.device)
     model.train()
+    if run.device.type == "cuda":
+        # The token ids live on the GPU (2 bytes each: a few hundred MB for a whole corpus), so a step's batch
+        # is gathered there instead of being stacked on the CPU and copied over.
+        stream, val_stream = stream.to(run.device), val_stream.to(run.device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=opts.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+    optimizer = _optimizer(trainable, opts, run.device)
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best": float("inf")}
     if opts.resume:
         state = checkpoint.load(work / "last", model, optimizer)
     trained = torch.nn.parallel.DistributedDataParallel(model) if run.distributed else model
+    if opts.compile:
+        trained = torch.compile(trained)  # shares `model`'s parameters: checkpoints and validation use `model`
     budget = None if opts.steps else opts.minutes * 60
     generator = torch.Generator().manual_seed(opts.seed * 1000 + run.rank + state["step"])
     step, resumed_elapsed, loop_start = state["step"], state["elapsed"], time.monotonic()
@@ -235,17 +338,27 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = _batch(stream, block, opts.batch_size, generator, run.device)
-            loss = trained(input_ids=x, labels=x).loss
+            with precision(run.device):
+                loss = trained(input_ids=x, labels=x).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             step += 1
             bar.update(1 if opts.steps else int(elapsed) - bar.n)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", refresh=False)
+            if not bar.disable:  # reading the loss waits for the GPU: only when someone watches
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}", refresh=False)
             if step % opts.eval_every == 0 and run.rank == 0:
                 val = validation_loss(model, val_stream, opts, run.device)
                 bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
+                if progress and bar.disable:  # no terminal (a log file): one line per validation instead
+                    seen = step * opts.batch_size * block * run.world_size
+                    print(
+                        f"step {step} loss {loss.item():.3f} val {val:.3f} lr {lr:.1e} tokens {seen:,} "
+                        f"elapsed {elapsed:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 state = {
                     "step": step,
                     "elapsed": resumed_elapsed + time.monotonic() - loop_start,

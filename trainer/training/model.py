@@ -1,8 +1,8 @@
-"""The double's model: a small GPT-2-style decoder trained from scratch, or a local checkpoint with LoRA."""
+"""The double's model: a small Llama-architecture decoder trained from scratch, or a local checkpoint (the
+shipped base, or any causal LM) fine-tuned in full or with LoRA."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,43 +10,51 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GPT2Config,
-    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from codedouble.server.contract import prompt
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.trainer.training.sizes import HEAD_DIM, ModelSize
+
+__all__ = ["HEAD_DIM", "ModelSize", "BaseModelError", "from_scratch", "load_base", "parameter_count", "with_lora"]
 
 
 class BaseModelError(CodedoubleError):
     pass
 
 
-@dataclass(frozen=True)
-class ModelSize:
-    """Sized for 2 CPU cores: a few million parameters train at a few thousand tokens/s there."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 192
-    context: int = 512
-
-
-def from_scratch(size: ModelSize, vocab_size: int, eos_id: int) -> PreTrainedModel:
-    config = GPT2Config(
+def llama_config(size: ModelSize, vocab_size: int, eos_id: int) -> LlamaConfig:
+    return LlamaConfig(
         vocab_size=vocab_size,
-        n_positions=size.context,
-        n_embd=size.n_embd,
-        n_layer=size.n_layer,
-        n_head=size.n_head,
+        hidden_size=size.hidden,
+        intermediate_size=size.mlp,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=size.heads // size.query_groups,
+        head_dim=HEAD_DIM,
+        hidden_act="silu",  # with the gate projection: SwiGLU
+        max_position_embeddings=size.context,
+        rms_norm_eps=1e-5,  # Llama 1/2's value; small models in bf16 train steadily with it
+        # 10,000 (the original RoPE base) already separates positions far beyond a context of 1024; larger
+        # bases are for stretching a context afterwards.
+        rope_parameters={"rope_type": "default", "rope_theta": 10_000.0},
+        attention_bias=False,
+        mlp_bias=False,
+        attention_dropout=0.0,  # pretraining sees each token a few times at most: dropout only slows it
+        tie_word_embeddings=True,  # at 8 k tokens x 256 wide the embedding is a quarter of a small model
+        initializer_range=0.02,
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         pad_token_id=eos_id,
-        tie_word_embeddings=True,
     )
-    return GPT2LMHeadModel(config)
+
+
+def from_scratch(size: ModelSize, vocab_size: int, eos_id: int) -> PreTrainedModel:
+    return LlamaForCausalLM(llama_config(size, vocab_size, eos_id))
 
 
 def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -154,7 +154,9 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         loop.wait_for_rank_0(run)  # every rank uses rank 0's tokenizer
         tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
         torch.manual_seed(opts.seed)
-        model = from_scratch(opts.size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
+        # The model's context is the block it trains on: RoPE positions it never saw would serve badly.
+        size = replace(opts.size, context=min(opts.size.context, opts.block_size))
+        model = from_scratch(size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
     stream = loop.token_stream(tokenizer, texts)
     val_stream = loop.token_stream(tokenizer, val_texts)
     block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
