@@ -221,3 +221,13 @@ def test_a_report_without_replay_reads_as_before() -> None:
     back = EvalReport.from_dict(data)
     assert back.replay == () and "typing replay" not in format_table(back)
     assert not math.isnan(back.rows[0].p50_ms)
+
+
+def test_the_two_users_share_what_a_system_answered_at_the_same_prefix() -> None:
+    complete, calls = counted(silent)
+    memo: dict[int, tuple[str, float]] = {}
+    first = type_line(complete, "silent", LINE, "line", memo=memo)
+    second = type_line(complete, "silent", LINE, "word", memo=memo)
+    assert len(calls) == len(TYPED)  # every prefix computed once, for both users
+    assert first.requests == second.requests == len(TYPED)
+    assert len(second.latencies_ms) == len(TYPED)

@@ -163,8 +163,21 @@ def accepted_words(suggestion: str, rest: str) -> int:
     return taken
 
 
-def type_line(complete: Callable[[Request], str], system: str, line: Line, user: str, max_lines: int = 8) -> Typed:
-    """Type `line` into the document against `complete`, as the server would ask it, for one `user`."""
+def type_line(
+    complete: Callable[[Request], str],
+    system: str,
+    line: Line,
+    user: str,
+    max_lines: int = 8,
+    memo: dict[int, tuple[str, float]] | None = None,
+) -> Typed:
+    """Type `line` into the document against `complete`, as the server would ask it, for one `user`.
+
+    `memo` (characters typed → the tidied suggestion there and the milliseconds it took) may be shared by
+    the users of one system and line: the two type the same prefixes until one of them accepts something,
+    and a system answers the same prefix the same way, so each prefix is computed once.
+    """
+    memo = {} if memo is None else memo
     recent = suggest.Recent()
     uri = line.path
     typed = 0
@@ -175,12 +188,19 @@ def type_line(complete: Callable[[Request], str], system: str, line: Line, user:
         prefix, suffix = line.before + target[:typed], line.after
         started = time.perf_counter()
         suggestion = recent.reuse(uri, prefix, suffix)
-        if suggestion is None:
+        if suggestion is not None:
+            latencies.append((time.perf_counter() - started) * 1000)
+        elif typed in memo:
+            suggestion, elapsed = memo[typed]
+            latencies.append(elapsed)
+            recent.remember(uri, prefix, suffix, suggestion)
+        else:
             mode = mode_at(prefix, line.language)
             raw = complete(Request(line.path, prefix, suffix, mode))
             suggestion = suggest.tidy(raw, prefix, suffix, mode, max_lines if mode == "block" else 1)
+            latencies.append((time.perf_counter() - started) * 1000)
+            memo[typed] = (suggestion, latencies[-1])
             recent.remember(uri, prefix, suffix, suggestion)
-        latencies.append((time.perf_counter() - started) * 1000)
         requests += 1
         rest = target[typed:]
         first = suggestion.split("\n", 1)[0].rstrip()

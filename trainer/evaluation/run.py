@@ -138,10 +138,11 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         # others show whatever they have, which is what abstention is measured against.
         shown: dict[str, Callable[[Request], str]] = {engine.combined.name: lambda r: engine.propose(r).text}
         for system in tqdm(systems, desc="typing replay", unit="system", disable=None if progress else True):
+            complete = shown.get(system.name, system.complete)
             for line in typed_lines:
+                memo: dict[int, tuple[str, float]] = {}  # both users type the same prefixes until one accepts
                 for user in replay.USERS:
-                    complete = shown.get(system.name, system.complete)
-                    typed.append(replay.type_line(complete, system.name, line, user))
+                    typed.append(replay.type_line(complete, system.name, line, user, memo=memo))
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
