@@ -23,6 +23,7 @@ export interface InitializationOptions {
   exclude?: string[];
   maxLines?: number;
   debounceMs?: number;
+  minConfidence?: number;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -77,7 +78,7 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   if (exclude !== undefined) {
     options.exclude = exclude;
   }
-  for (const key of ["maxLines", "debounceMs"] as const) {
+  for (const key of ["maxLines", "debounceMs", "minConfidence"] as const) {
     const value = config.get(key);
     if (typeof value === "number" && Number.isFinite(value)) {
       options[key] = value;

@@ -45,6 +45,9 @@ test("unset, empty and mistyped values are left out, so the server's defaults ap
 
 test("numbers out of range still go: the server names the bad setting and keeps its default", () => {
   assert.deepEqual(toInitializationOptions(configFrom({ maxLines: 0, debounceMs: 5000 })), { maxLines: 0, debounceMs: 5000 });
+  // minConfidence: a number goes as it is (the server checks 0..1); null, the default, leaves the double's own.
+  assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: 0.3 })), { minConfidence: 0.3 });
+  assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: null })), {});
 });
 
 test("pythonPath runs the server as a module of that Python, whatever command says", () => {
