@@ -145,3 +145,19 @@ def test_tuning_picks_the_threshold_that_saves_most_at_the_precision_target() ->
 def test_too_few_lines_fall_back_to_the_target_itself() -> None:
     tuned = tune([typing(5, {"ngram": Seen(0.9, True)})], ["ngram"])
     assert tuned.threshold == PRECISION_TARGET and tuned.validation["tuned"] is False
+
+
+def test_calibration_counts_only_what_the_line_user_would_have_seen() -> None:
+    """After the first right proposal the line is taken: later keystrokes, right or wrong, are not evidence."""
+    from codedouble.trainer.training.abstention import trajectory
+
+    line = typing(
+        6,
+        {"ngram": Seen(0.9, False)},
+        {"ngram": None},
+        {"ngram": Seen(0.8, True)},
+        {"ngram": Seen(0.99, True)},
+        {"ngram": Seen(0.99, True)},
+    )
+    assert trajectory([line, line], "ngram") == [Seen(0.9, False), Seen(0.8, True)] * 2
+    assert trajectory([line], "model") == []
