@@ -154,6 +154,9 @@ class DoubleServer(LanguageServer):
             self.artifact_stamp = _stamp(artifact)
             self.cache.clear()
             log.info("serving %s", artifact)
+            quiet = suggest.quiet_double(engine.combined.abstention.validation)
+            if quiet and self.options.min_confidence is None:
+                self.tell_once(quiet, types.MessageType.Info)
 
     def _progress(self, token: str, title: str) -> Callable[[str | None], None]:
         """A `$/progress` reporter: a message, or None to end. Silent if the client cannot show progress."""

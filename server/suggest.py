@@ -7,6 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from codedouble.server.engine import blocks
 
@@ -94,6 +95,20 @@ def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
             del out[-size:]
             break
     return "\n".join(out).rstrip() if len(out) > 1 else out[0]
+
+
+def quiet_double(validation: dict[str, Any]) -> str | None:
+    """What to tell the user when their double's own tuning found it too rarely right to show much: why the
+    ghost text stays quiet, and how to see everything anyway. None when it shows suggestions normally."""
+    if validation.get("tuned", True) or validation.get("shown", 1.0) > 0.01:
+        return None
+    right = validation.get("precision_without_abstention")
+    measured = f" (right {100 * right:.0f} % of the time on your newest training commits)" if right is not None else ""
+    return (
+        f"codedouble: your double is not yet sure enough to show suggestions{measured}; it stays quiet rather "
+        "than guess. More history, or a longer `codedouble train`, makes it speak; the setting minConfidence 0 "
+        "shows every suggestion."
+    )
 
 
 @dataclass

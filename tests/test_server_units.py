@@ -494,3 +494,14 @@ def test_tidy_never_shows_a_degenerate_repetition() -> None:
     assert tidy("zz.plugins.plugins.plugins.plugins", "from __fu", "\n", "line", 1) == ""
     body = "    total = 0\n    total.total.total.total += 1\n    return total"
     assert tidy(body, "def f():\n", "", "block", 8) == "    total = 0"
+
+
+def test_a_double_too_rarely_right_to_show_anything_says_so_once() -> None:
+    from codedouble.server.suggest import quiet_double
+
+    silent = {"tuned": False, "shown": 0.0, "precision_without_abstention": 0.0186}
+    message = quiet_double(silent)
+    assert message is not None and "2 %" in message and "minConfidence 0" in message
+    assert quiet_double({"tuned": True, "shown": 0.2}) is None
+    assert quiet_double({"tuned": False, "shown": 0.15}) is None  # it shows some: nothing to explain
+    assert quiet_double({}) is None  # an artifact from before abstention shows everything
