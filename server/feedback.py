@@ -234,6 +234,7 @@ class Feedback:
                 # Only a client that reports acceptance makes this a precision; silence is not rejection.
                 "precision": accepted / shown if shown and self.reports else None,
                 "log": str(self.path) if self.path is not None else None,
+                "session": self.session,
             }
 
     # -- the log ------------------------------------------------------------------------------------------
