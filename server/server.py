@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.workspace import TextDocument, Workspace
 
 from codedouble.grammars.languages import language_for_path
+from codedouble.server import feedback as fb
 from codedouble.server import options as opts
 from codedouble.server import suggest
 from codedouble.server.contract.artifact import current_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
-from codedouble.server.engine.document import Request, mode_at
+from codedouble.server.engine.document import Proposal, Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
 from codedouble.server.positions import PositionError, offset_at
@@ -83,6 +85,25 @@ class LspWorkspace(Workspace):
         )
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What the server has to say at a cursor: the completion (empty for nothing), the word it extends, the
+    system that proposed it and its confidence, and whether it is the rest of the suggestion being typed."""
+
+    text: str = ""
+    word: str = ""
+    system: str = ""
+    confidence: float = 0.0
+    mode: str = "line"
+    language: str | None = None
+    typed_ahead: bool = False
+    superseded: bool = False  # a newer request took over: nothing was shown, nothing to count
+
+
+NO_ANSWER = Answer()
+SUPERSEDED = Answer(superseded=True)
+
+
 class DoubleServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("codedouble", tool_version(), protocol_cls=Protocol)
@@ -95,7 +116,8 @@ class DoubleServer(LanguageServer):
         self.artifact_stamp: float | None = None
         self.workspace_root: Path | None = None
         self.recent = suggest.Recent()
-        self.cache = suggest.Lru()
+        self.cache: suggest.Lru[Proposal] = suggest.Lru()
+        self.feedback = fb.Feedback()
         self.typed_ahead = 0
         self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
         self.newest: dict[tuple[str, str], int] = {}  # (document, request kind) -> its newest ticket
@@ -152,11 +174,18 @@ class DoubleServer(LanguageServer):
                 progress(None)
             self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
             self.artifact_stamp = _stamp(artifact)
+            self.log_feedback()
             self.cache.clear()
             log.info("serving %s", artifact)
             quiet = suggest.quiet_double(engine.combined.abstention.validation)
             if quiet and self.options.min_confidence is None:
                 self.tell_once(quiet, types.MessageType.Info)
+
+    def log_feedback(self) -> None:
+        """Point the feedback log at the double in use, or nowhere when the setting turned it off."""
+        artifact = self.artifact if self.state == "ready" else None
+        path = fb.log_path(artifact) if artifact is not None and self.options.feedback_log else None
+        self.feedback.use(path, artifact.name if artifact is not None else "")
 
     def _progress(self, token: str, title: str) -> Callable[[str | None], None]:
         """A `$/progress` reporter: a message, or None to end. Silent if the client cannot show progress."""
@@ -189,26 +218,26 @@ class DoubleServer(LanguageServer):
                 self.load()
 
     # -- completions --------------------------------------------------------------------------------------
-    async def suggestion(self, uri: str, position: types.Position, kind: str) -> tuple[str, str]:
-        """(completion, the word it extends) at `position` of the open document `uri`; ("", "") whenever
+    async def suggestion(self, uri: str, position: types.Position, kind: str) -> Answer:
+        """The answer at `position` of the open document `uri`; an empty one whenever
         there is nothing to say: unknown document, excluded file, no double yet, or a newer request of the
         same `kind` (an editor may ask for inline and list completions at each keystroke: neither cancels the
         other, and the second is served from the cache the first filled)."""
         started = time.perf_counter()
         document = self.workspace.text_documents.get(uri)
         if document is None:
-            return "", ""
+            return NO_ANSWER
         text = document.source
         if len(text) > MAX_DOCUMENT_CHARS:
-            return "", ""
+            return NO_ANSWER
         try:
             offset = offset_at(text, position.line, position.character)
         except PositionError:
-            return "", ""
+            return NO_ANSWER
         path = document.path
         language = language_for_path(path)
         if not self.options.enabled(language, path):
-            return "", ""
+            return NO_ANSWER
         self.watch()
         prefix, suffix = text[:offset], text[offset:]
         word = _word_before(prefix)
@@ -216,10 +245,10 @@ class DoubleServer(LanguageServer):
         if reused is not None:
             self.typed_ahead += 1
             self.latencies.append((time.perf_counter() - started) * 1000)
-            return reused, word
+            return Answer(reused, word, mode=mode_at(prefix, language), language=language, typed_ahead=True)
         engine = self.engine
         if engine is None:
-            return "", ""
+            return NO_ANSWER
         mode = mode_at(prefix, language)
         key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], str(self.options.min_confidence))
         cached = self.cache.get(key)
@@ -234,30 +263,32 @@ class DoubleServer(LanguageServer):
             def superseded() -> bool:
                 return stop.is_set() or self.newest.get((uri, kind)) != ticket
 
-            def compute() -> str | None:
+            def compute() -> Proposal | None:
                 twin = self.cache.get(key)
                 if twin is not None:
                     return twin
                 request = Request(path, prefix, suffix, mode)
-                raw = engine.propose(request, superseded, self.options.min_confidence).text
+                proposal = engine.propose(request, superseded, self.options.min_confidence)
                 if superseded():
                     return None
-                text = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
-                self.cache.put(key, text)
-                return text
+                lines = self.options.max_lines if mode == "block" else 1
+                text = suggest.tidy(proposal.text, prefix, suffix, mode, lines)
+                tidied = Proposal(text, proposal.score, system=proposal.system)
+                self.cache.put(key, tidied)
+                return tidied
 
             if superseded():
-                return "", ""
+                return SUPERSEDED
             try:
                 cached = await asyncio.get_running_loop().run_in_executor(self.inference, compute)
             except asyncio.CancelledError:
                 stop.set()  # `$/cancelRequest`: the engine stops at its next token
                 raise
             if cached is None or superseded():
-                return "", ""
-        self.recent.remember(uri, prefix, suffix, cached)
+                return SUPERSEDED
+        self.recent.remember(uri, prefix, suffix, cached.text)
         self.latencies.append((time.perf_counter() - started) * 1000)
-        return cached, word
+        return Answer(cached.text, word, cached.system, cached.score, mode, language)
 
     def status(self) -> dict[str, Any]:
         provenance: dict[str, Any] = {}
@@ -290,14 +321,24 @@ class DoubleServer(LanguageServer):
                 "maxLines": self.options.max_lines,
                 "debounceMs": self.options.debounce_ms,
                 "minConfidence": self.options.min_confidence,
+                "feedbackLog": self.options.feedback_log,
             },
             "abstention": _abstention_status(self.engine),
+            "feedback": self.feedback.status(),
         }
 
     def configure(self, raw: Any) -> None:
         self.options, problems = opts.parse(raw)
         for problem in problems:
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
+        self.log_feedback()
+
+    def take_feedback(self, raw: Any, default_kind: str | None = None) -> None:
+        """A client's report on a shown suggestion; a bad one is logged and ignored, never an error."""
+        problem = self.feedback.report(raw, default_kind)
+        if problem is not None:
+            log.warning("%s", problem)
+            self.window_log_message(types.LogMessageParams(types.MessageType.Warning, f"codedouble: {problem}"))
 
 
 def _abstention_status(engine: Engine | None) -> dict[str, Any] | None:
@@ -370,22 +411,40 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.recent.forget(params.text_document.uri)
+    ls.feedback.forget(params.text_document.uri)
     for kind in ("inline", "completion"):
         ls.newest.pop((params.text_document.uri, kind), None)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: DoubleServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-    text, _word = await ls.suggestion(params.text_document.uri, params.position, "inline")
-    if not text:
+    uri, where = params.text_document.uri, params.position
+    answer = await ls.suggestion(uri, where, "inline")
+    if answer.superseded:
         return types.InlineCompletionList(items=[])
-    here = types.Range(params.position, params.position)
-    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=here)])
+    shown = ls.feedback.answer(
+        uri,
+        answer.text,
+        system=answer.system,
+        confidence=answer.confidence,
+        line=where.line,
+        character=where.character,
+        language=answer.language,
+        mode=answer.mode,
+        typed_ahead=answer.typed_ahead,
+    )
+    if shown is None:
+        return types.InlineCompletionList(items=[])
+    # The client runs the item's command once it has inserted it: that is how the server hears of acceptance.
+    accepted = types.Command(title="codedouble: accepted", command=fb.ACCEPTED_COMMAND, arguments=[{"id": shown.id}])
+    item = types.InlineCompletionItem(insert_text=answer.text, range=types.Range(where, where), command=accepted)
+    return types.InlineCompletionList(items=[item])
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
 async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.CompletionList:
-    text, word = await ls.suggestion(params.text_document.uri, params.position, "completion")
+    answer = await ls.suggestion(params.text_document.uri, params.position, "completion")
+    text, word = answer.text, answer.word
     if not text:
         return types.CompletionList(is_incomplete=True, items=[])
     # The item replaces the word being typed, so that clients filtering by that word keep it.
@@ -411,6 +470,18 @@ def status(ls: DoubleServer, params: Any) -> dict[str, Any]:
 @server.command(STATUS_COMMAND)
 def status_command(ls: DoubleServer, *args: Any) -> dict[str, Any]:
     return ls.status()
+
+
+@server.command(fb.ACCEPTED_COMMAND)
+def accepted_command(ls: DoubleServer, *args: Any) -> None:
+    """An inline completion item's command: the client inserted the suggestion (server/feedback.py)."""
+    ls.take_feedback(list(args), default_kind="all")
+
+
+@server.feature(fb.NOTIFICATION)
+def feedback_notification(ls: DoubleServer, params: Any) -> None:
+    """A part of a suggestion accepted, or a suggestion typed over or dismissed (server/feedback.py)."""
+    ls.take_feedback(params)
 
 
 def main(tcp: tuple[str, int] | None = None, artifact: Path | None = None) -> None:

@@ -7,7 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from codedouble.server.engine import blocks
 
@@ -141,17 +141,20 @@ class Recent:
         self._shown.pop(uri, None)
 
 
-class Lru:
+V = TypeVar("V")
+
+
+class Lru(Generic[V]):
     """Completions by prompt, the most recent `size` kept; safe to share with the inference thread."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._items: OrderedDict[tuple[str, ...], V] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[str, ...]) -> str | None:
+    def get(self, key: tuple[str, ...]) -> V | None:
         with self._lock:
             value = self._items.get(key)
             if value is None:
@@ -161,7 +164,7 @@ class Lru:
             self._items.move_to_end(key)
             return value
 
-    def put(self, key: tuple[str, ...], value: str) -> None:
+    def put(self, key: tuple[str, ...], value: V) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)

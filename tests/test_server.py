@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -427,6 +428,100 @@ async def test_typing_what_was_suggested_is_answered_from_the_suggestion(
     after = (await status(served))["cache"]
     assert after["typed_ahead"] == before["typed_ahead"] + 1
     assert (after["hits"], after["misses"]) == (before["hits"], before["misses"])  # the engine was not asked
+
+
+async def inline_item(client: LanguageClient, uri: str, where: types.Position) -> types.InlineCompletionItem:
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=where,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
+    got = await asyncio.wait_for(client.text_document_inline_completion_async(params), ANSWER_SECONDS)
+    assert isinstance(got, types.InlineCompletionList) and len(got.items) == 1, got
+    return got.items[0]
+
+
+async def feedback_status(client: LanguageClient) -> dict[str, Any]:
+    return (await status(client))["feedback"]
+
+
+async def test_acceptance_reaches_the_status_and_the_log_beside_the_double(
+    served: LanguageClient, double: Double
+) -> None:
+    text, cursor = registry_document(double)
+    uri = open_document(served, double.repo, text)
+    where = position(text, cursor)
+    item = await inline_item(served, uri, where)
+    assert item.insert_text == REST
+    # The item's command is what the editor runs once it has inserted the suggestion.
+    assert item.command is not None and item.command.command == "codedouble.accepted"
+    [argument] = _plain(item.command.arguments)
+    ident = argument["id"]
+    capabilities = served.initialize_result.capabilities  # type: ignore[attr-defined]
+    assert "codedouble.accepted" in capabilities.execute_command_provider.commands  # clients run it as a server's
+    before = await feedback_status(served)
+    assert before["log"] == str(double.root / "feedback.jsonl")  # beside the double's folder, not inside it
+
+    await asyncio.wait_for(
+        served.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codedouble.accepted", arguments=item.command.arguments)
+        ),
+        ANSWER_SECONDS,
+    )
+    after = await feedback_status(served)
+    assert after["accepted"] == before["accepted"] + 1
+    assert after["accepted_chars"] == before["accepted_chars"] + len(REST)
+    assert after["precision"] is not None and 0 < after["precision"] <= 1
+
+    # A second suggestion: one word taken, then the rest typed over, reported by notification. Bad reports
+    # in between are logged and ignored; the server goes on.
+    other = open_document(served, double.repo, text)
+    second = await inline_item(served, other, where)
+    [second_argument] = _plain(second.command.arguments)  # type: ignore[union-attr]
+    assert second_argument["id"] != ident
+    for bad in (None, [1, 2], {"id": 5}, {"id": second_argument["id"], "event": "liked"}, {"id": "nobody-1"}):
+        served.protocol.notify("codedouble/feedback", bad)
+    word = {"id": second_argument["id"], "event": "accepted", "kind": "word", "acceptedChars": 5}
+    served.protocol.notify("codedouble/feedback", word)
+    served.protocol.notify(
+        "codedouble/feedback", {"id": second_argument["id"], "event": "rejected", "reason": "typed_over"}
+    )
+    got = await feedback_status(served)
+    assert got["accepted"] == after["accepted"] + 1
+    assert got["accepted_chars"] == after["accepted_chars"] + 5
+    assert got["rejected"] == after["rejected"] + 1
+    assert got["shown"] == after["shown"] + 1
+
+    log = [json.loads(line) for line in (double.root / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
+    mine = [entry for entry in log if entry["id"] in (ident, second_argument["id"])]
+    assert [(e["event"], e.get("kind"), e.get("reason")) for e in mine] == [
+        ("shown", None, None),
+        ("accepted", "all", None),
+        ("shown", None, None),
+        ("accepted", "word", None),
+        ("rejected", None, "typed_over"),
+    ]
+    assert all(e["double"] == double.artifact.name and e["language"] == "python" for e in mine)
+    assert mine[1]["accepted_chars"] == len(REST) and mine[0]["chars"] == len(REST)
+    assert "registry" not in (double.root / "feedback.jsonl").read_text(encoding="utf-8")  # no code
+
+    # `feedbackLog: false`: still counted, nothing written.
+    await configure(served, {"feedbackLog": False})
+    try:
+        size = (double.root / "feedback.jsonl").stat().st_size
+        third = await inline_item(served, open_document(served, double.repo, text), where)
+        await asyncio.wait_for(
+            served.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="codedouble.accepted", arguments=third.command.arguments)  # type: ignore[union-attr]
+            ),
+            ANSWER_SECONDS,
+        )
+        off = await status(served)
+        assert off["options"]["feedbackLog"] is False and off["feedback"]["log"] is None
+        assert off["feedback"]["accepted"] == got["accepted"] + 1
+        assert (double.root / "feedback.jsonl").stat().st_size == size
+    finally:
+        await configure(served, {})
 
 
 async def test_a_repeated_request_comes_from_the_cache(served: LanguageClient, double: Double) -> None:

@@ -3,7 +3,7 @@ the cursor with its file's header and enclosing signatures, as the trainer cut i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from codedouble.grammars import definitions
@@ -35,6 +35,9 @@ class Proposal:
 
     text: str
     score: float = 0.0
+    # Which system answered (the combined engine's proposals name it; the feedback log records it). Not part of
+    # equality: the same text and score are the same proposal, whoever made it.
+    system: str = field(default="", compare=False)
 
 
 NOTHING = Proposal("", 0.0)

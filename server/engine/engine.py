@@ -82,7 +82,8 @@ class Combined:
             if cancelled is not None and cancelled():
                 return NOTHING
             if proposal.text.strip() and self.abstention.shows(system.name, proposal.score, threshold):
-                return Proposal(proposal.text, self.abstention.confidence(system.name, proposal.score))
+                confidence = self.abstention.confidence(system.name, proposal.score)
+                return Proposal(proposal.text, confidence, system=system.name)
         return NOTHING
 
 

@@ -24,6 +24,7 @@ export interface InitializationOptions {
   maxLines?: number;
   debounceMs?: number;
   minConfidence?: number;
+  feedbackLog?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -83,6 +84,9 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
     if (typeof value === "number" && Number.isFinite(value)) {
       options[key] = value;
     }
+  }
+  if (config.get("feedbackLog") === false) {
+    options.feedbackLog = false; // the server logs by default; only the opt-out is sent
   }
   return options;
 }

@@ -21,6 +21,20 @@ export interface Status {
   latency_ms?: { count: number; p50: number | null; p95: number | null };
   cache?: { hits: number; misses: number; typed_ahead: number };
   options?: Record<string, unknown>;
+  feedback?: Feedback;
+}
+
+/** What became of the suggestions since the server started (server/feedback.py). */
+export interface Feedback {
+  requests: number;
+  answered: number;
+  shown: number;
+  shown_rate: number | null;
+  accepted: number;
+  accepted_chars: number;
+  rejected: number;
+  precision: number | null; // accepted / shown, once the editor has reported an acceptance
+  log: string | null;
 }
 
 function ms(value: number): string {
@@ -92,6 +106,12 @@ export function formatStatusDetail(status: Status | undefined): string {
   const cache = status.cache;
   if (cache) {
     lines.push(`Cache: ${cache.hits} hits, ${cache.misses} misses, ${cache.typed_ahead} typed ahead`);
+  }
+  const feedback = status.feedback;
+  if (feedback && feedback.requests > 0) {
+    const rate = typeof feedback.shown_rate === "number" ? ` (${Math.round(100 * feedback.shown_rate)}% of requests)` : "";
+    const precision = typeof feedback.precision === "number" ? `, precision ${Math.round(100 * feedback.precision)}%` : "";
+    lines.push(`Shown: ${feedback.shown} suggestions${rate}; accepted ${feedback.accepted} (${feedback.accepted_chars} characters)${precision}`);
   }
   return lines.join("\n");
 }

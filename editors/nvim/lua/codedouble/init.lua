@@ -14,10 +14,10 @@ M.defaults = {
   filetypes = base.filetypes,
   root_markers = base.root_markers,
   -- Sent as initializationOptions and as workspace/didChangeConfiguration: artifact, languages, exclude,
-  -- maxLines, debounceMs, minConfidence. Unset ones keep the server's defaults.
+  -- maxLines, debounceMs, minConfidence, feedbackLog. Unset ones keep the server's defaults.
   settings = {},
   -- Insert-mode keys, only in buffers the server is attached to; false leaves a key unmapped.
-  keymaps = { accept = "<Tab>", dismiss = "<C-]>" },
+  keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-C-Right>", dismiss = "<C-]>" },
   ghost_text = true,
 }
 
@@ -62,6 +62,13 @@ function M.format_status(s)
   local c = s.cache or {}
   table.insert(lines, string.format("  cache: %d hits, %d misses, %d typed ahead", c.hits or 0, c.misses or 0,
     c.typed_ahead or 0))
+  local f = s.feedback
+  if type(f) == "table" then
+    local rate = type(f.shown_rate) == "number" and string.format(" (%.0f%% of requests)", 100 * f.shown_rate) or ""
+    local precision = type(f.precision) == "number" and string.format(", precision %.0f%%", 100 * f.precision) or ""
+    table.insert(lines, string.format("  shown: %d suggestions%s; accepted %d (%d characters)%s", f.shown or 0, rate,
+      f.accepted or 0, f.accepted_chars or 0, precision))
+  end
   return table.concat(lines, "\n")
 end
 

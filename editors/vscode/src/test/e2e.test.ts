@@ -12,6 +12,7 @@ import { createMessageConnection, StreamMessageReader, StreamMessageWriter } fro
 import {
   DidChangeConfigurationNotification,
   DidOpenTextDocumentNotification,
+  ExecuteCommandRequest,
   ExitNotification,
   InitializedNotification,
   InitializeRequest,
@@ -103,6 +104,15 @@ test("e2e: the real server, configured as the extension does, completes the engi
     const insert = items[0].insertText;
     assert.equal(typeof insert === "string" ? insert : insert.value, REST);
     assert.deepEqual(items[0].range, { start: position, end: position });
+    // Accepting it in VS Code runs the item's command; vscode-languageclient registered it from the server's
+    // executeCommandProvider, so it reaches the server as workspace/executeCommand.
+    assert.ok(init.capabilities.executeCommandProvider?.commands.includes("codedouble.accepted"));
+    assert.equal(items[0].command?.command, "codedouble.accepted");
+    await connection.sendRequest(ExecuteCommandRequest.type, { command: items[0].command!.command, arguments: items[0].command!.arguments });
+    const accepted = (await status()).feedback!;
+    assert.equal(accepted.accepted, 1);
+    assert.equal(accepted.accepted_chars, REST.length);
+    assert.equal(accepted.precision, 1);
 
     // What the status bar would show now: ready, with the latency of that completion.
     const after = await status();

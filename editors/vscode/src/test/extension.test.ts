@@ -111,7 +111,13 @@ test("package.json contributes what the extension registers", () => {
   assert.deepEqual(manifest.activationEvents, extension.LANGUAGES.map((language) => `onLanguage:${language}`));
   assert.ok(extension.LANGUAGES.includes("javascriptreact"));
   const settings = Object.keys(manifest.contributes.configuration.properties);
-  assert.deepEqual(settings.sort(), ["artifact", "command", "debounceMs", "exclude", "languages", "maxLines", "minConfidence", "pythonPath"].map((k) => `codedouble.${k}`));
+  assert.deepEqual(
+    settings.sort(),
+    ["artifact", "command", "debounceMs", "exclude", "feedbackLog", "languages", "maxLines", "minConfidence", "pythonPath"].map((k) => `codedouble.${k}`),
+  );
+  // The accept command of every inline item (`codedouble.accepted`) is the server's: vscode-languageclient
+  // registers it from executeCommandProvider. Registering it here too would throw "command already exists".
+  assert.ok(!commands.has("codedouble.accepted"));
 });
 
 test("languagesOf reads only the onLanguage activation events", () => {

@@ -48,6 +48,9 @@ test("numbers out of range still go: the server names the bad setting and keeps 
   // minConfidence: a number goes as it is (the server checks 0..1); null, the default, leaves the double's own.
   assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: 0.3 })), { minConfidence: 0.3 });
   assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: null })), {});
+  // feedbackLog: on by default on both sides, so only the opt-out travels.
+  assert.deepEqual(toInitializationOptions(configFrom({ feedbackLog: false })), { feedbackLog: false });
+  assert.deepEqual(toInitializationOptions(configFrom({ feedbackLog: true })), {});
 });
 
 test("pythonPath runs the server as a module of that Python, whatever command says", () => {

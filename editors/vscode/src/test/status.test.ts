@@ -20,6 +20,20 @@ const READY: Status = {
   options: { languages: [], exclude: [], maxLines: 8, debounceMs: 0 },
 };
 
+test("the detail says how many suggestions were shown and taken, once there were requests", () => {
+  const feedback = { requests: 40, answered: 10, shown: 4, shown_rate: 0.25, accepted: 1, accepted_chars: 20, rejected: 2, precision: 0.25, log: null };
+  assert.equal(
+    formatStatusDetail({ ...READY, feedback }).split("\n").at(-1),
+    "Shown: 4 suggestions (25% of requests); accepted 1 (20 characters), precision 25%",
+  );
+  // Before the editor reports an acceptance there is no precision to speak of.
+  assert.equal(
+    formatStatusDetail({ ...READY, feedback: { ...feedback, accepted: 0, accepted_chars: 0, precision: null } }).split("\n").at(-1),
+    "Shown: 4 suggestions (25% of requests); accepted 0 (0 characters)",
+  );
+  assert.equal(formatStatusDetail({ ...READY, feedback: { ...feedback, requests: 0 } }), formatStatusDetail(READY));
+});
+
 test("the status bar: one short line per state", () => {
   assert.equal(formatStatusBar(READY), "$(sparkle) codedouble: ready · p50 12 ms");
   assert.equal(formatStatusBar({ ...READY, latency_ms: { count: 1, p50: 3.14, p95: 3.14 } }), "$(sparkle) codedouble: ready · p50 3.1 ms");
