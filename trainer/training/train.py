@@ -66,9 +66,11 @@ class TrainOptions:
     resume: bool = False
     seed: int = 0
     # Abstention is tuned on this many lines of the validation commits, typed key by key (0: not tuned, every
-    # suggestion shown), for at most this long (about a second per line with the model at every keystroke).
+    # suggestion shown), for at most this long. Every keystroke asks all three systems: on rich's 8,000
+    # definitions that was about 0.5 s a keystroke on this machine while shared (a 40-character line, 20 s),
+    # and a minute gave only 2 lines to tune on.
     tune_lines: int = 40
-    tune_seconds: float = 60.0
+    tune_seconds: float = 180.0
 
 
 @dataclass
