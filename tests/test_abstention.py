@@ -161,3 +161,17 @@ def test_calibration_counts_only_what_the_line_user_would_have_seen() -> None:
     )
     assert trajectory([line, line], "ngram") == [Seen(0.9, False), Seen(0.8, True)] * 2
     assert trajectory([line], "model") == []
+
+
+def test_a_suggestion_typed_into_is_counted_once() -> None:
+    """Editors count acceptance per suggestion: one that stays on screen while the user types it is one."""
+    shown_all = {"ngram": Calibration((0.0,), (1.0,))}
+    line = typing(
+        10,
+        {"ngram": Seen(0.9, False)},
+        {"ngram": Seen(0.9, False, continues=True)},  # the user typed its first character: the same one
+        {"ngram": Seen(0.9, False)},  # a new suggestion
+        {"ngram": Seen(0.9, True, continues=True)},
+    )
+    saved, precision, shown = simulate([line], ["ngram"], shown_all, 0.5)
+    assert precision == pytest.approx(1 / 2) and shown == 1.0 and saved == pytest.approx(7 / 10)

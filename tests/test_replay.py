@@ -108,6 +108,7 @@ def test_the_typed_ahead_suggestion_is_reused_as_the_server_reuses_it() -> None:
     assert result.requests == len(TYPED)
     assert len(calls) == len(TYPED) - 12  # the 12 keystrokes that typed what it showed were answered from it
     assert result.shown == 1 + 12 and result.right == 0
+    assert result.suggestions == 1  # on screen for 13 keystrokes, typed into for 12: one suggestion
 
 
 def test_the_word_user_takes_the_matching_words_then_types_on() -> None:
@@ -128,16 +129,16 @@ def test_completions_are_tidied_as_the_server_tidies_them() -> None:
 
 def test_aggregate_sums_characters_and_keeps_precision_empty_when_nothing_was_shown() -> None:
     results = [
-        Typed("ngram", "line", "python", "a", 10, 10, 1, 1, 1, (1.0,)),
-        Typed("ngram", "line", "go", "b", 30, 0, 30, 3, 0, tuple([2.0] * 30)),
-        Typed("model", "line", "python", "a", 10, 0, 10, 0, 0, tuple([5.0] * 10)),
+        Typed("ngram", "line", "python", "a", 10, 10, 1, 1, 1, 1, (1.0,)),
+        Typed("ngram", "line", "go", "b", 30, 0, 30, 3, 2, 0, tuple([2.0] * 30)),  # one of the 3 typed into
+        Typed("model", "line", "python", "a", 10, 0, 10, 0, 0, 0, tuple([5.0] * 10)),
     ]
     rows = {(r.system, r.user, r.language): r for r in aggregate(results, ["ngram", "model"])}
     overall = rows[("ngram", "line", "all")]
     assert overall.lines == 2 and overall.chars == 40
     assert overall.saved == pytest.approx(10 / 40)
     assert overall.shown == pytest.approx(4 / 31)
-    assert overall.precision == pytest.approx(1 / 4)
+    assert overall.precision == pytest.approx(1 / 3)  # per suggestion, not per keystroke it stayed on screen
     assert rows[("model", "line", "all")].precision is None
     assert ("ngram", "line", "go") in rows and ("ngram", "line", "python") in rows
 
@@ -231,3 +232,8 @@ def test_the_two_users_share_what_a_system_answered_at_the_same_prefix() -> None
     assert len(calls) == len(TYPED)  # every prefix computed once, for both users
     assert first.requests == second.requests == len(TYPED)
     assert len(second.latencies_ms) == len(TYPED)
+
+
+def test_the_word_user_taking_a_suggestion_in_steps_counts_it_right_once() -> None:
+    result = type_line(oracle, "oracle", LINE, "word")
+    assert result.saved == len(TYPED) and (result.suggestions, result.right) == (1, 1)

@@ -7,6 +7,7 @@ so every context is looked up at every order by array filtering, up to `MAX_ORDE
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -21,6 +22,9 @@ MAX_ORDER = 32  # tokens of context; whitespace counts as a token
 CACHE_WEIGHT = 8.0  # a count in the current file is worth this many counts elsewhere
 ENOUGH = 1024  # below an order this well attested, lower orders add little: stop descending
 CACHE_CHARS = 100_000  # of the file before the cursor; a quarter as many after it
+# Characters over which a suggestion's score falls by a factor e (see `propose`); chosen on rich's validation
+# lines (training commits, never held-out ones) among 5, 10, 20 and 40.
+LENGTH_SCALE = 10.0
 LINE_TOKENS = 48
 BLOCK_TOKENS = 128
 
@@ -206,4 +210,9 @@ class CacheNgram:
                     break
         completion = "".join(out)
         text = blocks.cut_line(completion) if mode == "line" else blocks.body_end(prefix, completion, language)
-        return Proposal(text, score if text else 0.0)
+        # A long confident guess is wrong far more often than a short one: on rich's validation lines the
+        # n-gram's suggestions scored above 0.99 were the exact rest of the line 86 % of the time under 10
+        # characters, 35 % at 10-19 and 24 % at 20-29. The score falls with the first line's length so that
+        # one threshold can tell them apart (at >= 50 % precision, 15.5 % of characters saved against 10.9 %).
+        first = text.split("\n", 1)[0]
+        return Proposal(text, score * math.exp(-len(first) / LENGTH_SCALE) if text else 0.0)

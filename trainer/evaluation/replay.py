@@ -9,8 +9,10 @@ text or nothing, and a simulated user takes it when it is right. Two users are s
   Neovim's accept-word), then types on.
 
 Per system and language: characters saved (share of the lines' characters the user did not type), shown
-rate (keystrokes with a suggestion), precision (shown suggestions that were right: exactly the rest of the
-line for the line user, at least one whole word for the word user), latency per request.
+rate (keystrokes with a suggestion), precision (suggestions shown that were right: exactly the rest of the
+line for the line user, at least one whole word for the word user), latency per request. Precision counts
+suggestions as editors count acceptance: one the user keeps typing into (answered from what was shown, as
+the server answers it) is the same suggestion, not a new one at every keystroke.
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ class Typed:
     chars: int
     saved: int
     requests: int
-    shown: int
-    right: int
+    shown: int  # keystrokes with a suggestion on screen
+    suggestions: int  # distinct suggestions shown (one typed into counts once)
+    right: int  # suggestions taken, whole (line user) or in part (word user)
     latencies_ms: tuple[float, ...]
 
 
@@ -78,7 +81,7 @@ class ReplayRow:
     chars: int
     saved: float  # share of the characters the user did not type, 0..1
     shown: float  # share of requests answered with a suggestion
-    precision: float | None  # share of shown suggestions that were right; None when none was shown
+    precision: float | None  # share of suggestions shown that were taken; None when none was shown
     p50_ms: float
     p95_ms: float
 
@@ -181,13 +184,15 @@ def type_line(
     recent = suggest.Recent()
     uri = line.path
     typed = 0
-    saved = requests = shown = right = 0
+    saved = requests = shown = suggestions = right = 0
+    credited = False  # the suggestion on screen has been taken from already (word user)
     latencies: list[float] = []
     target = line.typed
     while typed < len(target):
         prefix, suffix = line.before + target[:typed], line.after
         started = time.perf_counter()
         suggestion = recent.reuse(uri, prefix, suffix)
+        fresh = suggestion is None  # else the user typed into the suggestion on screen: still the same one
         if suggestion is not None:
             latencies.append((time.perf_counter() - started) * 1000)
         elif typed in memo:
@@ -208,6 +213,9 @@ def type_line(
             typed += 1
             continue
         shown += 1
+        if fresh:
+            suggestions += 1
+            credited = False
         if user == "line":
             if first == rest:
                 right += 1
@@ -217,18 +225,22 @@ def type_line(
         else:
             taken = accepted_words(first, rest)
             if taken:
-                right += 1
+                right += 0 if credited else 1
+                credited = True
                 saved += taken
                 typed += taken
             else:
                 typed += 1
-    return Typed(system, user, line.language, line.id, len(target), saved, requests, shown, right, tuple(latencies))
+    return Typed(
+        system, user, line.language, line.id, len(target), saved, requests, shown, suggestions, right, tuple(latencies)
+    )
 
 
 def _row(system: str, user: str, language: str, members: Sequence[Typed]) -> ReplayRow:
     chars = sum(t.chars for t in members)
     requests = sum(t.requests for t in members)
     shown = sum(t.shown for t in members)
+    suggestions = sum(t.suggestions for t in members)
     latencies = [ms for t in members for ms in t.latencies_ms]
     return ReplayRow(
         system=system,
@@ -238,7 +250,7 @@ def _row(system: str, user: str, language: str, members: Sequence[Typed]) -> Rep
         chars=chars,
         saved=sum(t.saved for t in members) / chars if chars else 0.0,
         shown=shown / requests if requests else 0.0,
-        precision=sum(t.right for t in members) / shown if shown else None,
+        precision=sum(t.right for t in members) / suggestions if suggestions else None,
         p50_ms=percentile(latencies, 50),
         p95_ms=percentile(latencies, 95),
     )

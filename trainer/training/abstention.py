@@ -41,10 +41,13 @@ MIN_LINES = 8
 
 @dataclass(frozen=True)
 class Seen:
-    """One system's proposal at one keystroke: its score and whether it was exactly the rest of the line."""
+    """One system's proposal at one keystroke: its score, whether it was exactly the rest of the line, and
+    whether it only continues the system's proposal at the keystroke before (the user typed its first
+    character): the same suggestion still on screen, not a new one."""
 
     score: float
     right: bool
+    continues: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def observe(proposers: Sequence[Proposer], lines: Sequence[Line], seconds: float
             break
         rests: list[int] = []
         seen: list[dict[str, Seen | None]] = []
+        previous: dict[str, str] = {}  # each system's first line at the keystroke before
         for typed in range(len(line.typed)):
             prefix, suffix = line.before + line.typed[:typed], line.after
             mode = mode_at(prefix, line.language)
@@ -73,7 +77,10 @@ def observe(proposers: Sequence[Proposer], lines: Sequence[Line], seconds: float
             for proposer in proposers:
                 proposal = proposer.propose(Request(line.path, prefix, suffix, mode))
                 first = suggest.tidy(proposal.text, prefix, suffix, mode, 1).split("\n", 1)[0].rstrip()
-                here[proposer.name] = Seen(proposal.score, first == rest) if first else None
+                before = previous.get(proposer.name, "")
+                continues = bool(before) and typed > 0 and before[0] == line.typed[typed - 1] and before[1:] == first
+                here[proposer.name] = Seen(proposal.score, first == rest, continues) if first else None
+                previous[proposer.name] = first
             rests.append(len(rest))
             seen.append(here)
         out.append(Typing(tuple(rests), tuple(seen)))
@@ -84,28 +91,39 @@ def simulate(
     typings: Sequence[Typing], order: Sequence[str], calibrations: dict[str, Calibration], threshold: float
 ) -> tuple[float, float | None, float]:
     """(characters saved, precision, shown rate) of the combined engine at `threshold` for a user who takes a
-    suggestion only when it is exactly the rest of the line."""
-    chars = saved = shown = right = requests = 0
+    suggestion only when it is exactly the rest of the line. Precision counts suggestions, as editors count
+    acceptance: one the user types into (the same system's continuation) is still the one shown before."""
+    chars = saved = shown = displayed = right = requests = 0
     for typing in typings:
         chars += typing.rests[0] if typing.rests else 0
+        last = None  # the system shown at the keystroke before
         for rest, here in zip(typing.rests, typing.seen, strict=True):
             requests += 1
             chosen = next(
                 (
-                    seen
+                    (name, seen)
                     for name in order
                     if (seen := here.get(name)) is not None and calibrations[name](seen.score) >= threshold
                 ),
                 None,
             )
             if chosen is None:
+                last = None
                 continue
-            shown += 1
-            if chosen.right:
+            name, seen = chosen
+            displayed += 1
+            if not (seen.continues and name == last):
+                shown += 1
+            last = name
+            if seen.right:
                 right += 1
                 saved += rest
                 break
-    return (saved / chars if chars else 0.0, right / shown if shown else None, shown / requests if requests else 0.0)
+    return (
+        saved / chars if chars else 0.0,
+        right / shown if shown else None,
+        displayed / requests if requests else 0.0,
+    )
 
 
 def trajectory(typings: Sequence[Typing], name: str) -> list[Seen]:
@@ -119,7 +137,8 @@ def trajectory(typings: Sequence[Typing], name: str) -> list[Seen]:
         for here in typing.seen:
             seen = here.get(name)
             if seen is not None:
-                out.append(seen)
+                if not seen.continues or seen.right:  # a suggestion typed into is one suggestion, counted once
+                    out.append(seen)
                 if seen.right:
                     break
     return out
