@@ -31,6 +31,7 @@ from codedouble.server.contract.version import tool_version
 from codedouble.server.engine.document import Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
+from codedouble.server.indexer import WorkspaceIndexer
 from codedouble.server.positions import PositionError, offset_at
 from codedouble.server.stats import percentile
 
@@ -104,6 +105,8 @@ class DoubleServer(LanguageServer):
         self._told: set[str] = set()
         self._watched_at = 0.0
         self._loading = threading.Lock()
+        # The repository around the open documents, as context for the n-gram and retrieval (indexer.py).
+        self.indexer = WorkspaceIndexer(None, lambda: self.options.exclude)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # A bad message from the client is answered and logged, never a pop-up in the middle of typing.
@@ -218,7 +221,9 @@ class DoubleServer(LanguageServer):
         if engine is None:
             return "", ""
         mode = mode_at(prefix, language)
-        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], str(self.options.min_confidence))
+        workspace = self.indexer.snapshot  # the newest whole snapshot; the indexer never changes it
+        settings = (str(self.options.min_confidence), workspace.version if workspace is not None else 0)
+        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], *settings)
         cached = self.cache.get(key)
         if cached is None:
             ticket = next(self.tickets)
@@ -235,7 +240,7 @@ class DoubleServer(LanguageServer):
                 twin = self.cache.get(key)
                 if twin is not None:
                     return twin
-                request = Request(path, prefix, suffix, mode)
+                request = Request(path, prefix, suffix, mode, workspace)
                 raw = engine.propose(request, superseded, self.options.min_confidence).text
                 if superseded():
                     return None
@@ -289,6 +294,7 @@ class DoubleServer(LanguageServer):
                 "minConfidence": self.options.min_confidence,
             },
             "abstention": _abstention_status(self.engine),
+            "workspace": self.indexer.status(),
         }
 
     def configure(self, raw: Any) -> None:
@@ -348,6 +354,7 @@ def initialize(ls: DoubleServer, params: types.InitializeParams) -> None:
     elif params.root_path:
         ls.workspace_root = Path(params.root_path)
     ls.configure(params.initialization_options)
+    ls.indexer.root = _repository(ls.workspace_root) or ls.workspace_root
 
 
 @server.feature(types.INITIALIZED)
@@ -360,12 +367,40 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
     before = ls.options.artifact
     ls.configure(params.settings)
     ls.cache.clear()
+    ls.indexer.reconfigured()
     if ls.options.artifact != before:
         ls.load()
 
 
+# pygls keeps the documents (its own handlers run first); these tell the workspace indexer.
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: DoubleServer, params: types.DidOpenTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.opened(document.path, document.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: DoubleServer, params: types.DidChangeTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.changed(document.path, document.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: DoubleServer, params: types.DidSaveTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.changed(document.path, document.source)
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> None:
+    from pygls.uris import to_fs_path
+
+    path = to_fs_path(params.text_document.uri)
+    if path:
+        ls.indexer.closed(path)
     ls.recent.forget(params.text_document.uri)
     for kind in ("inline", "completion"):
         ls.newest.pop((params.text_document.uri, kind), None)
