@@ -26,6 +26,8 @@ log = logging.getLogger("codedouble.server")
 # Edits are folded into the next build once the documents have been quiet this long: a build of the full
 # budget costs seconds of CPU on 2 cores, which must not compete with completions at every keystroke.
 QUIET_SECONDS = 2.0
+# The longest the build waits for one completion to finish before it takes its next file anyway.
+PAUSE_SECONDS = 5.0
 
 
 class WorkspaceIndexer:
@@ -52,6 +54,9 @@ class WorkspaceIndexer:
         self._dirty_at: float | None = None
         self._urgent = False
         self._thread: threading.Thread | None = None
+        # Clear while a completion is computed: the build waits between files (see WorkspaceContext's pause).
+        self.idle = threading.Event()
+        self.idle.set()
 
     # -- what the handlers tell it (cheap: they run on the event loop) -------------------------------------
     def opened(self, path: str, text: str) -> None:
@@ -115,11 +120,12 @@ class WorkspaceIndexer:
         files: dict[str, str] = {}
         if self.root is not None and self.root.is_dir():
             if found is None:
-                found = list(workspace_files.candidates(self.root, exclude))
+                found = list(workspace_files.candidates(self.root, exclude, pause=self._pause))
                 with self._lock:
                     self._found = found
             near = _relative(focus, self.root) or focus
             for candidate in workspace_files.nearest(found, near, self.max_files, self.max_bytes):
+                self._pause()
                 path = str(self.root / candidate.path)
                 text = open_documents.get(path) or self._text(path)
                 if text is not None:
@@ -127,13 +133,16 @@ class WorkspaceIndexer:
         for path, text in open_documents.items():
             if workspace_files.wanted(_relative(path, self.root) or path, exclude):
                 files[path] = text
-        snapshot = WorkspaceContext(files, self.builds + 1)
+        snapshot = WorkspaceContext(files, self.builds + 1, self._pause)
         self.snapshot = snapshot
         self._read = {path: read for path, read in self._read.items() if path in files}  # memory stays bounded
         self.builds += 1
         self.last_build_seconds = time.perf_counter() - started
         log.info("workspace context: %d files, %.1f s", len(files), self.last_build_seconds)
         return snapshot
+
+    def _pause(self) -> None:
+        self.idle.wait(timeout=PAUSE_SECONDS)
 
     def _text(self, path: str) -> str | None:
         """The file's text from disk (read again only when it changed), or None: unreadable, not hand-written."""

@@ -38,6 +38,9 @@ class Options:
     # Show a suggestion only when the double puts the chance it is right at least this high (0..1); None
     # keeps the threshold tuned for this double on the engineer's validation commits. 0 shows everything.
     min_confidence: float | None = None
+    # The workspace's other files (the repository near the document, the other open documents) as context for
+    # the n-gram and retrieval; off, nothing beyond the document itself is read.
+    workspace_context: bool = True
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
@@ -125,6 +128,12 @@ def _probability(value: Any) -> float | None:
     return float(value)
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
 _PARSERS = {
     "artifact": _artifact,
     "languages": _languages,
@@ -132,6 +141,7 @@ _PARSERS = {
     "maxLines": _count(1, 200),
     "debounceMs": _count(0, 2000),
     "minConfidence": _probability,
+    "workspaceContext": _boolean,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -140,6 +150,7 @@ _FIELD = {
     "maxLines": "max_lines",
     "debounceMs": "debounce_ms",
     "minConfidence": "min_confidence",
+    "workspaceContext": "workspace_context",
 }
 
 

@@ -221,7 +221,8 @@ class DoubleServer(LanguageServer):
         if engine is None:
             return "", ""
         mode = mode_at(prefix, language)
-        workspace = self.indexer.snapshot  # the newest whole snapshot; the indexer never changes it
+        # The newest whole snapshot; the indexer never changes one it has handed over.
+        workspace = self.indexer.snapshot if self.options.workspace_context else None
         settings = (str(self.options.min_confidence), workspace.version if workspace is not None else 0)
         key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], *settings)
         cached = self.cache.get(key)
@@ -241,7 +242,11 @@ class DoubleServer(LanguageServer):
                 if twin is not None:
                     return twin
                 request = Request(path, prefix, suffix, mode, workspace)
-                raw = engine.propose(request, superseded, self.options.min_confidence).text
+                self.indexer.idle.clear()  # the workspace build waits meanwhile
+                try:
+                    raw = engine.propose(request, superseded, self.options.min_confidence).text
+                finally:
+                    self.indexer.idle.set()
                 if superseded():
                     return None
                 text = suggest.tidy(raw, prefix, suffix, mode, self.options.max_lines if mode == "block" else 1)
@@ -292,6 +297,7 @@ class DoubleServer(LanguageServer):
                 "maxLines": self.options.max_lines,
                 "debounceMs": self.options.debounce_ms,
                 "minConfidence": self.options.min_confidence,
+                "workspaceContext": self.options.workspace_context,
             },
             "abstention": _abstention_status(self.engine),
             "workspace": self.indexer.status(),
@@ -376,21 +382,21 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: DoubleServer, params: types.DidOpenTextDocumentParams) -> None:
     document = ls.workspace.text_documents.get(params.text_document.uri)
-    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
         ls.indexer.opened(document.path, document.source)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: DoubleServer, params: types.DidChangeTextDocumentParams) -> None:
     document = ls.workspace.text_documents.get(params.text_document.uri)
-    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
         ls.indexer.changed(document.path, document.source)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: DoubleServer, params: types.DidSaveTextDocumentParams) -> None:
     document = ls.workspace.text_documents.get(params.text_document.uri)
-    if document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
         ls.indexer.changed(document.path, document.source)
 
 

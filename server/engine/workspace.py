@@ -8,24 +8,33 @@ The document's own path is left out of every request (its live text is the n-gra
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from codedouble.grammars.languages import language_for_path
 from codedouble.server.engine.ngram import Source
 from codedouble.server.engine.retrieval import Lines
 
 
+def _paced(texts: Iterable[str], pause: Callable[[], None] | None) -> Iterator[str]:
+    for text in texts:
+        if pause is not None:
+            pause()
+        yield text
+
+
 class _Language:
-    def __init__(self, texts: Mapping[str, str]) -> None:
+    def __init__(self, texts: Mapping[str, str], pause: Callable[[], None] | None) -> None:
         self.numbers = {path: i for i, path in enumerate(texts)}
-        self.ngram = Source.of_texts(texts.values())
-        self.lines = Lines(texts.values())
+        self.ngram = Source.of_texts(_paced(texts.values(), pause))
+        self.lines = Lines(_paced(texts.values(), pause))
 
 
 class WorkspaceContext:
     """One immutable snapshot: per language, an n-gram source and a line index over the files."""
 
-    def __init__(self, files: Mapping[str, str], version: int = 0) -> None:
+    def __init__(self, files: Mapping[str, str], version: int = 0, pause: Callable[[], None] | None = None) -> None:
+        """`pause` is called before each file is taken in: the server's indexer waits there while a completion
+        is being computed, so that a build never competes with one for the GIL."""
         grouped: dict[str, dict[str, str]] = defaultdict(dict)
         for path, text in files.items():
             language = language_for_path(path)
@@ -34,7 +43,7 @@ class WorkspaceContext:
         self.version = version
         self.paths = tuple(sorted(files))
         self.chars = sum(len(text) for text in files.values())
-        self._languages = {language: _Language(texts) for language, texts in grouped.items()}
+        self._languages = {language: _Language(texts, pause) for language, texts in grouped.items()}
 
     def ngram(self, language: str | None, path: str) -> tuple[Source, tuple[int, int] | None] | None:
         """The n-gram source of `language`'s files, and the positions of `path`'s own text to leave out."""

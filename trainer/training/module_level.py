@@ -39,7 +39,7 @@ def outside_definitions(language: str, text: str) -> list[bool]:
 
 def runs(text: str, wanted: Iterable[int]) -> list[str]:
     """The lines of `text` at the `wanted` indices, each maximal run of consecutive ones joined into one text
-    (a run is what the n-gram may read across); lines over `MAX_LINE_CHARS` and runs of blank lines dropped."""
+    (a run is what the n-gram may read across); lines over `MAX_LINE_CHARS` and runs of blank lines dropped, blank lines at a run's ends cut."""
     lines = text.split("\n")
     out: list[str] = []
     current: list[str] = []
@@ -54,7 +54,7 @@ def runs(text: str, wanted: Iterable[int]) -> list[str]:
         last = i
     if current:
         out.append("\n".join(current))
-    return [run for run in out if run.strip()]
+    return [run.strip("\n") for run in out if run.strip()]
 
 
 def snippets(
