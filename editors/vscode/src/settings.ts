@@ -24,6 +24,7 @@ export interface InitializationOptions {
   maxLines?: number;
   debounceMs?: number;
   minConfidence?: number;
+  workspaceContext?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -83,6 +84,10 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
     if (typeof value === "number" && Number.isFinite(value)) {
       options[key] = value;
     }
+  }
+  const workspaceContext = config.get("workspaceContext");
+  if (typeof workspaceContext === "boolean") {
+    options.workspaceContext = workspaceContext;
   }
   return options;
 }

@@ -111,7 +111,7 @@ test("package.json contributes what the extension registers", () => {
   assert.deepEqual(manifest.activationEvents, extension.LANGUAGES.map((language) => `onLanguage:${language}`));
   assert.ok(extension.LANGUAGES.includes("javascriptreact"));
   const settings = Object.keys(manifest.contributes.configuration.properties);
-  assert.deepEqual(settings.sort(), ["artifact", "command", "debounceMs", "exclude", "languages", "maxLines", "minConfidence", "pythonPath"].map((k) => `codedouble.${k}`));
+  assert.deepEqual(settings.sort(), ["artifact", "command", "debounceMs", "exclude", "languages", "maxLines", "minConfidence", "pythonPath", "workspaceContext"].map((k) => `codedouble.${k}`));
 });
 
 test("languagesOf reads only the onLanguage activation events", () => {

@@ -48,6 +48,9 @@ test("numbers out of range still go: the server names the bad setting and keeps 
   // minConfidence: a number goes as it is (the server checks 0..1); null, the default, leaves the double's own.
   assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: 0.3 })), { minConfidence: 0.3 });
   assert.deepEqual(toInitializationOptions(configFrom({ minConfidence: null })), {});
+  // workspaceContext: a boolean goes as it is; anything else leaves the server's default (on).
+  assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: false })), { workspaceContext: false });
+  assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: "no" })), {});
 });
 
 test("pythonPath runs the server as a module of that Python, whatever command says", () => {
