@@ -21,7 +21,9 @@ from codedouble.server.engine.document import NOTHING, Proposal, Request
 # the model copy the engineer's own lines when they recur, and back off smoothly when they do not.
 MAX_ORDER = 32  # tokens of context; whitespace counts as a token
 CACHE_WEIGHT = 8.0  # a count in the current file is worth this many counts elsewhere
-# A count in the workspace's other files (the repository around the document, the editor's open files).
+# A count in the workspace's other files (the repository around the document, the editor's open files): set
+# between the corpus's 1 and the current file's 8, not tuned (a validation-split sweep is still to do). With it
+# rich's next-line EM rose 26.0 -> 34.5 % on the held-out commits (README, "What wins").
 WORKSPACE_WEIGHT = 2.0
 ANY = "*"  # the language key of a corpus built without languages: it serves them all
 ENOUGH = 1024  # below an order this well attested, lower orders add little: stop descending
