@@ -31,12 +31,13 @@ from codedouble.trainer.evaluation.run import _heldout
 class Client:
     """A minimal LSP client over the server's stdio: requests are answered one at a time, in order."""
 
-    def __init__(self, artifact: Path) -> None:
+    def __init__(self, artifact: Path, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            cwd=cwd,
         )
         self.ids = 0
 

@@ -41,6 +41,9 @@ class Options:
     # Append what became of each shown suggestion (accepted, typed over; no code) to feedback.jsonl beside
     # the double (server/feedback.py). False writes nothing; codedouble/status still counts.
     feedback_log: bool = True
+    # The workspace's other files (the repository near the document, the other open documents) as context for
+    # the n-gram and retrieval; off, nothing beyond the document itself is read.
+    workspace_context: bool = True
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
@@ -142,6 +145,7 @@ _PARSERS = {
     "debounceMs": _count(0, 2000),
     "minConfidence": _probability,
     "feedbackLog": _switch,
+    "workspaceContext": _switch,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -151,6 +155,7 @@ _FIELD = {
     "debounceMs": "debounce_ms",
     "minConfidence": "min_confidence",
     "feedbackLog": "feedback_log",
+    "workspaceContext": "workspace_context",
 }
 
 

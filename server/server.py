@@ -33,6 +33,7 @@ from codedouble.server.contract.version import tool_version
 from codedouble.server.engine.document import Proposal, Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
+from codedouble.server.indexer import WorkspaceIndexer
 from codedouble.server.positions import PositionError, offset_at
 from codedouble.server.stats import percentile
 
@@ -126,6 +127,8 @@ class DoubleServer(LanguageServer):
         self._told: set[str] = set()
         self._watched_at = 0.0
         self._loading = threading.Lock()
+        # The repository around the open documents, as context for the n-gram and retrieval (indexer.py).
+        self.indexer = WorkspaceIndexer(None, lambda: self.options.exclude)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # A bad message from the client is answered and logged, never a pop-up in the middle of typing.
@@ -250,7 +253,10 @@ class DoubleServer(LanguageServer):
         if engine is None:
             return NO_ANSWER
         mode = mode_at(prefix, language)
-        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], str(self.options.min_confidence))
+        # The newest whole snapshot; the indexer never changes one it has handed over.
+        workspace = self.indexer.snapshot if self.options.workspace_context else None
+        settings = (str(self.options.min_confidence), workspace.version if workspace is not None else 0)
+        key = (str(engine.artifact), path, mode, prefix[-4000:], suffix[:1000], *settings)
         cached = self.cache.get(key)
         if cached is None:
             ticket = next(self.tickets)
@@ -267,8 +273,12 @@ class DoubleServer(LanguageServer):
                 twin = self.cache.get(key)
                 if twin is not None:
                     return twin
-                request = Request(path, prefix, suffix, mode)
-                proposal = engine.propose(request, superseded, self.options.min_confidence)
+                request = Request(path, prefix, suffix, mode, workspace)
+                self.indexer.idle.clear()  # the workspace build waits meanwhile
+                try:
+                    proposal = engine.propose(request, superseded, self.options.min_confidence)
+                finally:
+                    self.indexer.idle.set()
                 if superseded():
                     return None
                 lines = self.options.max_lines if mode == "block" else 1
@@ -322,9 +332,11 @@ class DoubleServer(LanguageServer):
                 "debounceMs": self.options.debounce_ms,
                 "minConfidence": self.options.min_confidence,
                 "feedbackLog": self.options.feedback_log,
+                "workspaceContext": self.options.workspace_context,
             },
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
+            "workspace": self.indexer.status(),
         }
 
     def configure(self, raw: Any) -> None:
@@ -392,6 +404,7 @@ def initialize(ls: DoubleServer, params: types.InitializeParams) -> None:
     elif params.root_path:
         ls.workspace_root = Path(params.root_path)
     ls.configure(params.initialization_options)
+    ls.indexer.root = _repository(ls.workspace_root) or ls.workspace_root
 
 
 @server.feature(types.INITIALIZED)
@@ -404,12 +417,40 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
     before = ls.options.artifact
     ls.configure(params.settings)
     ls.cache.clear()
+    ls.indexer.reconfigured()
     if ls.options.artifact != before:
         ls.load()
 
 
+# pygls keeps the documents (its own handlers run first); these tell the workspace indexer.
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: DoubleServer, params: types.DidOpenTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.opened(document.path, document.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: DoubleServer, params: types.DidChangeTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.changed(document.path, document.source)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: DoubleServer, params: types.DidSaveTextDocumentParams) -> None:
+    document = ls.workspace.text_documents.get(params.text_document.uri)
+    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
+        ls.indexer.changed(document.path, document.source)
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> None:
+    from pygls.uris import to_fs_path
+
+    path = to_fs_path(params.text_document.uri)
+    if path:
+        ls.indexer.closed(path)
     ls.recent.forget(params.text_document.uri)
     ls.feedback.forget(params.text_document.uri)
     for kind in ("inline", "completion"):

@@ -530,25 +530,50 @@ def test_corpus_round_trip(tmp_path: Path) -> None:
         Snippet("a.py", "python", "def f():\n    return 'é ✓ \"q\"'\n"),
         Snippet("b/c.go", "go", "func G() {\n\treturn\n}\n"),
         Snippet("d.js", "javascript", "function h() {}\r\n// \u2028 \\ end"),
+        Snippet("e.py", "python", "import os\nDEBUG = False", "module"),
     ]
     corpus.write(tmp_path, items)
     assert corpus.load(tmp_path) == items
     assert [p.name for p in tmp_path.iterdir()] == [corpus.CORPUS]  # no temporary file left
     lines = (tmp_path / corpus.CORPUS).read_text(encoding="utf-8").split("\n")
-    assert len(lines) == 4 and lines[-1] == ""  # one JSON object a line
-    assert json.loads(lines[1]) == {"path": "b/c.go", "language": "go", "text": "func G() {\n\treturn\n}\n"}
+    assert len(lines) == 6 and lines[-1] == ""  # the format, then one JSON object a line
+    assert json.loads(lines[0]) == {"corpus_format": corpus.CORPUS_FORMAT}
+    assert json.loads(lines[2]) == {
+        "path": "b/c.go",
+        "language": "go",
+        "kind": "definition",
+        "text": "func G() {\n\treturn\n}\n",
+    }
     corpus.write(tmp_path, [])
     assert corpus.load(tmp_path) == []
 
 
-@pytest.mark.parametrize("bad", ["{not json", '{"path": "a.py", "text": "x"}', "[1, 2]", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "{not json",
+        '{"path": "a.py", "text": "x"}',
+        '{"path": "a.py", "language": "python", "text": "x"}',
+        '{"path": "a.py", "language": "python", "kind": "other", "text": "x"}',
+        "[1, 2]",
+        "",
+    ],
+)
 def test_corpus_corrupt_line_names_the_file_and_line(tmp_path: Path, bad: str) -> None:
     corpus.write(tmp_path, [Snippet("a.py", "python", "x = 1\n")])
     path = tmp_path / corpus.CORPUS
     path.write_text(path.read_text(encoding="utf-8") + bad + "\n", encoding="utf-8")
     with pytest.raises(CorpusError) as info:
         corpus.load(tmp_path)
-    assert f"{path}:2" in str(info.value)
+    assert f"{path}:3" in str(info.value)
+
+
+def test_corpus_of_the_older_format_says_to_train_again(tmp_path: Path) -> None:
+    # Format 1: no format line, no kinds (definitions only).
+    (tmp_path / corpus.CORPUS).write_text('{"path": "a.py", "language": "python", "text": "x = 1"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError) as info:
+        corpus.load(tmp_path)
+    assert "corpus format 1" in str(info.value) and "train it again" in str(info.value)
 
 
 def test_corpus_missing_says_to_train_again(tmp_path: Path) -> None:

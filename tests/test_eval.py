@@ -36,6 +36,8 @@ from conftest import ALICE, GitRepo, isolate_git
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SYSTEMS = ("engine", "model", "ngram", "bm25")
+# Scored again without workspace context, last (`--no-workspace` leaves them out).
+ABLATED = ("engine/no-workspace", "ngram/no-workspace", "bm25/no-workspace")
 HELDOUT_FRACTION = 0.2  # of 16 commits: the newest 3
 TINY = TrainOptions(
     from_scratch=True,
@@ -326,7 +328,15 @@ def test_heldout_commits_are_the_newest_and_none_of_their_code_is_in_the_corpus(
     # The legacy dump was deleted in a held-out commit, but written in a training one: it is training code.
     assert any(t.startswith("def legacy_dump(") for t in texts)
     training_afters = {r.after for r in world.records if r.commit not in world.heldout and r.after}
-    assert set(texts) <= training_afters
+    assert {s.text for s in snippets if s.kind == "definition"} <= training_afters
+    # Module-level code (each file's imports here) joined the corpus, once per run of added lines.
+    module = {(s.path, s.text.strip()) for s in snippets if s.kind == "module"}
+    assert module == {
+        ("app/plugins.py", "import logging"),
+        ("app/plugins.py", "from app.core import HIGH_PRIORITY, registry"),
+        ("app/text.py", "import re\nimport unicodedata"),
+        ("app/store.py", "import json\nfrom pathlib import Path"),
+    }
 
 
 def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -625,7 +635,7 @@ def test_a_model_with_a_short_context_completes_a_block(world: World, tmp_path: 
 
 def test_evaluate_scores_every_system_and_the_compared_artifact(compared: tuple[EvalReport, Path]) -> None:
     result, _ = compared
-    assert result.systems == (*SYSTEMS, "compare:other-double")
+    assert result.systems == (*SYSTEMS, "compare:other-double", *ABLATED)
     assert result.default_system == "engine"
     assert set(result.descriptions) == set(result.systems)
     assert result.samples == {"line": 12, "block": 2}
@@ -690,7 +700,7 @@ def test_cli_eval_prints_the_table_and_writes_the_report(
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "report.png"]
     assert (out / "report.png").read_bytes().startswith(PNG_SIGNATURE)
     data = read_json(out / "report.json")
-    assert data["systems"] == list(SYSTEMS)
+    assert data["systems"] == [*SYSTEMS, *ABLATED]
     assert data["samples"] == {"line": 20, "block": 2}
     assert data["replay_lines"] == 3 and {r["user"] for r in data["replay"]} == {"line", "word"}
     assert "typing replay" in captured.out
@@ -724,13 +734,13 @@ def test_cli_eval_scores_a_base_alone(
     ]
     assert cli.main([*args, "--report", str(tmp_path / "default")]) == 0, capsys.readouterr().err
     systems = read_json(tmp_path / "default" / "report.json")["systems"]
-    assert systems == [*SYSTEMS, "base"] if shipped else list(SYSTEMS)
+    assert systems == ([*SYSTEMS, "base", *ABLATED] if shipped else [*SYSTEMS, *ABLATED])
     if shipped:
         assert "no personal data" in read_json(tmp_path / "default" / "report.json")["descriptions"]["base"]
-    assert cli.main([*args, "--report", str(tmp_path / "none"), "--no-base"]) == 0
+    assert cli.main([*args, "--report", str(tmp_path / "none"), "--no-base", "--no-workspace"]) == 0
     assert read_json(tmp_path / "none" / "report.json")["systems"] == list(SYSTEMS)
     assert cli.main([*args, "--report", str(tmp_path / "named"), "--base", str(world.artifact)]) == 0
-    assert read_json(tmp_path / "named" / "report.json")["systems"] == [*SYSTEMS, "base"]
+    assert read_json(tmp_path / "named" / "report.json")["systems"] == [*SYSTEMS, "base", *ABLATED]
 
 
 def expect_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

@@ -210,6 +210,8 @@ def send_raw(client: LanguageClient, method: str, params: Any, msg_id: str | Non
 
 
 async def configure(client: LanguageClient, settings: Any) -> None:
+    if isinstance(settings, dict) and isinstance(settings.get("codedouble"), dict):
+        settings = {"codedouble": {**ALONE, **settings["codedouble"]}}
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=settings))
     await status(client)  # a round trip: the notification before it has been handled
 
@@ -287,7 +289,10 @@ async def assert_serving(client: LanguageClient, double: Double) -> None:
 
 # --- the server with the double -----------------------------------------------------------------------------
 
-BAD_INIT = {"codedouble": {"maxLines": 0, "colour": "blue"}}
+# The served tests measure the double alone: with workspace context, the many near-copies of plugins.py they
+# open (each with its own half-typed line) would be context for one another.
+ALONE = {"workspaceContext": False}
+BAD_INIT = {"codedouble": {"maxLines": 0, "colour": "blue", **ALONE}}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -997,6 +1002,39 @@ async def test_without_settings_the_workspace_repositorys_current_double_is_serv
     try:
         got = await wait_for_state(client, {"ready", "missing", "broken"})
         assert got["state"] == "ready" and got["artifact"] == str(target), got
+    finally:
+        await stop_server(client)
+
+
+async def test_a_completion_draws_on_another_file_of_the_workspace(double: Double, tmp_path: Path) -> None:
+    """A line that exists only in another file of the workspace completes; one that exists only in an
+    excluded file (secrets, .env) never does, nor is that file read."""
+    workspace = tmp_path / "workspace"
+    (workspace / "lib").mkdir(parents=True)
+    (workspace / "lib" / "helpers.py").write_text(
+        'def checksum(payload):\n    digest = compute_checksum(payload, algorithm="blake2b")\n    return digest\n'
+    )
+    (workspace / "secrets").mkdir()
+    (workspace / "secrets" / "vault.py").write_text(
+        "def token(vault):\n    key = load_api_token(vault, region='eu-west-9')\n"
+    )
+    (workspace / ".env").write_text("key = load_api_token(vault, region='eu-west-9')\n")
+    client = await start_server(double.root, workspace, "--artifact", str(double.artifact))
+    try:
+        assert (await wait_for_state(client, {"ready", "broken", "missing"}))["state"] == "ready"
+        text = "def verify(payload):\n    digest = compute_checksum(payload, algo\n"
+        uri = open_document(client, workspace, text, name="app/main.py")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_SECONDS
+        while (got := await status(client))["workspace"]["builds"] < 1 and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        assert got["workspace"]["files"] == 2, got["workspace"]  # lib/helpers.py and the open document
+        cursor = text.index("algo") + len("algo")
+        assert await inline(client, uri, position(text, cursor)) == 'rithm="blake2b")'
+        secret = "def verify(vault):\n    key = load_api_token(vault, regi\n"
+        uri = open_document(client, workspace, secret, name="app/other.py")
+        cursor = secret.index("regi") + len("regi")
+        assert "eu-west-9" not in await inline(client, uri, position(secret, cursor))
     finally:
         await stop_server(client)
 

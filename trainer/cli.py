@@ -203,6 +203,12 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="held-out lines typed key by key against every system, as the server is asked (default 20; 0 skips)",
     )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
+    p.add_argument(
+        "--no-workspace",
+        action="store_true",
+        help="no workspace context (by default every system sees the repository at the held-out commit's "
+        "parent, and engine/ngram/bm25 are also scored without it)",
+    )
     p.add_argument("--seed", type=int, default=0, help="which samples are drawn (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_eval)
@@ -228,6 +234,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         block_samples=args.block_samples,
         replay_lines=args.replay_lines,
         seed=args.seed,
+        workspace=not args.no_workspace,
     )
     result = evaluate(artifact, options, progress=not args.quiet)
     try:

@@ -4,11 +4,14 @@ the cursor with its file's header and enclosing signatures, as the trainer cut i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from codedouble.grammars import definitions
 from codedouble.grammars.languages import language_for_path
 from codedouble.server.contract import prompt
+
+if TYPE_CHECKING:
+    from codedouble.server.engine.workspace import WorkspaceContext
 
 Mode = Literal["line", "block"]
 # Outside any definition the model sees this many lines around the cursor.
@@ -22,6 +25,9 @@ class Request:
     prefix: str  # the document before the cursor
     suffix: str  # and after it
     mode: Mode  # the rest of the line, or a body after a signature
+    # The other files of the workspace around the document (an immutable snapshot; None: none). Context
+    # only: the n-gram and retrieval count in it, nothing is trained on it.
+    workspace: WorkspaceContext | None = None
 
     @property
     def language(self) -> str | None:

@@ -134,7 +134,7 @@ def load(artifact: Path, threads: int | None = None, log: Callable[[str], None] 
     abstention = Abstention.from_manifest(read_manifest(artifact))
     snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")
-    texts = [s.text for s in snippets]
-    ngram = CacheNgram(texts)
-    bm25 = Bm25Lines(texts, [s.language for s in snippets])
+    texts, languages = [s.text for s in snippets], [s.language for s in snippets]
+    ngram = CacheNgram(texts, languages)
+    bm25 = Bm25Lines(texts, languages, [s.kind for s in snippets])
     return Engine(artifact, model, ngram, bm25, Combined(model, ngram, bm25, abstention))

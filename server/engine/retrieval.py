@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -62,25 +62,52 @@ def _previous_line(prefix: str) -> str:
     return next((line for line in reversed(lines) if line.strip()), "")
 
 
-class Bm25Lines:
-    name = "bm25"
-    description = "BM25 retrieval of your training-split lines and definitions; the completion continues the best hit"
+class Lines:
+    """The distinct lines of some texts, each found by its own words and its predecessor's (`for x in` alone
+    matches too much), with the text each first came from (so one file can be left out of a request)."""
 
-    def __init__(self, texts: Sequence[str], languages: Sequence[str | None]) -> None:
-        # A line is found by its own words and its predecessor's: `for x in` alone matches too much.
-        lines: dict[tuple[str, str], None] = {}
-        for text in texts:
+    def __init__(self, texts: Iterable[str]) -> None:
+        lines: dict[tuple[str, str], int] = {}
+        for number, text in enumerate(texts):
             previous = ""
             for raw in text.split("\n"):
                 line = raw.strip()
                 if line:
-                    lines.setdefault((previous, line), None)
+                    lines.setdefault((previous, line), number)
                     previous = line
         self.lines = [line for _, line in lines]
-        self.line_index = _Bm25([lexer.words(prev) + 2 * lexer.words(line) for prev, line in lines])
-        bodies = [(blocks.split_definition(t, lang)) for t, lang in zip(texts, languages, strict=True)]
-        self.bodies = [(sig, body) for sig, body in bodies if body.strip()]
-        self.body_index = _Bm25([lexer.words(sig) for sig, _ in self.bodies])
+        self.texts = np.fromiter(lines.values(), dtype=np.int32, count=len(lines))
+        self.index = _Bm25([lexer.words(prev) + 2 * lexer.words(line) for prev, line in lines])
+
+    def scored(self, query: Sequence[str], skip: int | None = None) -> list[tuple[str, float]]:
+        """The best lines for `query` with their scores, none of text number `skip`."""
+        hits = self.index.scored(query, TOP + (TOP if skip is not None else 0))
+        return [(self.lines[i], score) for i, score in hits if skip is None or self.texts[i] != skip][:TOP]
+
+
+class Bm25Lines:
+    name = "bm25"
+    description = "BM25 retrieval of your training-split lines and definitions; the completion continues the best hit"
+
+    def __init__(
+        self, texts: Sequence[str], languages: Sequence[str | None], kinds: Sequence[str] | None = None
+    ) -> None:
+        """One index per language: a completion only draws on the document's own language. Bodies come from
+        definitions only (`kinds`: "definition" or "module" per text; all definitions without it)."""
+        grouped: dict[str | None, list[int]] = defaultdict(list)
+        for i, language in enumerate(languages):
+            grouped[language].append(i)
+        self.lines = {language: Lines(texts[i] for i in members) for language, members in grouped.items()}
+        self.bodies: dict[str | None, list[tuple[str, str]]] = {}
+        self.body_index: dict[str | None, _Bm25] = {}
+        for language, members in grouped.items():
+            split = [
+                blocks.split_definition(texts[i], language)
+                for i in members
+                if kinds is None or kinds[i] == "definition"
+            ]
+            self.bodies[language] = [(sig, body) for sig, body in split if body.strip()]
+            self.body_index[language] = _Bm25([lexer.words(sig) for sig, _ in self.bodies[language]])
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
         return self.propose(request, cancelled).text
@@ -89,12 +116,14 @@ class Bm25Lines:
         """The best hit's continuation, scored by the hit's BM25 score."""
         prefix, mode, language = request.prefix, request.mode, request.language
         if mode == "block":
+            if language not in self.body_index:
+                return NOTHING
             # The signature may span lines: its last three carry the name and the parameters.
             signature = "\n".join([line for line in prefix.split("\n") if line.strip()][-3:])
-            found = self.body_index.scored(lexer.words(signature), top=1)
+            found = self.body_index[language].scored(lexer.words(signature), top=1)
             if not found:
                 return NOTHING
-            sig, body = self.bodies[found[0][0]]
+            sig, body = self.bodies[language][found[0][0]]
             # The hit's body, moved to one indentation step inside the signature being completed.
             line = _previous_line(prefix)
             indent = line[: blocks.indent_of(line)]
@@ -110,15 +139,26 @@ class Bm25Lines:
             return Proposal(f"{moved}\n{indent}}}" if closed else moved, found[0][1])
         typed = prefix.rsplit("\n", 1)[-1].lstrip()
         query = lexer.words(_previous_line(prefix)) + 2 * lexer.words(typed)
-        hits = self.line_index.scored(query)
+        hits = self._hits(request, query)
         for hit, score in hits:
-            if self.lines[hit].startswith(typed) and len(self.lines[hit]) > len(typed):
-                return Proposal(self.lines[hit][len(typed) :], score)
+            if hit.startswith(typed) and len(hit) > len(typed):
+                return Proposal(hit[len(typed) :], score)
         # No hit starts like the typed text: continue the best hit after the longest tail of it that it holds.
         for hit, score in hits[:1]:
-            line = self.lines[hit]
             for size in range(len(typed), 0, -1):
-                at = line.find(typed[-size:])
-                if at >= 0 and at + size < len(line):
-                    return Proposal(line[at + size :], score * TAIL_MATCH_DISCOUNT)
+                at = hit.find(typed[-size:])
+                if at >= 0 and at + size < len(hit):
+                    return Proposal(hit[at + size :], score * TAIL_MATCH_DISCOUNT)
         return NOTHING
+
+    def _hits(self, request: Request, query: Sequence[str]) -> list[tuple[str, float]]:
+        """The corpus's hits in the document's language and the workspace's (its other files), best first."""
+        hits: list[tuple[str, float]] = []
+        own = self.lines.get(request.language)
+        if own is not None:
+            hits.extend(own.scored(query))
+        workspace = request.workspace.lines(request.language, request.path) if request.workspace else None
+        if workspace is not None:
+            hits.extend(workspace[0].scored(query, workspace[1]))
+        hits.sort(key=lambda hit: -hit[1])
+        return hits[:TOP]

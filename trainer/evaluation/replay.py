@@ -53,6 +53,7 @@ class Line:
     before: str
     typed: str  # what the user types after the indentation, trailing whitespace left out
     after: str  # from the line's end (its newline) to the end of the file
+    commit: str = ""  # the commit that added it
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _worth_typing(line: str) -> bool:
     return any(c.isalnum() for c in line) and PLACEHOLDER not in line and len(line) <= MAX_LINE_CHARS
 
 
-def _added(old: str, new: str) -> list[int]:
+def added_lines(old: str, new: str) -> list[int]:
     """Indices of the lines of `new` that are not in `old` (inserted or replaced)."""
     a, b = old.split("\n"), new.split("\n")
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
@@ -130,7 +131,7 @@ def lines(
                 starts = [0]
                 for text in file_lines[:-1]:
                     starts.append(starts[-1] + len(text) + 1)
-                for i in _added(old, new):
+                for i in added_lines(old, new):
                     text = file_lines[i].rstrip()
                     indent = len(text) - len(text.lstrip())
                     if not _worth_typing(text[indent:]):
@@ -144,6 +145,7 @@ def lines(
                             before=new[: start + indent],
                             typed=text[indent:],
                             after=new[start + len(file_lines[i]) :],
+                            commit=commit.sha,
                         )
                     )
     pool.sort(key=lambda line: line.id)

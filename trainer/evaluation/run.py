@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,9 @@ from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
+from codedouble.server.engine.workspace import WorkspaceContext
 from codedouble.trainer.evaluation import metrics, replay, summary, tasks
+from codedouble.trainer.evaluation.context import ParentWorkspaces
 from codedouble.trainer.mining import dataset
 from codedouble.trainer.training.split import Split
 
@@ -35,6 +37,24 @@ class EvalOptions:
     replay_lines: int = 20  # lines typed keystroke by keystroke: each costs about as many requests as characters
     seed: int = 0
     threads: int | None = None
+    # Every system sees the repository at the held-out commit's parent as workspace context, as the server
+    # does; engine, ngram and bm25 are also scored without it (`<name>/no-workspace`) in the same run.
+    workspace: bool = True
+
+
+NO_WORKSPACE = "/no-workspace"
+
+
+class _NoWorkspace:
+    """A system asked without workspace context: the figure workspace context is measured against."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.name = system.name + NO_WORKSPACE
+        self.description = f"{system.name} without workspace context (only its corpus and the file itself)"
+
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        return self.system.complete(replace(request, workspace=None), cancelled)
 
 
 class _Renamed:
@@ -94,6 +114,8 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
                     f"the model of {other} (another history): no personalisation",
                 )
             )
+        if opts.workspace:
+            systems += [_NoWorkspace(engine.combined), _NoWorkspace(engine.ngram), _NoWorkspace(engine.bm25)]
     except OSError as exc:
         raise EvalError(str(exc)) from exc
 
@@ -102,8 +124,12 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         system.complete(Request(samples[0].path, samples[0].prefix, samples[0].suffix, samples[0].task))  # type: ignore[arg-type]
     outcomes: list[summary.Outcome] = []
     examples: list[dict[str, str]] = []
-    for sample in tqdm(samples, desc="eval", unit="sample", disable=None if progress else True):
-        request = Request(sample.path, sample.prefix, sample.suffix, sample.task)  # type: ignore[arg-type]
+    workspaces = ParentWorkspaces(repository) if opts.workspace else None
+    # In commit order: the samples of one commit share its parent's workspace, built once.
+    ordered = sorted(samples, key=lambda s: s.commit)
+    for sample in tqdm(ordered, desc="eval", unit="sample", disable=None if progress else True):
+        workspace = workspaces(sample.commit, sample.path) if workspaces is not None else None
+        request = Request(sample.path, sample.prefix, sample.suffix, sample.task, workspace)  # type: ignore[arg-type]
         predictions: dict[str, str] = {}
         for system in systems:
             started = time.perf_counter()
@@ -136,13 +162,26 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
     if typed_lines:
         # The engine is typed against as the server shows it: only what clears the double's threshold. The
         # others show whatever they have, which is what abstention is measured against.
-        shown: dict[str, Callable[[Request], str]] = {engine.combined.name: lambda r: engine.propose(r).text}
-        for system in tqdm(systems, desc="typing replay", unit="system", disable=None if progress else True):
-            complete = shown.get(system.name, system.complete)
-            for line in typed_lines:
+        shown: dict[str, Callable[[Request], str]] = {
+            engine.combined.name: lambda r: engine.propose(r).text,
+            engine.combined.name + NO_WORKSPACE: lambda r: engine.propose(replace(r, workspace=None)).text,
+        }
+        for line in tqdm(
+            sorted(typed_lines, key=lambda line: line.commit),
+            desc="typing replay",
+            unit="line",
+            disable=None if progress else True,
+        ):
+            workspace = workspaces(line.commit, line.path) if workspaces is not None else None
+            for system in systems:
+                complete = shown.get(system.name, system.complete)
                 memo: dict[int, tuple[str, float]] = {}  # both users type the same prefixes until one accepts
                 for user in replay.USERS:
-                    typed.append(replay.type_line(complete, system.name, line, user, memo=memo))
+                    typed.append(
+                        replay.type_line(_with_workspace(complete, workspace), system.name, line, user, memo=memo)
+                    )
+    if workspaces is not None:
+        workspaces.close()
     names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -163,6 +202,10 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         replay_lines=len(typed_lines),
         replay=tuple(replay.aggregate(typed, names)),
     )
+
+
+def _with_workspace(complete: Callable[[Request], str], workspace: WorkspaceContext | None) -> Callable[[Request], str]:
+    return lambda request: complete(replace(request, workspace=workspace))
 
 
 def _machine(threads: int | None) -> str:

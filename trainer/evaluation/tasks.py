@@ -30,6 +30,7 @@ class Sample:
     prefix: str  # the file before the cursor
     suffix: str  # after the target
     target: str
+    commit: str = ""  # the held-out commit it was cut from (its parent is the workspace the engineer had)
 
 
 def _added_lines(record: ChangeRecord) -> list[int]:
@@ -129,6 +130,7 @@ def sample(
                 text[:cursor],
                 text[end:],
                 line[column:],
+                r.commit,
             )
         )
     for r, at in rng.sample(block_pool, min(block_samples, len(block_pool))):
@@ -145,6 +147,7 @@ def sample(
                 text[:cursor],
                 text[end:],
                 body,
+                r.commit,
             )
         )
     return samples

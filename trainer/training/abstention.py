@@ -180,7 +180,8 @@ def tune_artifact(
 ) -> Abstention:
     """Tune the double being written in `folder` (its model and tokenizer already there), with a completion
     corpus of `snippets`, which must not hold the validation lines' own commits."""
-    texts = [s.text for s in snippets]
-    engine = Combined(Neural(folder, threads), CacheNgram(texts), Bm25Lines(texts, [s.language for s in snippets]))
+    texts, languages = [s.text for s in snippets], [s.language for s in snippets]
+    ngram = CacheNgram(texts, languages)
+    engine = Combined(Neural(folder, threads), ngram, Bm25Lines(texts, languages, [s.kind for s in snippets]))
     order = [p.name for p in engine.proposers]
     return tune(observe(engine.proposers, lines, seconds), order)

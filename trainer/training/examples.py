@@ -72,12 +72,21 @@ def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> lis
     return texts
 
 
-def corpus_snippets(records: Iterable[ChangeRecord]) -> list[corpus.Snippet]:
-    """What the artifact's completion corpus holds: each distinct non-empty after-text of `records`, once."""
+def corpus_snippets(
+    records: Iterable[ChangeRecord], module: Iterable[tuple[str, corpus.Snippet]] = ()
+) -> list[corpus.Snippet]:
+    """What the artifact's completion corpus holds: each distinct non-empty after-text of `records`, once,
+    then the module-level runs (`module_level.snippets`) of the same records' commits, each distinct one once."""
+    records = list(records)
+    commits = {r.commit for r in records}
     seen: set[str] = set()
     out: list[corpus.Snippet] = []
     for r in records:
         if r.after and r.after.strip() and r.after not in seen:
             seen.add(r.after)
             out.append(corpus.Snippet(r.path, r.language, r.after))
+    for commit, snippet in module:
+        if commit in commits and snippet.text not in seen:
+            seen.add(snippet.text)
+            out.append(snippet)
     return out

@@ -24,7 +24,7 @@ from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset
 from codedouble.trainer.mining.records import ChangeRecord
-from codedouble.trainer.training import abstention, checkpoint, loop
+from codedouble.trainer.training import abstention, checkpoint, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import (
@@ -97,7 +97,12 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
 
 
 def _tune_abstention(
-    folder: Path, manifest: dict[str, Any], fit: list[ChangeRecord], validation: frozenset[str], opts: TrainOptions
+    folder: Path,
+    manifest: dict[str, Any],
+    fit: list[ChangeRecord],
+    module: list[tuple[str, corpus.Snippet]],
+    validation: frozenset[str],
+    opts: TrainOptions,
 ) -> Abstention | None:
     """When the double in `folder` shows a suggestion, tuned on the validation commits' lines (their code kept
     out of the completion corpus meanwhile); None when there is nothing to tune on."""
@@ -107,7 +112,7 @@ def _tune_abstention(
     lines = replay.lines(repository, validation, opts.tune_lines, opts.seed, dataset.path_filter(manifest))
     if not lines:
         return None
-    return abstention.tune_artifact(folder, corpus_snippets(fit), lines, opts.tune_seconds)
+    return abstention.tune_artifact(folder, corpus_snippets(fit, module), lines, opts.tune_seconds)
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
@@ -188,13 +193,17 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
         export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
-        snippets = corpus_snippets(training)
+        # The module-level lines of the training commits (the records hold definitions only).
+        module = module_level.snippets(
+            Path(manifest["repository"]), {r.commit for r in training}, dataset.path_filter(manifest)
+        )
+        snippets = corpus_snippets(training, module)
 
         def fill(folder: Path) -> None:
             export.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
-            tuned = _tune_abstention(folder, manifest, fit, validation, opts)
+            tuned = _tune_abstention(folder, manifest, fit, module, validation, opts)
             artifact.write_manifest(
                 folder,
                 {
@@ -216,6 +225,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "validation": len(check),
                         "near_duplicates_dropped": near_duplicates,
                         "corpus_snippets": len(snippets),
+                        "corpus_module_snippets": sum(s.kind == "module" for s in snippets),
                     },
                     "training": {
                         **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},

@@ -25,6 +25,7 @@ export interface InitializationOptions {
   debounceMs?: number;
   minConfidence?: number;
   feedbackLog?: boolean;
+  workspaceContext?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -87,6 +88,10 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   }
   if (config.get("feedbackLog") === false) {
     options.feedbackLog = false; // the server logs by default; only the opt-out is sent
+  }
+  const workspaceContext = config.get("workspaceContext");
+  if (typeof workspaceContext === "boolean") {
+    options.workspaceContext = workspaceContext;
   }
   return options;
 }

@@ -51,6 +51,9 @@ test("numbers out of range still go: the server names the bad setting and keeps 
   // feedbackLog: on by default on both sides, so only the opt-out travels.
   assert.deepEqual(toInitializationOptions(configFrom({ feedbackLog: false })), { feedbackLog: false });
   assert.deepEqual(toInitializationOptions(configFrom({ feedbackLog: true })), {});
+  // workspaceContext: a boolean goes as it is; anything else leaves the server's default (on).
+  assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: false })), { workspaceContext: false });
+  assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: "no" })), {});
 });
 
 test("pythonPath runs the server as a module of that Python, whatever command says", () => {
