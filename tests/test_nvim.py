@@ -553,8 +553,9 @@ def test_from_future_at_the_top_of_a_new_file_shows_the_import_or_nothing(
     header_double: Double, tmp_path: Path
 ) -> None:
     """The issue's done-means: typing `from __fu` at the top of a new Python file shows `ture__ import
-    annotations` or nothing, never noise. The tiny double does have noise to offer there (with
-    `minConfidence: 0` it shows it): what keeps it off the screen is the double's own threshold."""
+    annotations` or nothing, never noise. The double's own threshold decides (abstention tuned on its
+    validation commits); with every suggestion shown (`minConfidence: 0`) it completes the import exactly,
+    because the engineer's module-level lines are in its corpus."""
     allowed = {None, "ture__ import annotations"}
     config = {
         "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(header_double.artifact)],
@@ -567,7 +568,7 @@ def test_from_future_at_the_top_of_a_new_file_shows_the_import_or_nothing(
     assert got["status"]["abstention"]["threshold"] is not None  # the double decides what is worth showing
     assert got["status"]["options"].get("minConfidence") is None  # the default: the double's own threshold
     assert got["shown"] in allowed, got
-    assert got["shown_at_zero"] not in allowed, "with every suggestion shown the double has noise to offer here"
+    assert got["shown_at_zero"] == "ture__ import annotations", got
 
 
 def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:

@@ -511,7 +511,7 @@ async def test_acceptance_reaches_the_status_and_the_log_beside_the_double(
     assert "registry" not in (double.root / "feedback.jsonl").read_text(encoding="utf-8")  # no code
 
     # `feedbackLog: false`: still counted, nothing written.
-    await configure(served, {"feedbackLog": False})
+    await configure(served, {"codedouble": {"feedbackLog": False}})
     try:
         size = (double.root / "feedback.jsonl").stat().st_size
         third = await inline_item(served, open_document(served, double.repo, text), where)
@@ -526,7 +526,7 @@ async def test_acceptance_reaches_the_status_and_the_log_beside_the_double(
         assert off["feedback"]["accepted"] == got["accepted"] + 1
         assert (double.root / "feedback.jsonl").stat().st_size == size
     finally:
-        await configure(served, {})
+        await configure(served, {"codedouble": {}})
 
 
 async def test_a_repeated_request_comes_from_the_cache(served: LanguageClient, double: Double) -> None:
