@@ -17,7 +17,6 @@ the server answers it) is the same suggestion, not a new one at every keystroke.
 
 from __future__ import annotations
 
-import difflib
 import random
 import re
 import time
@@ -26,17 +25,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codedouble.grammars.languages import language_for_path
 from codedouble.server import suggest
 from codedouble.server.engine.document import Request, mode_at
 from codedouble.server.stats import percentile
 from codedouble.trainer.mining import filters
-from codedouble.trainer.mining.gitio import BlobReader, log
-from codedouble.trainer.mining.secrets import PLACEHOLDER, SecretScrubber
+from codedouble.trainer.mining.file_changes import added_lines, file_changes
+from codedouble.trainer.mining.secrets import PLACEHOLDER
 
 ALL = "all"
 USERS = ("line", "word")
-MAX_FILE_BYTES = 1_000_000
 MAX_LINE_CHARS = 200  # a longer line is data or generated code, and costs as many requests as characters
 # A word as an editor's accept-word takes it: a run of word characters or of punctuation, with the spaces
 # before it.
@@ -91,13 +88,6 @@ def _worth_typing(line: str) -> bool:
     return any(c.isalnum() for c in line) and PLACEHOLDER not in line and len(line) <= MAX_LINE_CHARS
 
 
-def added_lines(old: str, new: str) -> list[int]:
-    """Indices of the lines of `new` that are not in `old` (inserted or replaced)."""
-    a, b = old.split("\n"), new.split("\n")
-    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
-    return [j for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert") for j in range(j1, j2)]
-
-
 def lines(
     repository: Path, commits: Iterable[str], count: int, seed: int, path_filter: filters.PathFilter | None = None
 ) -> list[Line]:
@@ -106,56 +96,33 @@ def lines(
     Files are read at each commit and its first parent, secrets scrubbed as the miner scrubs records; paths
     the miner skipped (vendored, generated, other languages, the dataset's --include/--exclude) are skipped.
     """
-    wanted = sorted(set(commits))
-    if not wanted or count <= 0:
+    if count <= 0:
         return []
-    path_filter = path_filter or filters.PathFilter()
-    scrubber = SecretScrubber()
     pool: list[Line] = []
-    with BlobReader(repository, MAX_FILE_BYTES) as reader:
-        for commit in log(repository, [], shas=wanted):
-            for diff in commit.files:
-                path = diff.new_path
-                if path is None or diff.new_blob is None or diff.status not in "AMR":
-                    continue
-                language = language_for_path(path)
-                if language is None or path_filter.reject(path) is not None:
-                    continue
-                blobs = reader.read_many([b for b in (diff.old_blob, diff.new_blob) if b is not None])
-                try:
-                    new = scrubber.scrub(_text(blobs[diff.new_blob].data)).text
-                    old = scrubber.scrub(_text(blobs[diff.old_blob].data)).text if diff.old_blob else ""
-                except (UnicodeDecodeError, TypeError):
-                    continue  # not UTF-8, or over the size limit (no data)
-                file_lines = new.split("\n")
-                starts = [0]
-                for text in file_lines[:-1]:
-                    starts.append(starts[-1] + len(text) + 1)
-                for i in added_lines(old, new):
-                    text = file_lines[i].rstrip()
-                    indent = len(text) - len(text.lstrip())
-                    if not _worth_typing(text[indent:]):
-                        continue
-                    start = starts[i]
-                    pool.append(
-                        Line(
-                            id=f"{commit.sha[:12]}:{path}:{i + 1}",
-                            language=language,
-                            path=path,
-                            before=new[: start + indent],
-                            typed=text[indent:],
-                            after=new[start + len(file_lines[i]) :],
-                            commit=commit.sha,
-                        )
-                    )
+    for change in file_changes(repository, commits, path_filter):
+        file_lines = change.after.split("\n")
+        starts = [0]
+        for text in file_lines[:-1]:
+            starts.append(starts[-1] + len(text) + 1)
+        for i in added_lines(change.before, change.after):
+            text = file_lines[i].rstrip()
+            indent = len(text) - len(text.lstrip())
+            if not _worth_typing(text[indent:]):
+                continue
+            start = starts[i]
+            pool.append(
+                Line(
+                    id=f"{change.commit[:12]}:{change.path}:{i + 1}",
+                    language=change.language,
+                    path=change.path,
+                    before=change.after[: start + indent],
+                    typed=text[indent:],
+                    after=change.after[start + len(file_lines[i]) :],
+                    commit=change.commit,
+                )
+            )
     pool.sort(key=lambda line: line.id)
     return random.Random(seed).sample(pool, min(count, len(pool)))
-
-
-def _text(data: bytes | None) -> str:
-    if data is None:
-        raise TypeError("blob over the size limit")
-    return data.decode("utf-8")
 
 
 def accepted_words(suggestion: str, rest: str) -> int:

@@ -13,14 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from codedouble.grammars import definitions
-from codedouble.grammars.languages import language_for_path
 from codedouble.server.contract.corpus import Snippet
-from codedouble.trainer.evaluation.replay import added_lines
 from codedouble.trainer.mining import filters
-from codedouble.trainer.mining.gitio import BlobReader, GitError, log
-from codedouble.trainer.mining.secrets import SecretScrubber
+from codedouble.trainer.mining.file_changes import added_lines, file_changes
 
-MAX_FILE_BYTES = 1_000_000
 # A longer line is data (rich's tests assert on rendered ANSI strings of 2-5 k characters), not code to
 # complete from: it would be a sixth of the module-level text on rich and match nothing anyone types.
 MAX_LINE_CHARS = 400
@@ -62,35 +58,10 @@ def snippets(
 ) -> list[tuple[str, Snippet]]:
     """(commit, snippet) for each run of module-level lines `commits` added, secrets scrubbed as the miner
     scrubs records; paths the miner skips (vendored, generated, other languages, --include/--exclude) skipped."""
-    wanted = sorted(set(commits))
-    if not wanted or not repository.exists():
-        return []
-    path_filter = path_filter or filters.PathFilter()
-    scrubber = SecretScrubber()
     out: list[tuple[str, Snippet]] = []
-    with BlobReader(repository, MAX_FILE_BYTES) as reader:
-        for commit in log(repository, [], shas=wanted):
-            for diff in commit.files:
-                path = diff.new_path
-                if path is None or diff.new_blob is None or diff.status not in "AMR":
-                    continue
-                language = language_for_path(path)
-                if language is None or path_filter.reject(path) is not None:
-                    continue
-                try:
-                    blobs = reader.read_many([b for b in (diff.old_blob, diff.new_blob) if b is not None])
-                    new = _text(blobs[diff.new_blob].data)
-                    old = _text(blobs[diff.old_blob].data) if diff.old_blob else ""
-                except (GitError, UnicodeDecodeError, TypeError):
-                    continue  # missing, not UTF-8, or over the size limit
-                outside = outside_definitions(language, new)
-                added = [i for i in added_lines(old, new) if outside[i]]
-                for run in runs(new, added):
-                    out.append((commit.sha, Snippet(path, language, scrubber.scrub(run).text, "module")))
+    for change in file_changes(repository, commits, path_filter):
+        outside = outside_definitions(change.language, change.after)
+        added = [i for i in added_lines(change.before, change.after) if outside[i]]
+        for run in runs(change.after, added):
+            out.append((change.commit, Snippet(change.path, change.language, run, "module")))
     return out
-
-
-def _text(data: bytes | None) -> str:
-    if data is None:
-        raise TypeError("blob over the size limit")
-    return data.decode("utf-8")
