@@ -423,25 +423,29 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
 
 
 # pygls keeps the documents (its own handlers run first); these tell the workspace indexer.
+def _tell_indexer(ls: DoubleServer, uri: str, opened: bool) -> None:
+    document = ls.workspace.text_documents.get(uri)
+    if not ls.options.workspace_context or document is None or len(document.source) > MAX_DOCUMENT_CHARS:
+        return
+    if opened:
+        ls.indexer.opened(document.path, document.source)
+    else:
+        ls.indexer.changed(document.path, document.source)
+
+
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: DoubleServer, params: types.DidOpenTextDocumentParams) -> None:
-    document = ls.workspace.text_documents.get(params.text_document.uri)
-    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
-        ls.indexer.opened(document.path, document.source)
+    _tell_indexer(ls, params.text_document.uri, opened=True)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: DoubleServer, params: types.DidChangeTextDocumentParams) -> None:
-    document = ls.workspace.text_documents.get(params.text_document.uri)
-    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
-        ls.indexer.changed(document.path, document.source)
+    _tell_indexer(ls, params.text_document.uri, opened=False)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: DoubleServer, params: types.DidSaveTextDocumentParams) -> None:
-    document = ls.workspace.text_documents.get(params.text_document.uri)
-    if ls.options.workspace_context and document is not None and len(document.source) <= MAX_DOCUMENT_CHARS:
-        ls.indexer.changed(document.path, document.source)
+    _tell_indexer(ls, params.text_document.uri, opened=False)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
