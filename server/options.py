@@ -44,6 +44,9 @@ class Options:
     # The workspace's other files (the repository near the document, the other open documents) as context for
     # the n-gram and retrieval; off, nothing beyond the document itself is read.
     workspace_context: bool = True
+    # A double trained on data the engineer has since taken back with `codedouble forget` is served with a
+    # warning; true refuses to serve it until it is trained again.
+    refuse_stale: bool = False
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
@@ -146,6 +149,7 @@ _PARSERS = {
     "minConfidence": _probability,
     "feedbackLog": _switch,
     "workspaceContext": _switch,
+    "refuseStale": _switch,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -156,6 +160,7 @@ _FIELD = {
     "minConfidence": "min_confidence",
     "feedbackLog": "feedback_log",
     "workspaceContext": "workspace_context",
+    "refuseStale": "refuse_stale",
 }
 
 

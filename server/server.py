@@ -28,6 +28,7 @@ from codedouble.grammars.languages import language_for_path
 from codedouble.server import feedback as fb
 from codedouble.server import options as opts
 from codedouble.server import suggest
+from codedouble.server.contract import tombstones
 from codedouble.server.contract.artifact import current_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
 from codedouble.server.engine.document import Proposal, Request, mode_at
@@ -110,7 +111,8 @@ class DoubleServer(LanguageServer):
         super().__init__("codedouble", tool_version(), protocol_cls=Protocol)
         self.options = opts.Options()
         self.engine: Engine | None = None
-        self.state = "starting"  # starting, loading, ready, missing, broken
+        self.state = "starting"  # starting, loading, ready, missing, broken, stale (refused: trained on forgotten data)
+        self.stale: dict[str, Any] | None = None  # why the double in use was trained on data since forgotten
         self.problem = ""
         self.artifact: Path | None = None
         self.default_artifact: Path | None = None  # `codedouble serve --artifact`, when the editor names none
@@ -163,6 +165,16 @@ class DoubleServer(LanguageServer):
                 )
                 self.tell_once(self.problem)
                 return
+            self.stale = _stale(artifact)
+            if self.stale is not None:
+                message = tombstones.stale_message(artifact.name, self.stale)
+                if self.options.refuse_stale:
+                    self.engine, self.artifact, self.state = None, artifact, "stale"
+                    self.artifact_stamp = _stamp(artifact)
+                    self.problem = f"{message} (not served: the refuseStale setting is on)"
+                    self.tell_once(self.problem, types.MessageType.Error)
+                    return
+                self.tell_once(message)
             self.state = "loading"
             token = f"codedouble-load-{time.monotonic_ns()}"
             progress = self._progress(token, f"codedouble: loading {artifact.name}")
@@ -318,6 +330,7 @@ class DoubleServer(LanguageServer):
             "state": self.state,
             "problem": self.problem,
             "artifact": str(self.artifact) if self.artifact else None,
+            "stale": self.stale,
             "provenance": provenance,
             "latency_ms": {
                 "count": len(latencies),
@@ -333,6 +346,7 @@ class DoubleServer(LanguageServer):
                 "minConfidence": self.options.min_confidence,
                 "feedbackLog": self.options.feedback_log,
                 "workspaceContext": self.options.workspace_context,
+                "refuseStale": self.options.refuse_stale,
             },
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
@@ -359,6 +373,15 @@ def _abstention_status(engine: Engine | None) -> dict[str, Any] | None:
         return None
     abstention = engine.combined.abstention
     return {"threshold": abstention.threshold, "validation": abstention.validation}
+
+
+def _stale(artifact: Path) -> dict[str, Any] | None:
+    """Why the double at `artifact` holds data the engineer has since forgotten, or None (also when its
+    manifest cannot be read: loading it says why)."""
+    try:
+        return tombstones.stale(read_manifest(artifact))
+    except Exception:  # noqa: BLE001 - a broken manifest is reported by the load itself
+        return None
 
 
 def _stamp(artifact: Path) -> float | None:
@@ -414,11 +437,12 @@ def initialized(ls: DoubleServer, params: types.InitializedParams) -> None:
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurationParams) -> None:
-    before = ls.options.artifact
+    before = ls.options
     ls.configure(params.settings)
     ls.cache.clear()
     ls.indexer.reconfigured()
-    if ls.options.artifact != before:
+    refusal_changed = ls.stale is not None and ls.options.refuse_stale != before.refuse_stale
+    if ls.options.artifact != before.artifact or refusal_changed:
         ls.load()
 
 

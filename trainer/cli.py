@@ -9,6 +9,7 @@ from pathlib import Path
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
+from codedouble.trainer.owning import cli as owning_cli
 
 
 def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _serve_parser(sub)
+    owning_cli.add_parsers(sub)
     base_cli.add_parser(sub)
     return parser
 

@@ -59,6 +59,33 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic.write_text(folder / MANIFEST, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+FILES = "files"  # the manifest's record of every other file's SHA-256, which `audit` and `import` verify
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def member_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in an artifact but its manifest (which holds them), by relative POSIX path."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
+    }
+
+
+def update_manifest(folder: Path, changes: dict[str, Any]) -> None:
+    """Rewrite an artifact's manifest with `changes` merged in (e.g. `forget` marking it stale)."""
+    manifest = read_manifest(folder)
+    kept = {k: v for k, v in manifest.items() if k not in {"tool", "artifact_format"}}
+    write_manifest(folder, {**kept, **changes})
+
+
 class ArtifactError(CodedoubleError):
     """A directory that is not a double this codedouble can read."""
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from codedouble.server.contract import atomic
+from codedouble.server.contract import atomic, tombstones
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining import filters
 from codedouble.trainer.mining.records import RECORD_FORMAT, ChangeRecord
@@ -51,9 +51,11 @@ def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | 
 
 
 def path_filter(manifest: dict[str, Any]) -> filters.PathFilter:
-    """The paths a dataset was mined from (its --include/--exclude): what eval and tuning type lines of."""
+    """The paths a dataset was mined from (its --include/--exclude, less the paths `forget` took back): what
+    eval and tuning type lines of, and where the corpus's module-level lines come from."""
     options = manifest.get("options", {})
-    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())))
+    forgotten = tuple(glob for t in tombstones.from_manifest(manifest) for glob in t.rule.paths)
+    return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())) + forgotten)
 
 
 def write_manifest(dataset: Path, manifest: dict[str, Any]) -> None:
@@ -87,11 +89,21 @@ class ShardWriter:
         self._file.handle.write("\n")
         self.count += 1
 
+    def write_line(self, line: str) -> None:
+        """A record line as read from another shard, kept byte for byte (`forget` rewriting a shard)."""
+        self._file.handle.write(line if line.endswith("\n") else line + "\n")
+        self.count += 1
+
     def commit(self) -> None:
         self._file.commit()
 
     def abort(self) -> None:
         self._file.abort()
+
+
+def shard_lines(dataset: Path, name: str) -> Iterator[str]:
+    with (dataset / RECORDS_DIR / name).open(encoding="utf-8") as f:
+        yield from f
 
 
 def _shard_lines(dataset: Path, manifest: dict[str, Any]) -> Iterator[str]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codedouble.server.contract import atomic
+from codedouble.server.contract import atomic, tombstones
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.contract.version import tool_version
 from codedouble.trainer.mining import dataset, filters
@@ -25,6 +25,7 @@ from codedouble.trainer.mining.report import KEPT, Counts, render
 from codedouble.trainer.mining.walk import Walk, mine_chunk, mine_commits
 
 DUPLICATE = "exact duplicate"
+FORGOTTEN = "forgotten (codedouble forget)"
 
 # Below this many commits the cost of starting worker processes outweighs a second core.
 PARALLEL_MIN_COMMITS = 150
@@ -198,6 +199,9 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
     jobs = options.jobs or (min(2, os.cpu_count() or 1) if len(shas) >= PARALLEL_MIN_COMMITS else 1)
 
     seen = dataset.content_hashes(out, previous) if previous else set()
+    graves = _tombstones(out, root)
+    rules = [t.rule for t in graves]
+    forgotten_changes = {h for t in graves for h in t.content_hashes}
     run = int(previous["runs"][-1]["run"]) + 1 if previous else 1
     shard_name = f"part-{run:04d}-{head[:12]}.jsonl"
     span = (previous["time_span"]["first"], previous["time_span"]["last"]) if previous else (None, None)
@@ -217,6 +221,12 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
                 key = record.content_hash
                 if key in seen:
                     new_counts.records[DUPLICATE] += 1
+                    continue
+                if key in forgotten_changes or any(
+                    rule.matches(record.commit, record.path, record.old_path, record.author_email, record.committed_at)
+                    for rule in rules
+                ):
+                    new_counts.records[FORGOTTEN] += 1
                     continue
                 seen.add(key)
                 writer.write(record)
@@ -267,6 +277,7 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
             "time_span": {"first": span[0], "last": span[1]},
             "shards": shards,
             "runs": runs,
+            tombstones.DATASET_KEY: [t.to_dict() for t in graves],
         },
     )
     atomic.write_text(out / "report.txt", report)  # derived from the manifest, rewritten after it
@@ -275,6 +286,18 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
     if previous:
         notes.append(f"incremental: mined {len(shas)} new commits since {previous['head'][:12]}")
     return MineResult(out, len(shas), writer.count, previous is not None, counts, report, notes)
+
+
+def _tombstones(out: Path, root: Path) -> list[tombstones.Tombstone]:
+    """What `forget` removed from the dataset at `out`: honoured by every later run, `--fresh` ones included
+    (a fresh mine of the same repository must not bring forgotten data back)."""
+    try:
+        manifest = dataset.read_manifest(out, check_format=False)
+    except dataset.DatasetError:
+        return []
+    if manifest is None or manifest.get("repository") != str(root):
+        return []  # another repository's dataset, replaced by --fresh: its tombstones spoke of other commits
+    return tombstones.from_manifest(manifest)
 
 
 def _is_ancestor(root: Path, older: str, newer: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.server.contract import artifact, atomic, corpus, prompt
+from codedouble.server.contract import artifact, atomic, corpus, prompt, tombstones
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
 from codedouble.trainer.base.shipped import identity as base_identity
@@ -93,7 +94,11 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
         interrupted = sorted(p for p in folder.glob(".*.training") if checkpoint.exists(p / "last"))
         if interrupted:
             return folder / interrupted[-1].name.removeprefix(".").removesuffix(".training")
-    return folder / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out, n = folder / stamp, 1
+    while out.exists() or out.with_name(f".{out.name}.training").exists():  # two doubles in one second
+        out, n = folder / f"{stamp}-{n}", n + 1
+    return out
 
 
 def _tune_abstention(
@@ -113,6 +118,30 @@ def _tune_abstention(
     if not lines:
         return None
     return abstention.tune_artifact(folder, corpus_snippets(fit, module), lines, opts.tune_seconds)
+
+
+SEEN = "dataset.json"  # in the work folder: the tombstones the interrupted run's data already honoured
+
+
+def _check_data_seen(work: Path, forgotten: list[tombstones.Tombstone], resume: bool, run: loop.Run) -> None:
+    """`--resume` continues weights that saw the dataset as it was; if `forget` has removed anything since,
+    those weights hold it: refuse, and say how to start clean."""
+    ids = sorted(t.id for t in forgotten)
+    if resume:
+        try:
+            seen = json.loads((work / SEEN).read_text(encoding="utf-8")).get("tombstones", [])
+        except (OSError, ValueError, AttributeError):
+            seen = None
+        newer = [t for t in forgotten if seen is None or t.id not in seen]
+        if newer and any(t.records for t in newer):
+            raise TrainError(
+                f"--resume: the interrupted run in {work} trained on data you removed with `codedouble forget` on "
+                f"{newer[0].day} ({newer[0].rule.describe()}); start again without --resume"
+            )
+        return
+    if run.rank == 0:
+        work.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(work / SEEN, json.dumps({"tombstones": ids}) + "\n")
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
@@ -146,6 +175,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     val_texts = examples(check, opts.mix, opts.seed + 1)
     out = Path(loop.shared(run, str(opts.out or _default_out(manifest, opts.resume))))
     work = loop.work_folder(out, opts.resume, run)
+    forgotten = tombstones.from_manifest(manifest)
+    _check_data_seen(work, forgotten, opts.resume, run)
     base = opts.base or (None if opts.from_scratch else require_shipped_base())
     method = None if base is None else opts.finetune or ("lora" if opts.base else "full")
     if method not in {None, "full", "lora"}:
@@ -214,7 +245,13 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "manifest_hash": _data_hash(manifest),
                         "repository": manifest["repository"],
                         "head": manifest["head"],
+                        "time_span": manifest.get("time_span"),
+                        # Which shards it learned from: a later `forget` of records in one makes it stale.
+                        "shards": manifest["shards"],
+                        "secrets_scrubbed": manifest["counts"].get("secrets", {}),
                     },
+                    # What `forget` had removed before this training: the proof travels with the double.
+                    tombstones.ARTIFACT_KEY: [t.to_dict() for t in forgotten],
                     "identities": manifest["identities"],
                     "all_authors": manifest["all_authors"],
                     "split": split.to_dict(),
@@ -226,6 +263,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "near_duplicates_dropped": near_duplicates,
                         "corpus_snippets": len(snippets),
                         "corpus_module_snippets": sum(s.kind == "module" for s in snippets),
+                        "languages": dict(sorted(Counter(r.language for r in fit).items())),
                     },
                     "training": {
                         **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
@@ -240,6 +278,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     },
                     "validation_loss": fitted.best_validation_loss,
                     "abstention": tuned.to_dict() if tuned is not None else None,
+                    artifact.FILES: artifact.member_hashes(folder),
                 },
             )
 

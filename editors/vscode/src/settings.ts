@@ -26,6 +26,7 @@ export interface InitializationOptions {
   minConfidence?: number;
   feedbackLog?: boolean;
   workspaceContext?: boolean;
+  refuseStale?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -92,6 +93,9 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   const workspaceContext = config.get("workspaceContext");
   if (typeof workspaceContext === "boolean") {
     options.workspaceContext = workspaceContext;
+  }
+  if (config.get("refuseStale") === true) {
+    options.refuseStale = true; // the server serves a stale double with a warning by default; only the opt-in is sent
   }
   return options;
 }
