@@ -333,3 +333,14 @@ def test_kill_9_during_forget_leaves_the_old_or_the_new_dataset_and_a_rerun_comp
         assert sum(t.records for t in tombstones.from_manifest(manifest)) == len(old) - len(new)
         assert PRIVATE not in _files_text(out)
     assert "old" in outcomes  # the early kills did land before the commit point
+
+
+def test_eval_reports_written_into_the_double_later_are_not_part_of_it(doubles, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(doubles["new"], copy)
+    (copy / "eval").mkdir()
+    (copy / "eval" / "report.md").write_text("| system | EM |\n")  # what `codedouble eval` writes by default
+    assert {c.name: c.status for c in audit_mod.audit(copy).checks}["files"] == "ok"
+    (copy / "notes.txt").write_text("added by hand")
+    files = {c.name: c for c in audit_mod.audit(copy).checks}["files"]
+    assert files.status == "failed" and files.detail == "notes.txt not recorded"

@@ -60,6 +60,8 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 
 FILES = "files"  # the manifest's record of every other file's SHA-256, which `audit` and `import` verify
+# Written into the artifact later by `codedouble eval` (its default report folder): not part of the double.
+REPORTS = "eval"
 
 
 def sha256_file(path: Path) -> str:
@@ -71,12 +73,14 @@ def sha256_file(path: Path) -> str:
 
 
 def member_hashes(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file in an artifact but its manifest (which holds them), by relative POSIX path."""
-    return {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
-    }
+    """SHA-256 of every file of the double but its manifest (which holds them) and eval's reports, by relative
+    POSIX path."""
+    hashes: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name != MANIFEST and name.split("/")[0] != REPORTS:
+            hashes[name] = sha256_file(path)
+    return hashes
 
 
 def update_manifest(folder: Path, changes: dict[str, Any]) -> None:
