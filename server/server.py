@@ -29,7 +29,7 @@ from codedouble.server import feedback as fb
 from codedouble.server import options as opts
 from codedouble.server import suggest
 from codedouble.server.contract import tombstones
-from codedouble.server.contract.artifact import current_artifact, read_manifest
+from codedouble.server.contract.artifact import current_artifact, default_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
 from codedouble.server.engine.document import Proposal, Request, mode_at
 from codedouble.server.engine.engine import Engine
@@ -112,6 +112,7 @@ class DoubleServer(LanguageServer):
         self.options = opts.Options()
         self.engine: Engine | None = None
         self.state = "starting"  # starting, loading, ready, missing, broken, stale (refused: trained on forgotten data)
+        self.source = ""  # why this double: the setting, the command line, the repository or the default
         self.stale: dict[str, Any] | None = None  # why the double in use was trained on data since forgotten
         self.problem = ""
         self.artifact: Path | None = None
@@ -144,10 +145,24 @@ class DoubleServer(LanguageServer):
             self.window_show_message(types.ShowMessageParams(kind, message))
 
     def resolve_artifact(self) -> Path | None:
-        if self.options.artifact is not None or self.default_artifact is not None:
-            return self.options.artifact or self.default_artifact
+        return self.choose_artifact()[0]
+
+    def choose_artifact(self) -> tuple[Path | None, str]:
+        """The double to serve and why, in order: the editor's `artifact` setting, `serve --artifact`, the
+        open repository's current double, the user's default double."""
+        if self.options.artifact is not None:
+            return self.options.artifact, "the editor's artifact setting"
+        if self.default_artifact is not None:
+            return self.default_artifact, "codedouble serve --artifact"
         root = _repository(self.workspace_root)
-        return current_artifact(str(root)) if root is not None else None
+        current = current_artifact(str(root)) if root is not None else None
+        if current is not None:
+            return current, f"the current double of {root}"
+        mine = default_artifact()
+        if mine is not None:
+            where = f"{root} has no double of its own" if root is not None else "the workspace is not a repository"
+            return mine, f"your default double ({where})"
+        return None, "no double: none for this repository and no default"
 
     def load(self) -> None:
         """Load (or reload) the double in the background, with progress shown in the editor."""
@@ -155,7 +170,7 @@ class DoubleServer(LanguageServer):
 
     def _load(self) -> None:
         with self._loading:
-            artifact = self.resolve_artifact()
+            artifact, self.source = self.choose_artifact()
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
                 where = self.workspace_root or "this workspace"
@@ -330,6 +345,7 @@ class DoubleServer(LanguageServer):
             "state": self.state,
             "problem": self.problem,
             "artifact": str(self.artifact) if self.artifact else None,
+            "source": self.source,
             "stale": self.stale,
             "provenance": provenance,
             "latency_ms": {

@@ -30,6 +30,7 @@ from test_server import (  # noqa: F401 - `double` trains the tiny double
 )
 
 from codedouble.grammars.languages import editor_ids
+from codedouble.server.contract.artifact import mark_default
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.training.train import train
 from conftest import ALICE, GitRepo, isolate_git
@@ -569,6 +570,54 @@ def test_from_future_at_the_top_of_a_new_file_shows_the_import_or_nothing(
     assert got["status"]["options"].get("minConfidence") is None  # the default: the double's own threshold
     assert got["shown"] in allowed, got
     assert got["shown_at_zero"] == "ture__ import annotations", got
+
+
+DEFAULT_DOUBLE = (
+    DRIVE
+    + r"""
+run(function()
+  if vim.lsp.inline_completion ~= nil then out.builtin = true; return end
+  local client = start({ workspaceContext = false })
+  out.status = request(client, "codedouble/status", vim.empty_dict())
+  out.ghost = type_at(cfg.line, cfg.typed)
+end)
+"""
+)
+
+
+def test_a_repository_without_a_double_gets_completions_from_the_users_default(
+    double: Double,  # noqa: F811 - the `double` fixture, imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new project has no double of its own yet: the server serves the user's default double
+    (`codedouble train --default`, or `codedouble default ARTIFACT`) and says so in its status."""
+    data = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    mark_default(double.artifact)
+    third = GitRepo(tmp_path / "third")
+    try:
+        third.write("README.md", "a new project\n")
+        third.commit("Start")
+    finally:
+        third.close()
+    before = HEADER + "\n\ndef install_queue(handler, queue):\n    handler.queue = queue\n" + TYPED
+    source = third.path / "app" / "queue.py"
+    source.parent.mkdir()
+    source.write_text(before + "\n    return handler\n", encoding="utf-8")
+    config = {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve"],  # no --artifact: the server chooses
+        "file": str(source),
+        "line": before.count("\n") + 1,
+        "typed": TYPED,
+    }
+    env = {**server_env(double.root), "XDG_DATA_HOME": str(data)}
+    got = nvim(tmp_path, DEFAULT_DOUBLE, config, env, third.path)
+    assert not got.get("builtin"), "Neovim 0.12+ draws inline completions itself: this drives the 0.11 extmarks"
+    status = got["status"]
+    assert status["state"] == "ready" and status["artifact"] == str(double.artifact.resolve())
+    assert status["source"] == f"your default double ({third.path.resolve()} has no double of its own)"
+    assert got["ghost"] == REST
 
 
 def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:

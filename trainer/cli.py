@@ -130,6 +130,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="lines of your newest training commits typed key by key to tune when a suggestion is shown "
         "(default 40; 0 shows every suggestion)",
     )
+    p.add_argument(
+        "--default",
+        action="store_true",
+        help="make it your default double: served in repositories that have none of their own",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
@@ -160,6 +165,116 @@ def _run_train(args: argparse.Namespace) -> int:
         f"validation loss {result.best_validation_loss:.3f} → {result.artifact}",
         file=sys.stderr,
     )
+    if args.default:
+        from codedouble.server.contract.artifact import mark_default
+
+        mark_default(result.artifact)
+        print(f"your default double is now {result.artifact}", file=sys.stderr)
+    return 0
+
+
+def _follow_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "update",
+        help="bring your double up to date with your new commits in minutes, without a full retrain",
+        description="Mine the new commits into the double's dataset, add their code to the current double's "
+        "completion corpus at once, then fine-tune it on them for a bounded time. The double it replaces stays "
+        "for `codedouble rollback`.",
+    )
+    p.add_argument(
+        "dataset", type=Path, nargs="?", metavar="DATASET_DIR", help="default: the dataset of --repo's current double"
+    )
+    p.add_argument("--repo", type=Path, metavar="DIR", help="the repository whose double to update (default: here)")
+    p.add_argument("--no-train", action="store_true", help="only mine and add the new code to the corpus (seconds)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=2.0, metavar="N", help="of fine-tuning (default 2)")
+    budget.add_argument("--steps", type=int, metavar="N", help="fine-tune for N optimizer steps instead")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted update's fine-tuning")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_update)
+
+    p = sub.add_parser(
+        "rollback",
+        help="serve the double the last update replaced again",
+        description="Point every place the current double is served from (the repository, your default) back at "
+        "the double the last `codedouble update` replaced.",
+    )
+    p.add_argument("dataset", type=Path, nargs="?", metavar="DATASET_DIR")
+    p.add_argument("--repo", type=Path, metavar="DIR", help="the repository whose double to roll back (default: here)")
+    p.set_defaults(run=_run_rollback)
+
+    p = sub.add_parser(
+        "default",
+        help="show or set your default double (served where a repository has none)",
+        description="With ARTIFACT_DIR, make it your default double; without, say which it is.",
+    )
+    p.add_argument("artifact", type=Path, nargs="?", metavar="ARTIFACT_DIR")
+    p.set_defaults(run=_run_default)
+
+    p = sub.add_parser(
+        "hook",
+        help="install or remove the git hook that feeds each commit to your double",
+        description="`post-commit` runs `codedouble update --no-train` in the background after each commit "
+        "(never blocking or failing it). An existing hook of your own is never overwritten.",
+    )
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("--post-commit", action="store_true", help="the post-commit hook (the default, and only, one)")
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="the repository (default: here)")
+    p.set_defaults(run=_run_hook)
+
+
+def _run_update(args: argparse.Namespace) -> int:
+    from codedouble.trainer.training.update import UpdateOptions, update
+
+    options = UpdateOptions(
+        train=not args.no_train,
+        minutes=args.minutes,
+        steps=args.steps,
+        resume=args.resume,
+        device=args.device,
+    )
+    result = update(args.dataset, options, repository=args.repo, progress=not args.quiet)
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    if result.previous is not None:
+        trained = f"; fine-tuned {result.trained_steps} steps" if result.trained_steps else ""
+        print(
+            f"{result.new_records} new records from {result.new_commits} commits, {result.corpus_added} new corpus "
+            f"entries{trained} → {result.artifact} (`codedouble rollback` returns to {result.previous.name})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_rollback(args: argparse.Namespace) -> int:
+    from codedouble.trainer.training.update import rollback
+
+    left, now = rollback(args.repo, args.dataset)
+    print(f"serving {now} again (instead of {left.name})", file=sys.stderr)
+    return 0
+
+
+def _run_default(args: argparse.Namespace) -> int:
+    from codedouble.server.contract.artifact import default_artifact, mark_default, read_manifest
+
+    if args.artifact is not None:
+        read_manifest(args.artifact)  # a double, or a clear error
+        mark_default(args.artifact)
+    current = default_artifact()
+    print(str(current) if current else "no default double: `codedouble train DATASET --default` sets one")
+    return 0
+
+
+def _run_hook(args: argparse.Namespace) -> int:
+    from codedouble.trainer import hooks
+
+    if args.action == "install":
+        path = hooks.install(args.repo)
+        print(f"installed {path}: each commit's code reaches your double in the background (log: {hooks.log_path()})")
+    else:
+        removed = hooks.uninstall(args.repo)
+        print(f"removed {removed}" if removed else "no codedouble hook to remove")
     return 0
 
 
@@ -292,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _serve_parser(sub)
+    _follow_parsers(sub)
     owning_cli.add_parsers(sub)
     base_cli.add_parser(sub)
     return parser

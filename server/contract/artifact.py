@@ -39,19 +39,50 @@ def doubles_dir(repository: str) -> Path:
     return data_home() / "doubles" / f"{name}-{digest}"
 
 
-def current_artifact(repository: str) -> Path | None:
-    """The newest double of `repository` in the data directory, if there is one."""
-    folder = doubles_dir(repository)
-    pointer = folder / CURRENT
+def _follow(pointer: Path) -> Path | None:
+    """The double a pointer file names (a name beside it, or an absolute path), if it is one."""
     if not pointer.is_file():
         return None
-    path = folder / pointer.read_text(encoding="utf-8").strip()
+    path = pointer.parent / pointer.read_text(encoding="utf-8").strip()  # an absolute path replaces the folder
     return path if (path / MANIFEST).is_file() else None
+
+
+def current_artifact(repository: str) -> Path | None:
+    """The newest double of `repository` in the data directory, if there is one."""
+    return _follow(doubles_dir(repository) / CURRENT)
 
 
 def mark_current(artifact: Path) -> None:
     """Name `artifact` its repository's current double (the file `current` beside it, replaced atomically)."""
     atomic.write_text(artifact.parent / CURRENT, artifact.name + "\n")
+
+
+DEFAULT = "default"  # file in the data directory naming the user's own default double (absolute path)
+
+
+def default_artifact() -> Path | None:
+    """The user's default double (`codedouble train --default`): served where a repository has none."""
+    return _follow(data_home() / DEFAULT)
+
+
+def mark_default(artifact: Path) -> None:
+    data_home().mkdir(parents=True, exist_ok=True)
+    atomic.write_text(data_home() / DEFAULT, str(artifact.resolve()) + "\n")
+
+
+def repoint(old: Path, new: Path) -> list[Path]:
+    """Every pointer naming `old` (a repository's `current`, the user's default) made to name `new`: a double
+    replaced by `update` or `rollback` keeps every place it was served from. Returns the pointers changed."""
+    changed: list[Path] = []
+    pointers = [data_home() / DEFAULT, *(data_home() / "doubles").glob(f"*/{CURRENT}")]
+    for pointer in pointers:
+        named = _follow(pointer)
+        if named is None or named.resolve() != old.resolve():
+            continue
+        same_folder = pointer.parent.resolve() == new.parent.resolve() and pointer.name == CURRENT
+        atomic.write_text(pointer, (new.name if same_folder else str(new.resolve())) + "\n")
+        changed.append(pointer)
+    return changed
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:

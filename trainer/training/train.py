@@ -282,7 +282,10 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                 },
             )
 
+        previous = artifact.current_artifact(manifest["repository"]) if opts.out is None else None
         loop.publish(out, fill, work)
         if opts.out is None:
             artifact.mark_current(out)
+            if previous is not None:  # wherever else the replaced double was served from (your default)
+                artifact.repoint(previous, out)
     return TrainResult(out, fitted.steps, fitted.best_validation_loss, len(stream), time.monotonic() - started)

@@ -145,7 +145,7 @@ function show(status: Status | undefined): void {
   item.text = formatStatusBar(status);
   item.tooltip = formatStatusDetail(status);
   const colour = status?.state === "broken" || status?.state === "stopped" ? "statusBarItem.errorBackground"
-    : status?.state === "missing" ? "statusBarItem.warningBackground" : undefined;
+    : status?.state === "missing" || status?.state === "stale" ? "statusBarItem.warningBackground" : undefined;
   item.backgroundColor = colour ? new vscode.ThemeColor(colour) : undefined;
 }
 

@@ -14,9 +14,11 @@ export interface Provenance {
 /** The server's `codedouble/status` answer (server/server.py), or one the extension makes up when there is
  * no server to ask (state "stopped"). */
 export interface Status {
-  state: string; // starting, loading, ready, missing, broken; "stopped" when the server is not running
+  state: string; // starting, loading, ready, missing, broken, stale; "stopped" when the server is not running
   problem?: string;
   artifact?: string | null;
+  source?: string; // why this double: the editor's setting, serve --artifact, the repository, your default
+  stale?: { since?: string; rule?: string } | null; // trained on data since removed with `codedouble forget`
   provenance?: Provenance;
   latency_ms?: { count: number; p50: number | null; p95: number | null };
   cache?: { hits: number; misses: number; typed_ahead: number };
@@ -58,6 +60,8 @@ export function formatStatusBar(status: Status | undefined): string {
       return "$(circle-slash) codedouble: no double";
     case "broken":
       return "$(error) codedouble: broken";
+    case "stale":
+      return "$(history) codedouble: stale double";
     case "stopped":
       return "$(debug-disconnect) codedouble: stopped";
     default:
@@ -83,6 +87,12 @@ export function formatStatusDetail(status: Status | undefined): string {
   }
   if (status.artifact) {
     lines.push(`Double: ${status.artifact}`);
+  }
+  if (status.source) {
+    lines.push(`Because: ${status.source}`);
+  }
+  if (status.stale) {
+    lines.push(`Stale: trained on data you removed on ${(status.stale.since ?? "").slice(0, 10)}`);
   }
   const p = status.provenance ?? {};
   if (p.repository) {

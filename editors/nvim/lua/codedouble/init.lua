@@ -51,6 +51,12 @@ function M.format_status(s)
   if s.artifact then
     table.insert(lines, "  double: " .. s.artifact)
   end
+  if type(s.source) == "string" and s.source ~= "" then
+    table.insert(lines, "  because: " .. s.source)
+  end
+  if type(s.stale) == "table" then
+    table.insert(lines, "  stale: trained on data you removed on " .. tostring(s.stale.since):sub(1, 10))
+  end
   local p = s.provenance or {}
   if p.repository then
     table.insert(lines, string.format("  trained on: %s @ %s", p.repository, tostring(p.head):sub(1, 12)))

@@ -43,6 +43,7 @@ test("the status bar: one short line per state", () => {
   assert.equal(formatStatusBar(undefined), "$(sync~spin) codedouble: starting");
   assert.equal(formatStatusBar({ state: "missing", problem: "no double" }), "$(circle-slash) codedouble: no double");
   assert.equal(formatStatusBar({ state: "broken" }), "$(error) codedouble: broken");
+  assert.equal(formatStatusBar({ state: "stale" }), "$(history) codedouble: stale double");
   assert.equal(formatStatusBar({ state: "stopped" }), "$(debug-disconnect) codedouble: stopped");
   assert.equal(formatStatusBar({ state: "dreaming" }), "$(question) codedouble: dreaming");
 });
@@ -78,4 +79,22 @@ test("the detail of a double that is missing or broken leads with the problem", 
   const broken = formatStatusDetail({ state: "broken", problem: "codedouble: the double at /d cannot be used: bad", artifact: "/d" });
   assert.equal(broken, "codedouble: broken\ncodedouble: the double at /d cannot be used: bad\nDouble: /d");
   assert.equal(formatStatusDetail(undefined), "codedouble: waiting for the server");
+});
+
+test("the detail says why this double is served, and when it is stale", () => {
+  const fromDefault = formatStatusDetail({
+    state: "ready",
+    artifact: "/d",
+    source: "your default double (/src/new has no double of its own)",
+    stale: { since: "2026-11-28T10:00:00+00:00", rule: "commit abc" },
+  });
+  assert.equal(
+    fromDefault,
+    [
+      "codedouble: ready",
+      "Double: /d",
+      "Because: your default double (/src/new has no double of its own)",
+      "Stale: trained on data you removed on 2026-11-28",
+    ].join("\n"),
+  );
 });
