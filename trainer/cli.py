@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
+
+# Nothing codedouble does needs the network (README, "Offline"). The Hugging Face libraries read these once, when
+# first imported (inside the commands, never at this module's import): set, they never look a name up on the
+# Hub nor send telemetry, whatever the user's environment says.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+LOOPBACK = "127.0.0.1"  # where `serve --tcp PORT` listens: reachable from this machine only
 
 
 def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -261,17 +273,19 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument(
         "--tcp",
         type=_host_port,
-        metavar="HOST:PORT",
-        help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)",
+        metavar="[HOST:]PORT",
+        help=f"listen on this address instead of stdio (HOST defaults to {LOOPBACK}: this machine only)",
     )
     p.set_defaults(run=_run_serve)
 
 
 def _host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"wants HOST:PORT, not {value!r}")
-    return host, int(port)
+    host, colon, port = value.rpartition(":")
+    if (colon and not host) or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"wants [HOST:]PORT, not {value!r}")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, bracketed as in a URL
+        host = host[1:-1]
+    return host or LOOPBACK, int(port)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -388,6 +402,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user's problem (any `CodedoubleError`) is one line on stderr and exit status 2;
     anything else is a bug in codedouble and propagates with its traceback."""
+    os.environ.update(OFFLINE_ENVIRONMENT)
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
