@@ -118,3 +118,35 @@ def test_a_crash_between_the_two_renames_is_repaired_by_the_next_write(tmp_path:
         raise RuntimeError("stop before replacing")
     assert (out / "model.safetensors").read_bytes() == b"old weights"
     assert not aside.exists()
+
+
+def test_replacing_a_directory_swaps_it_in_one_step_so_it_is_never_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moving the old directory aside and the new one in leaves an instant with neither; a reader then (the
+    server, `train --resume`) or a SIGKILL then sees no double. On Linux the two are swapped instead."""
+    out = tmp_path / "double"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"old weights")
+    moves: list[tuple[str, str]] = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: moves.append((str(a), str(b))) or real_replace(a, b))
+    with atomic.directory(out) as folder:
+        (folder / "model.safetensors").write_bytes(b"new weights")
+    assert (out / "model.safetensors").read_bytes() == b"new weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["double"]
+    if sys.platform == "linux":
+        assert moves == [], "swapped, not moved aside"
+
+
+def test_without_the_swap_a_directory_is_still_replaced_by_two_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # another platform, or a file system without it
+    out = tmp_path / "double"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"old weights")
+    with atomic.directory(out) as folder:
+        (folder / "model.safetensors").write_bytes(b"new weights")
+    assert (out / "model.safetensors").read_bytes() == b"new weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["double"]

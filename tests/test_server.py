@@ -1096,7 +1096,7 @@ async def test_a_malformed_tcp_address_is_refused(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit) as exited:  # argparse's own usage error
         main(["serve", "--tcp", "localhost"])
     assert exited.value.code == 2
-    assert "--tcp: wants HOST:PORT, not 'localhost'" in capsys.readouterr().err
+    assert "--tcp: wants [HOST:]PORT, not 'localhost'" in capsys.readouterr().err
 
 
 async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_other(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,17 @@ from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
 from codedouble.trainer.owning import cli as owning_cli
+
+# Nothing codedouble does needs the network (README, "Offline"). The Hugging Face libraries read these once, when
+# first imported (inside the commands, never at this module's import): set, they never look a name up on the
+# Hub nor send telemetry, whatever the user's environment says.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+LOOPBACK = "127.0.0.1"  # where `serve --tcp PORT` listens: reachable from this machine only
 
 
 def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -377,23 +389,107 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument(
         "--tcp",
         type=_host_port,
-        metavar="HOST:PORT",
-        help="listen on this address instead of stdio (e.g. 127.0.0.1:2087)",
+        metavar="[HOST:]PORT",
+        help=f"listen on this address instead of stdio (HOST defaults to {LOOPBACK}: this machine only)",
     )
     p.set_defaults(run=_run_serve)
 
 
 def _host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"wants HOST:PORT, not {value!r}")
-    return host, int(port)
+    host, colon, port = value.rpartition(":")
+    if (colon and not host) or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"wants [HOST:]PORT, not {value!r}")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, bracketed as in a URL
+        host = host[1:-1]
+    return host or LOOPBACK, int(port)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
     from codedouble.server.server import main as serve
 
     serve(tcp=args.tcp, artifact=args.artifact)
+    return 0
+
+
+# --- owning your double: export and import (issue 18) ------------------------------------------------------
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "export",
+        help="pack a double into one archive file, to move it to another machine",
+        description="Write ARTIFACT_DIR's files (weights, tokenizer, corpus, manifest; not its eval report) and the "
+        "SHA-256 of each into one tar archive (gzip when FILE ends in .gz or .tgz).",
+    )
+    p.add_argument(
+        "artifact",
+        type=Path,
+        nargs="?",
+        metavar="ARTIFACT_DIR",
+        help="the double to export (default: the current double of --repo)",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the archive to write (e.g. double.tar)")
+    p.add_argument(
+        "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to export (default .)"
+    )
+    p.add_argument(
+        "--redact-paths",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cut this machine's absolute paths in the manifest to <redacted>/BASENAME (default on)",
+    )
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from codedouble.server.contract.artifact import current_artifact
+    from codedouble.trainer.owning.archive import ArchiveError, export
+
+    folder = args.artifact
+    if folder is None:
+        folder = current_artifact(str(args.repo.resolve()))
+        if folder is None:
+            raise ArchiveError(
+                f"{args.repo} has no trained double yet; name one (ARTIFACT_DIR) or run `codedouble train`"
+            )
+    done = export(folder, args.out, redact=args.redact_paths)
+    redacted = f"; paths redacted: {', '.join(done.redacted)}" if done.redacted else ""
+    print(f"exported {folder} ({done.members} files, {done.bytes:,} bytes) → {done.archive}{redacted}", file=sys.stderr)
+    return 0
+
+
+def _import_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "import",
+        help="install a double from an archive made by `codedouble export`",
+        description="Check every member of FILE against its SHA-256 manifest, then install the double whole: by "
+        "default among the doubles of the repository you are in (made its current double), or at --out DIR.",
+    )
+    p.add_argument("archive", type=Path, metavar="FILE", help="an archive written by `codedouble export`")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--repo",
+        type=Path,
+        default=Path("."),
+        metavar="REPO",
+        help="install as the current double of the repository around REPO (default .)",
+    )
+    where.add_argument("--out", type=Path, metavar="DIR", help="install at DIR instead (not made anyone's current)")
+    p.add_argument("--force", action="store_true", help="replace a different double already at the target")
+    p.set_defaults(run=_run_import)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from codedouble.server.contract.artifact import mark_current
+    from codedouble.trainer.owning.archive import default_target, install, read_header
+
+    target = args.out or default_target(args.repo, str(read_header(args.archive).get("name", "")))
+    done = install(args.archive, target, force=args.force)
+    if args.out is None:
+        mark_current(done.artifact)
+    state = "already installed" if done.already_there else "installed"
+    current = "" if args.out else " (now the repository's current double)"
+    print(f"{state}: {done.artifact}{current}", file=sys.stderr)
     return 0
 
 
@@ -409,6 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _follow_parsers(sub)
     owning_cli.add_parsers(sub)
+    _export_parser(sub)
+    _import_parser(sub)
     base_cli.add_parser(sub)
     return parser
 
@@ -422,6 +520,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A user's problem (any `CodedoubleError`) is one line on stderr and exit status 2;
     anything else is a bug in codedouble and propagates with its traceback."""
+    os.environ.update(OFFLINE_ENVIRONMENT)
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))

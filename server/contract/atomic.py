@@ -15,9 +15,13 @@ temporary; one killed outright leaves only a dot-named `.tmp` beside the destina
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import glob
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,14 +111,43 @@ def staged(path: Path) -> Iterator[Path]:
     _fsync_directory(path.parent)
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the platform, its C
+    library or the file system cannot, and the caller falls back to two renames."""
+    if sys.platform != "linux":
+        return False
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}:  # the kernel or the file system cannot swap
+        return False
+    raise OSError(error, os.strerror(error), str(a), None, str(b))
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 @contextlib.contextmanager
 def directory(out: Path) -> Iterator[Path]:
     """A fresh directory to fill; when the block completes it is put at `out` (replacing a directory there),
     and when it raises `out` is left as it was.
 
-    rename() cannot replace a non-empty directory, so an existing `out` is moved aside to `.NAME.old`, the new
-    one renamed in, and the old one removed. A crash between those two renames leaves no `out` but the old
-    one aside: the next write to `out` puts it back first.
+    rename() cannot replace a non-empty directory. On Linux the new directory and an existing `out` are swapped
+    in one step (renameat2 with RENAME_EXCHANGE), so `out` is never missing, not even for a reader between two
+    renames (a server loading the current double, `train --resume` looking for its last checkpoint). Elsewhere,
+    or on a file system without the exchange, `out` is moved aside to `.NAME.old`, the new one renamed in and
+    the old one removed; a crash between those two renames leaves no `out` but the old one aside, and the next
+    write to `out` puts it back first.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     old = out.with_name(f".{out.name}.old")
@@ -129,6 +162,8 @@ def directory(out: Path) -> Iterator[Path]:
         yield staging
         if not out.exists():
             os.replace(staging, out)
+        elif _exchange(staging, out):
+            pass  # `staging` now holds the old directory, removed below
         else:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out, old)

@@ -83,7 +83,7 @@ class Neural:
             torch.set_num_threads(threads)
         hf_logging.disable_progress_bar()  # a weight-loading bar is noise in a server's log and eval's table
         hf_logging.set_verbosity_error()
-        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(artifact)
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(artifact, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(artifact, local_files_only=True, dtype=torch.float32)
         self.model.eval()
         config = self.model.config

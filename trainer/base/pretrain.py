@@ -111,7 +111,7 @@ def _pretrain(
     loop.wait_for_rank_0(run)
 
     # 1. The fixed tokenizer and the corpus as token ids: made once per corpus, shared by every size.
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(cache / "tokenizer", local_files_only=True)
     with safe_open(str(cache / "tokens.safetensors"), "pt") as tokens:
         stream, val_stream = tokens.get_tensor("train"), tokens.get_tensor("validation")
         files_stream = tokens.get_tensor("validation_files")
@@ -309,7 +309,7 @@ def _load_tokenizer(folder: Path, threads: bool = True) -> None:
     global _TOKENIZER
     if not threads:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already: no threads on top
-    _TOKENIZER = PreTrainedTokenizerFast.from_pretrained(folder)
+    _TOKENIZER = PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
 
 
 def _encode(texts: list[str]) -> torch.Tensor:

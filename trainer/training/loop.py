@@ -183,6 +183,9 @@ def publish(out: Path, fill: Callable[[Path], None], work: Path) -> None:
     drop the checkpoints (rank 0 only)."""
     with atomic.directory(out) as folder:
         fill(folder)
+    # The checkpoint stops being resumable in one step, its state file first: killed midway through the removal,
+    # the run must not leave half a checkpoint that `--resume` would try to load.
+    (work / "last" / checkpoint.STATE).unlink(missing_ok=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

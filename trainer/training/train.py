@@ -190,7 +190,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             with atomic.directory(work / "tokenizer") as folder:  # a killed run never leaves half a tokenizer
                 train_tokenizer(texts, opts.vocab_size).save_pretrained(folder)
         loop.wait_for_rank_0(run)  # every rank uses rank 0's tokenizer
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer")
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(work / "tokenizer", local_files_only=True)
         torch.manual_seed(opts.seed)
         # The model's context is the block it trains on: RoPE positions it never saw would serve badly.
         size = replace(opts.size, context=min(opts.size.context, opts.block_size))
