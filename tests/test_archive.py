@@ -21,6 +21,7 @@ from codedouble.server.engine.document import Request
 from codedouble.trainer import cli
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.owning import archive
+from codedouble.trainer.owning.audit import audit
 from codedouble.trainer.training.train import train
 from conftest import GitRepo, isolate_git
 
@@ -311,3 +312,15 @@ def test_export_of_a_folder_that_is_no_double_is_a_clear_error(
 ) -> None:
     assert cli.main(["export", str(tmp_path), "--out", str(tmp_path.parent / "x.tar")]) == 2
     assert "is not a codedouble artifact" in capsys.readouterr().err
+
+
+def test_an_imported_double_passes_audit_on_the_other_machine(trained: Trained, exported: Path, tmp_path: Path) -> None:
+    """What `audit` can check travels with the double: its files' hashes and the forgets it honoured; what
+    stayed home (the dataset) is reported as not checked, not as a failure."""
+    installed = tmp_path / "installed"
+    assert cli.main(["import", str(exported), "--out", str(installed)]) == 0
+    report = audit(installed)
+    checks = {c.name: c.status for c in report.checks}
+    assert report.ok, report.render()
+    assert checks["files"] == "ok" and checks["secrets"] == "ok" and checks["forgotten"] == "ok"
+    assert checks["trained after forget"] == "not checked"  # the dataset did not travel
