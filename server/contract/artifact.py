@@ -45,6 +45,8 @@ def current_artifact(repository: str) -> Path | None:
     pointer = folder / CURRENT
     if not pointer.is_file():
         return None
+    # The pointer is the artifact's folder name beside it, or an absolute path (`mark_current_of`: a double of
+    # several repositories lives in its primary's folder): joining an absolute path keeps the absolute path.
     path = folder / pointer.read_text(encoding="utf-8").strip()
     return path if (path / MANIFEST).is_file() else None
 
@@ -52,6 +54,14 @@ def current_artifact(repository: str) -> Path | None:
 def mark_current(artifact: Path) -> None:
     """Name `artifact` its repository's current double (the file `current` beside it, replaced atomically)."""
     atomic.write_text(artifact.parent / CURRENT, artifact.name + "\n")
+
+
+def mark_current_of(repository: str, artifact: Path) -> None:
+    """Name `artifact` (which lives elsewhere) the current double of `repository` too: its doubles folder's
+    `current` holds the artifact's absolute path."""
+    folder = doubles_dir(repository)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(folder / CURRENT, str(artifact.resolve()) + "\n")
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
