@@ -27,6 +27,7 @@ from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.identity import UnknownAuthorError
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
+from codedouble.trainer.owning.audit import audit
 from codedouble.trainer.owning.forget import forget
 from codedouble.trainer.training import split
 from codedouble.trainer.training.model import ModelSize
@@ -337,6 +338,13 @@ def test_one_double_learns_from_both_and_both_find_it(world: World, monkeypatch:
     assert artifact.current_artifact(str(world.alpha)) == world.double
     assert artifact.current_artifact(str(world.beta)) == world.double.resolve()
     assert world.double.parent == artifact.doubles_dir(str(world.alpha))
+    # audit names both, and finds the double whole.
+    report = audit(world.double)
+    assert [value.split(" @ ")[0] for name, value in report.provenance if name == "repository"] == [
+        str(world.alpha),
+        str(world.beta),
+    ]
+    assert {c.name: c.status for c in report.checks}["files"] == "ok"
 
 
 def test_tuning_lines_come_from_each_repository(world: World) -> None:
