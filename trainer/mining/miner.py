@@ -216,7 +216,8 @@ def mine(repos: Path | Sequence[Path], out: Path, options: MineOptions, progress
     several = len({*(e["path"] for e in listed), *(str(s.root) for s in sources)}) > 1
 
     def noted(source: _Source, notes: list[str]) -> list[str]:
-        return [f"{source.root.name}: {n}" for n in notes] if several else notes
+        name = (repositories.entry(previous, str(source.root)) or {}).get("name", source.root.name)
+        return [f"{name}: {n}" for n in notes] if several else notes
 
     notes = [n for s, plan in plans for n in noted(s, plan.notes)]
     if previous is not None and all(plan.up_to_date for _, plan in plans):
