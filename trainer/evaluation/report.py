@@ -277,10 +277,8 @@ def _markdown_repositories(report: EvalReport) -> list[str]:
         out.append("|" + "|".join("---" if c < 3 else "---:" for c in range(len(REPLAY_REPOSITORY_HEADERS))) + "|")
         for r in replay:
             cells = _replay_repository_cells(r, "")
-            cells[1], cells[2] = (
-                _cell(r.repository),
-                _cell(r.system) + (" (default)" if r.system == report.default_system else ""),
-            )
+            cells[1] = _cell(r.repository)
+            cells[2] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
             out.append("| " + " | ".join(cells) + " |")
     return out
 
