@@ -89,8 +89,8 @@ def main() -> int:
     args = parser.parse_args()
 
     manifest = read_manifest(args.artifact)
-    records, repository, _ = _heldout(args.artifact, manifest)
-    samples = [s for s in tasks.sample(records, repository, args.lines, 0, args.seed) if s.task == "line"]
+    records, _, _ = _heldout(args.artifact, manifest)
+    samples = [s for s in tasks.sample(records, args.lines, 0, args.seed) if s.task == "line"]
     client = Client(args.artifact)
     client.request(
         "initialize",

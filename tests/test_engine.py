@@ -506,6 +506,7 @@ def test_window_handles_text_that_is_not_utf8_clean() -> None:
 
 def record(after: str | None, path: str = "a.py", commit: str = "c" * 40) -> ChangeRecord:
     return ChangeRecord(
+        repository="/work/repo",
         commit=commit,
         author_email="a@example.com",
         author_name="A",

@@ -343,12 +343,9 @@ def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.Mon
     seen: dict[str, Any] = {}
     real = tasks.sample
 
-    def spy(
-        heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int
-    ) -> list[tasks.Sample]:
+    def spy(heldout: list[ChangeRecord], line_samples: int, block_samples: int, seed: int) -> list[tasks.Sample]:
         seen["records"] = heldout
-        seen["repository"] = repository
-        seen["samples"] = real(heldout, repository, line_samples, block_samples, seed)
+        seen["samples"] = real(heldout, line_samples, block_samples, seed)
         return seen["samples"]
 
     monkeypatch.setattr(tasks, "sample", spy)
@@ -356,7 +353,8 @@ def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.Mon
         world.artifact, run.EvalOptions(line_samples=200, block_samples=30, replay_lines=0, threads=1), progress=False
     )
     assert sorted(map(repr, seen["records"])) == sorted(map(repr, world.heldout_records()))
-    assert Path(seen["repository"]).resolve() == world.repo.resolve()
+    assert {Path(r.repository) for r in seen["records"]} == {world.repo.resolve()}  # files read from there
+    assert {s.repository for s in seen["samples"]} == {str(world.repo.resolve())}
     prefixes = {sha[:12] for sha in world.heldout}
     assert seen["samples"] and all(s.id.split(":", 1)[0] in prefixes for s in seen["samples"])
     assert result.heldout_commits == HELDOUT
@@ -373,7 +371,7 @@ def test_eval_samples_only_heldout_records(world: World, monkeypatch: pytest.Mon
 
 @pytest.fixture(scope="module")
 def samples(world: World) -> list[tasks.Sample]:
-    return tasks.sample(world.heldout_records(), world.repo, 1000, 1000, seed=0)
+    return tasks.sample(world.heldout_records(), 1000, 1000, seed=0)
 
 
 def full_sha(world: World, sample: tasks.Sample) -> str:
@@ -426,23 +424,26 @@ def test_block_samples_target_the_body_after_the_signature(world: World, samples
 
 def test_samples_are_the_same_for_the_same_seed_and_differ_for_another(world: World) -> None:
     records = world.heldout_records()
-    first = tasks.sample(records, world.repo, 4, 1, seed=0)
-    assert first == tasks.sample(list(reversed(records)), world.repo, 4, 1, seed=0)
+    first = tasks.sample(records, 4, 1, seed=0)
+    assert first == tasks.sample(list(reversed(records)), 4, 1, seed=0)
     assert [s.task for s in first] == ["line"] * 4 + ["block"]
     assert len({s.id for s in first}) == 5
-    others = [tasks.sample(records, world.repo, 4, 1, seed=seed) for seed in (1, 2, 3)]
+    others = [tasks.sample(records, 4, 1, seed=seed) for seed in (1, 2, 3)]
     assert all(len(o) == 5 for o in others)
     assert any([s.id for s in o] != [s.id for s in first] for o in others)
 
 
 def test_sample_sizes_are_capped_by_what_there_is(world: World, samples: list[tasks.Sample]) -> None:
-    assert tasks.sample(world.heldout_records(), world.repo, 0, 0, seed=0) == []
-    assert tasks.sample([], world.repo, 10, 10, seed=0) == []
+    assert tasks.sample(world.heldout_records(), 0, 0, seed=0) == []
+    assert tasks.sample([], 10, 10, seed=0) == []
     assert len(samples) == len({s.id for s in samples})
 
 
-def hand_record(commit: str, path: str, after: str | None, change: str = "added", line: int = 1) -> ChangeRecord:
+def hand_record(
+    repository: Path, commit: str, path: str, after: str | None, change: str = "added", line: int = 1
+) -> ChangeRecord:
     return ChangeRecord(
+        repository=str(repository),
         commit=commit,
         author_email=ALICE.email,
         author_name=ALICE.name,
@@ -467,13 +468,13 @@ def test_unreadable_files_and_deletions_are_skipped(repo: GitRepo) -> None:
     repo.write("bad.py", "def latin():\n    return 'caf\xe9'\n".encode("latin-1"))
     sha = repo.commit("files")
     records = [
-        hand_record(sha, "bad.py", "def latin():\n    return 'caf\ufffd'\n"),  # the file is not UTF-8
-        hand_record(sha, "missing.py", "def gone():\n    return 1\n"),  # no such file at that commit
-        hand_record(sha, "good.py", None, change="deleted"),
-        hand_record(sha, "good.py", "def stale():\n    return 2\n", line=4),  # not in the file any more
-        hand_record(sha, "good.py", "def ok(x):\n    return os.path.join(x, 'y')\n", line=4),
+        hand_record(repo.path, sha, "bad.py", "def latin():\n    return 'caf\ufffd'\n"),  # the file is not UTF-8
+        hand_record(repo.path, sha, "missing.py", "def gone():\n    return 1\n"),  # no such file at that commit
+        hand_record(repo.path, sha, "good.py", None, change="deleted"),
+        hand_record(repo.path, sha, "good.py", "def stale():\n    return 2\n", line=4),  # not in the file any more
+        hand_record(repo.path, sha, "good.py", "def ok(x):\n    return os.path.join(x, 'y')\n", line=4),
     ]
-    got = tasks.sample(records, repo.path, 10, 10, seed=0)
+    got = tasks.sample(records, 10, 10, seed=0)
     assert sorted((s.task, s.id.split(":")[1], s.id.split(":")[2]) for s in got) == [
         ("block", "good.py", "5"),
         ("line", "good.py", "4"),
@@ -483,7 +484,7 @@ def test_unreadable_files_and_deletions_are_skipped(repo: GitRepo) -> None:
     for s in got:
         assert s.prefix + s.target + s.suffix == text
     # Only unreadable ones: no samples, no error.
-    assert tasks.sample(records[:4], repo.path, 10, 10, seed=0) == []
+    assert tasks.sample(records[:4], 10, 10, seed=0) == []
 
 
 # --- the baselines on a known answer -------------------------------------------------------------------
@@ -787,7 +788,13 @@ def test_cli_eval_when_the_dataset_is_gone(world: World, tmp_path: Path, capsys:
 
 
 def test_cli_eval_when_the_repository_is_gone(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    artifact = copy_artifact(world, tmp_path / "double", repository=str(tmp_path / "moved-away"))
+    # The dataset as if its repository had been mined at a path that is gone now: records name their repository.
+    dataset = tmp_path / "dataset"
+    shutil.copytree(world.dataset, dataset)
+    for shard in (dataset / "records").iterdir():
+        lines = [json.loads(line) for line in shard.read_text(encoding="utf-8").splitlines()]
+        shard.write_text("".join(json.dumps({**r, "repository": str(tmp_path / "moved-away")}) + "\n" for r in lines))
+    artifact = copy_artifact(world, tmp_path / "double", path=str(dataset))
     err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
     assert "repository" in err and str(tmp_path / "moved-away") in err
 

@@ -7,6 +7,7 @@ import os
 import random
 import string
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -802,15 +803,25 @@ def test_fresh_replaces_a_dataset_of_an_older_format(
     assert [r.qualified_name for r in records_of(out)] == ["good"]
 
 
-def test_error_dataset_of_another_repository(make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_another_repository_joins_the_dataset(make_repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Once refused as a foreign dataset; now one engineer's repositories make one dataset (tests/test_multirepo.py).
     first, second = make_repo("first"), make_repo("second")
-    for r in (first, second):
-        r.write("a.py", GOOD)
-        r.commit("a")
+    first.write("a.py", GOOD)
+    first.commit("a")
+    second.write("b.py", "def other(y):\n    return y * 2\n")
+    second.commit("b")
     assert run_cli(capsys, first.path, "--out", tmp_path / "out", "--quiet")[0] == 0
     code, _, err = run_cli(capsys, second.path, "--out", tmp_path / "out", "--quiet")
-    assert code == 2
-    assert "another repository" in err and "--fresh" in err
+    assert code == 0, err
+    assert f"added {second.path.resolve()} to the dataset as 'second'" in err
+    assert {(r.repository, r.qualified_name) for r in records_of(tmp_path / "out")} == {
+        (str(first.path.resolve()), "good"),
+        (str(second.path.resolve()), "other"),
+    }
+    # --fresh replaces the dataset with the repositories it names.
+    assert run_cli(capsys, second.path, "--out", tmp_path / "out", "--quiet", "--fresh")[0] == 0
+    assert [r.qualified_name for r in records_of(tmp_path / "out")] == ["other"]
+    assert manifest_of(tmp_path / "out")["repository"] == str(second.path.resolve())
 
 
 def test_error_unknown_revision(repo: GitRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -861,7 +872,9 @@ def test_bare_clone(team_repo: GitRepo, tmp_path: Path) -> None:
     assert snapshot(bare) == before
     run_mine(team_repo.path, tmp_path / "from-work")
     from_bare, from_work = records_of(tmp_path / "from-bare"), records_of(tmp_path / "from-work")
-    assert from_bare == from_work
+    # The same records, each naming the repository it was mined from.
+    assert {r.repository for r in from_bare} == {str(bare.resolve())}
+    assert [replace(r, repository="") for r in from_bare] == [replace(r, repository="") for r in from_work]
     assert {r.qualified_name for r in from_bare} >= {"by_alice", "by_alias"}
     assert "by_bob" not in {r.qualified_name for r in from_bare}
 

@@ -578,6 +578,7 @@ def record(
     commit: str, committed_at: str, after: str | None = "def f():\n    return 1\n", **fields: Any
 ) -> ChangeRecord:
     data: dict[str, Any] = dict(
+        repository="/work/repo",
         commit=commit,
         author_email="alice@example.com",
         author_name="Alice",

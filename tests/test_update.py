@@ -191,3 +191,26 @@ def test_a_failing_update_never_fails_the_commit(setup, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert sys.executable in hooks.hook_path(repo.path, "post-commit").read_text()
+
+
+def test_update_of_a_double_of_two_repositories_follows_both(tmp_path: Path, monkeypatch, one_torch_thread) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    first, second = GitRepo(tmp_path / "first"), GitRepo(tmp_path / "second")
+    for repo, stems in ((first, ("collect", "render", "gather")), (second, ("order", "merge", "split"))):
+        for i, stem in enumerate(stems):
+            repo.write(f"lib/{stem}.py", _helpers(5, stem))
+            repo.commit(f"Add {stem} helpers {i}")
+    out = tmp_path / "dataset"
+    mine([first.path, second.path], out, MineOptions(), progress=False)
+    before = train(out, replace(TINY, heldout_fraction=0.2), progress=False).artifact
+    for repo in (first, second):
+        assert artifact.current_artifact(str(repo.path.resolve())) == before
+
+    _commit_new_function(second)  # in the second repository: the hook there runs `update --repo second`
+    result = update(None, UpdateOptions(train=False), repository=second.path, progress=False)
+    assert result.new_records == 1 and result.previous == before
+    for repo in (first, second):  # one double of both: every repository's pointer moved
+        assert artifact.current_artifact(str(repo.path.resolve())) == result.artifact
+    assert "settle_ledger" in (result.artifact / corpus.CORPUS).read_text()
+    paths = [r["path"] for r in artifact.read_manifest(result.artifact)["dataset"]["repositories"]]
+    assert paths == [str(first.path.resolve()), str(second.path.resolve())]

@@ -27,10 +27,18 @@ LOOPBACK = "127.0.0.1"  # where `serve --tcp PORT` listens: reachable from this 
 def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "mine",
-        help="mine a git history into function-level change records",
-        description="Walk REPO's history (read-only) and write the engineer's changed definitions to DATASET_DIR.",
+        help="mine git histories into function-level change records",
+        description="Walk each REPO's history (read-only) and write the engineer's changed definitions to "
+        "DATASET_DIR. A repository already in DATASET_DIR is mined from where its last run stopped; another one "
+        "is added beside those in it.",
     )
-    p.add_argument("repo", type=Path, metavar="REPO", help="path to the git repository (working tree or bare)")
+    p.add_argument(
+        "repo",
+        type=Path,
+        nargs="+",
+        metavar="REPO",
+        help="path to a git repository (working tree or bare); several make one dataset, the first its primary",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DATASET_DIR", help="where the dataset is written")
     who = p.add_mutually_exclusive_group()
     who.add_argument(
@@ -38,8 +46,8 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         action="append",
         default=[],
         metavar="EMAIL",
-        help="an identity of yours (repeatable; aliases and .mailmap merge into one person). "
-        "Default: the repository's user.email",
+        help="an identity of yours (repeatable; aliases and .mailmap merge into one person across every REPO). "
+        "Default: each repository's user.email",
     )
     who.add_argument("--all-authors", action="store_true", help="mine everyone's commits (bots still left out)")
     p.add_argument("--since", metavar="DATE", help="only commits after DATE (any date git understands)")
@@ -55,7 +63,11 @@ def _mine_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     )
     p.add_argument("--rev", default="HEAD", metavar="REVISION", help="mine the history of REVISION (default HEAD)")
     p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: both cores on long histories)")
-    p.add_argument("--fresh", action="store_true", help="mine everything again instead of only new commits")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="replace the dataset: mine the REPOs named from scratch (other repositories in it are dropped)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no report on the terminal")
     p.set_defaults(run=_run_mine)
 

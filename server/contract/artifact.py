@@ -43,7 +43,9 @@ def _follow(pointer: Path) -> Path | None:
     """The double a pointer file names (a name beside it, or an absolute path), if it is one."""
     if not pointer.is_file():
         return None
-    path = pointer.parent / pointer.read_text(encoding="utf-8").strip()  # an absolute path replaces the folder
+    # The pointer is the artifact's folder name beside it, or an absolute path (`mark_current_of`, `default`:
+    # a double of several repositories lives in its primary's folder): joining an absolute path keeps it.
+    path = pointer.parent / pointer.read_text(encoding="utf-8").strip()
     return path if (path / MANIFEST).is_file() else None
 
 
@@ -55,6 +57,14 @@ def current_artifact(repository: str) -> Path | None:
 def mark_current(artifact: Path) -> None:
     """Name `artifact` its repository's current double (the file `current` beside it, replaced atomically)."""
     atomic.write_text(artifact.parent / CURRENT, artifact.name + "\n")
+
+
+def mark_current_of(repository: str, artifact: Path) -> None:
+    """Name `artifact` (which lives elsewhere) the current double of `repository` too: its doubles folder's
+    `current` holds the artifact's absolute path."""
+    folder = doubles_dir(repository)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(folder / CURRENT, str(artifact.resolve()) + "\n")
 
 
 DEFAULT = "default"  # file in the data directory naming the user's own default double (absolute path)

@@ -81,3 +81,26 @@ class ParentWorkspaces:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RepositoryWorkspaces:
+    """`ParentWorkspaces` for a dataset of several repositories: each sample's own repository, opened when first
+    asked. Ask in (repository, commit) order and each workspace is still built once."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, ParentWorkspaces] = {}
+
+    def __call__(self, repository: str, commit: str, path: str) -> WorkspaceContext | None:
+        if repository not in self._open:
+            self._open[repository] = ParentWorkspaces(Path(repository))
+        return self._open[repository](commit, path)
+
+    def close(self) -> None:
+        for workspaces in self._open.values():
+            workspaces.close()
+
+    def __enter__(self) -> RepositoryWorkspaces:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

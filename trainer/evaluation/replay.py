@@ -51,6 +51,7 @@ class Line:
     typed: str  # what the user types after the indentation, trailing whitespace left out
     after: str  # from the line's end (its newline) to the end of the file
     commit: str = ""  # the commit that added it
+    repository: str = ""  # the repository of that commit (a dataset may hold several)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Typed:
     suggestions: int  # distinct suggestions shown (one typed into counts once)
     right: int  # suggestions taken, whole (line user) or in part (word user)
     latencies_ms: tuple[float, ...]
+    repository: str = ""  # the line's repository, by its display name
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class ReplayRow:
     precision: float | None  # share of suggestions shown that were taken; None when none was shown
     p50_ms: float
     p95_ms: float
+    repository: str = ALL  # a repository's display name for its own row, when the lines span several
 
 
 def _worth_typing(line: str) -> bool:
@@ -96,8 +99,25 @@ def lines(
     Files are read at each commit and its first parent, secrets scrubbed as the miner scrubs records; paths
     the miner skipped (vendored, generated, other languages, the dataset's --include/--exclude) are skipped.
     """
+    return lines_of([(repository, commits, path_filter)], count, seed)
+
+
+# A repository, the commits to type lines of, and the paths it was mined from.
+Source = tuple[Path, Iterable[str], filters.PathFilter | None]
+
+
+def lines_of(sources: Iterable[Source], count: int, seed: int) -> list[Line]:
+    """`lines` over several repositories: up to `count` lines drawn from all of their commits together."""
     if count <= 0:
         return []
+    pool: list[Line] = []
+    for repository, commits, path_filter in sources:
+        pool += _added(repository, commits, path_filter)
+    pool.sort(key=lambda line: (line.repository, line.id))
+    return random.Random(seed).sample(pool, min(count, len(pool)))
+
+
+def _added(repository: Path, commits: Iterable[str], path_filter: filters.PathFilter | None) -> list[Line]:
     pool: list[Line] = []
     for change in file_changes(repository, commits, path_filter):
         file_lines = change.after.split("\n")
@@ -119,10 +139,10 @@ def lines(
                     typed=text[indent:],
                     after=change.after[start + len(file_lines[i]) :],
                     commit=change.commit,
+                    repository=str(repository),
                 )
             )
-    pool.sort(key=lambda line: line.id)
-    return random.Random(seed).sample(pool, min(count, len(pool)))
+    return pool
 
 
 def accepted_words(suggestion: str, rest: str) -> int:
@@ -142,6 +162,7 @@ def type_line(
     user: str,
     max_lines: int = 8,
     memo: dict[int, tuple[str, float]] | None = None,
+    repository: str = "",
 ) -> Typed:
     """Type `line` into the document against `complete`, as the server would ask it, for one `user`.
 
@@ -201,11 +222,22 @@ def type_line(
             else:
                 typed += 1
     return Typed(
-        system, user, line.language, line.id, len(target), saved, requests, shown, suggestions, right, tuple(latencies)
+        system,
+        user,
+        line.language,
+        line.id,
+        len(target),
+        saved,
+        requests,
+        shown,
+        suggestions,
+        right,
+        tuple(latencies),
+        repository,
     )
 
 
-def _row(system: str, user: str, language: str, members: Sequence[Typed]) -> ReplayRow:
+def _row(system: str, user: str, language: str, members: Sequence[Typed], repository: str = ALL) -> ReplayRow:
     chars = sum(t.chars for t in members)
     requests = sum(t.requests for t in members)
     shown = sum(t.shown for t in members)
@@ -222,18 +254,23 @@ def _row(system: str, user: str, language: str, members: Sequence[Typed]) -> Rep
         precision=sum(t.right for t in members) / suggestions if suggestions else None,
         p50_ms=percentile(latencies, 50),
         p95_ms=percentile(latencies, 95),
+        repository=repository,
     )
 
 
 def aggregate(results: Iterable[Typed], systems: Sequence[str]) -> list[ReplayRow]:
-    """One row per (user, system) over all languages, plus one per language when the lines span several."""
+    """One row per (user, system) over all languages, plus one per language when the lines span several, and
+    one per repository (over all languages) when they span several repositories."""
     groups: dict[tuple[str, str, str], list[Typed]] = defaultdict(list)
+    by_repository: dict[tuple[str, str, str], list[Typed]] = defaultdict(list)
     languages: set[str] = set()
     for t in results:
         groups[(t.system, t.user, ALL)].append(t)
         groups[(t.system, t.user, t.language)].append(t)
+        by_repository[(t.system, t.user, t.repository)].append(t)
         languages.add(t.language)
     shown = [ALL] + (sorted(languages) if len(languages) > 1 else [])
+    repositories = sorted({repository for _, _, repository in by_repository})
     rows = []
     for user in USERS:
         for language in shown:
@@ -241,4 +278,9 @@ def aggregate(results: Iterable[Typed], systems: Sequence[str]) -> list[ReplayRo
                 members = groups.get((system, user, language))
                 if members:
                     rows.append(_row(system, user, language, members))
+        for repository in repositories if len(repositories) > 1 else []:
+            for system in systems:
+                members = by_repository.get((system, user, repository))
+                if members:
+                    rows.append(_row(system, user, ALL, members, repository))
     return rows

@@ -22,6 +22,8 @@ BEST_MARK = "↑"
 EXAMPLE_LINES = 10  # lines of each example text shown in report.md
 EXAMPLE_WIDTH = 160  # characters of each example line shown in report.md
 HEADERS = ("task", "language", "system", "n", "EM %", "ES %", "p50 ms", "p95 ms")
+REPOSITORY_HEADERS = ("task", "repository", "system", "n", "EM %", "ES %")
+REPLAY_REPOSITORY_HEADERS = ("user", "repository", "system", "lines", "saved %", "shown %", "precision %")
 REPLAY_HEADERS = ("user", "language", "system", "lines", "saved %", "shown %", "precision %", "p50 ms", "p95 ms")
 REPLAY_LEGEND = (
     "typing replay: held-out lines typed key by key; the line user takes a suggestion only when it is exactly the "
@@ -39,14 +41,14 @@ def _ms(value: float) -> str:
 
 
 def _best(rows: list[Row]) -> tuple[set[int], set[int]]:
-    """Indices of rows with the best EM and the best ES in their (task, language), ties included.
+    """Indices of rows with the best EM and the best ES in their (task, language, repository), ties included.
 
     Compared as displayed (one decimal of a percent) so that two values that read the same are both marked;
     a group of one system has nothing to be best against, so it is not marked.
     """
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str, str], list[int]] = {}
     for i, r in enumerate(rows):
-        groups.setdefault((r.task, r.language), []).append(i)
+        groups.setdefault((r.task, r.language, r.repository), []).append(i)
     best_em: set[int] = set()
     best_es: set[int] = set()
     for members in groups.values():
@@ -86,16 +88,51 @@ def _fixed_width(cells: list[list[str]], left: int) -> list[str]:
 
 def format_replay_table(report: EvalReport, per_language: bool = False) -> str:
     """The typing replay's rows for the terminal; empty when the run typed no lines."""
-    rows = [r for r in report.replay if per_language or r.language == ALL]
+    rows = [r for r in report.replay if r.repository == ALL and (per_language or r.language == ALL)]
     if not rows:
         return ""
     cells = [list(REPLAY_HEADERS), *(_replay_cells(r, report.default_system) for r in rows)]
     return "\n".join([*_fixed_width(cells, 3), REPLAY_LEGEND]) + "\n"
 
 
+def _repository_cells(r: Row, default: str, best_em: bool, best_es: bool) -> list[str]:
+    return [
+        r.task,
+        r.repository,
+        r.system + (f" {DEFAULT_MARK}" if r.system == default else ""),
+        str(r.samples),
+        _pct(r.exact_match) + (f" {BEST_MARK}" if best_em else "  "),
+        _pct(r.edit_similarity) + (f" {BEST_MARK}" if best_es else "  "),
+    ]
+
+
+def _replay_repository_cells(r: ReplayRow, default: str) -> list[str]:
+    precision = "-" if r.precision is None else _pct(r.precision)
+    system = r.system + (f" {DEFAULT_MARK}" if r.system == default else "")
+    return [r.user, r.repository, system, str(r.lines), _pct(r.saved), _pct(r.shown), precision]
+
+
+def format_repository_table(report: EvalReport) -> str:
+    """The main metrics per repository (a double trained on several); empty when the samples span one."""
+    rows = [r for r in report.rows if r.repository != ALL]
+    replay = [r for r in report.replay if r.repository != ALL]
+    if not rows and not replay:
+        return ""
+    out = ["per repository:"]
+    if rows:
+        best_em, best_es = _best(rows)
+        cells = [[h + "  " if h in ("EM %", "ES %") else h for h in REPOSITORY_HEADERS]]
+        cells += [_repository_cells(r, report.default_system, i in best_em, i in best_es) for i, r in enumerate(rows)]
+        out += _fixed_width(cells, 3)
+    if replay:
+        cells = [list(REPLAY_REPOSITORY_HEADERS), *(_replay_repository_cells(r, report.default_system) for r in replay)]
+        out += ["", *_fixed_width(cells, 3)]
+    return "\n".join(out) + "\n"
+
+
 def format_table(report: EvalReport, per_language: bool = False) -> str:
     """A fixed-width table for the terminal, with a legend line under it, then the typing replay's."""
-    rows = [r for r in report.rows if per_language or r.language == ALL]
+    rows = [r for r in report.rows if r.repository == ALL and (per_language or r.language == ALL)]
     best_em, best_es = _best(rows)
     cells = [[h + "  " if h in ("EM %", "ES %") else h for h in HEADERS]]  # room for the mark, as in the rows
     for i, r in enumerate(rows):
@@ -120,7 +157,8 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
         "EM exact match, ES edit similarity"
     )
     replay = format_replay_table(report, per_language)
-    return "\n".join(out) + "\n" + ("\n" + replay if replay else "")
+    repositories = format_repository_table(report)
+    return "\n".join(out) + "\n" + ("\n" + replay if replay else "") + ("\n" + repositories if repositories else "")
 
 
 def _cell(text: str) -> str:
@@ -144,19 +182,22 @@ def _fenced(text: str, language: str) -> list[str]:
 def format_markdown(report: EvalReport) -> str:
     """report.md: provenance, the table of all rows, what each system is, and a few sample predictions."""
     samples = ", ".join(f"{n:,} {task}" for task, n in sorted(report.samples.items(), key=lambda kv: task_key(kv[0])))
+    several = len(report.repositories) > 1
+    where = f"{len(report.repositories)} repositories (see Per repository)" if several else f"`{report.repository}`"
     out = [
         f"# codedouble eval: {Path(report.repository).name or report.repository}",
         "",
         (
-            f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of `{report.repository}` "
+            f"Artifact `{report.artifact}` scored on {report.heldout_commits:,} held-out commits of {where} "
             f"({samples or 'no'} samples; seed {report.seed}) on {report.machine}, {report.created}."
         ),
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---" if c < 3 else "---:" for c in range(len(HEADERS))) + "|",
     ]
-    best_em, best_es = _best(list(report.rows))
-    for i, r in enumerate(report.rows):
+    overall = [r for r in report.rows if r.repository == ALL]
+    best_em, best_es = _best(overall)
+    for i, r in enumerate(overall):
         em, es = _pct(r.exact_match), _pct(r.edit_similarity)
         system = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
         values = [
@@ -185,11 +226,12 @@ def format_markdown(report: EvalReport) -> str:
             "| " + " | ".join(REPLAY_HEADERS) + " |",
             "|" + "|".join("---" if c < 3 else "---:" for c in range(len(REPLAY_HEADERS))) + "|",
         ]
-        for r in report.replay:
+        for r in (r for r in report.replay if r.repository == ALL):
             cells = _replay_cells(r, "")
             cells[2] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
             out.append("| " + " | ".join(cells) + " |")
         out += ["", REPLAY_LEGEND[0].upper() + REPLAY_LEGEND[1:] + "."]
+    out += _markdown_repositories(report)
     out += [
         "",
         "## Systems",
@@ -212,6 +254,35 @@ def format_markdown(report: EvalReport) -> str:
     return "\n".join(out) + "\n"
 
 
+def _markdown_repositories(report: EvalReport) -> list[str]:
+    """report.md's per-repository section: the main metrics of each repository the double was trained on."""
+    rows = [r for r in report.rows if r.repository != ALL]
+    replay = [r for r in report.replay if r.repository != ALL]
+    if not rows and not replay:
+        return []
+    out = ["", "## Per repository", ""]
+    out += [f"- **{_cell(name)}**: `{path}`" for name, path in sorted(report.repositories.items())]
+    if rows:
+        best_em, best_es = _best(rows)
+        out += ["", "| " + " | ".join(REPOSITORY_HEADERS) + " |"]
+        out.append("|" + "|".join("---" if c < 3 else "---:" for c in range(len(REPOSITORY_HEADERS))) + "|")
+        for i, r in enumerate(rows):
+            em, es = _pct(r.exact_match), _pct(r.edit_similarity)
+            system = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
+            values = [_cell(r.task), _cell(r.repository), system, str(r.samples)]
+            values += [f"**{em}**" if i in best_em else em, f"**{es}**" if i in best_es else es]
+            out.append("| " + " | ".join(values) + " |")
+    if replay:
+        out += ["", "| " + " | ".join(REPLAY_REPOSITORY_HEADERS) + " |"]
+        out.append("|" + "|".join("---" if c < 3 else "---:" for c in range(len(REPLAY_REPOSITORY_HEADERS))) + "|")
+        for r in replay:
+            cells = _replay_repository_cells(r, "")
+            cells[1] = _cell(r.repository)
+            cells[2] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def _system_ticks(ax: Any, present: list[str], default: str) -> None:
     xs = range(len(present))
     crowded = len(present) > 3
@@ -230,7 +301,7 @@ def _system_ticks(ax: Any, present: list[str], default: str) -> None:
 
 def _plot_replay(ax: Any, report: EvalReport) -> None:
     """The typing replay's panel: characters saved by each simulated user, and the line user's precision."""
-    rows = {(r.system, r.user): r for r in report.replay if r.language == ALL}
+    rows = {(r.system, r.user): r for r in report.replay if r.language == ALL and r.repository == ALL}
     present = [s for s in report.systems if (s, "line") in rows]
     width = 0.27
     bars = (
@@ -249,7 +320,7 @@ def _plot_replay(ax: Any, report: EvalReport) -> None:
 def plot(report: EvalReport, path: Path) -> None:
     """A PNG bar chart: one panel per task, EM and ES per system side by side, and one for the typing replay
     (Agg canvas: no display needed)."""
-    rows = [r for r in report.rows if r.language == ALL]
+    rows = [r for r in report.rows if r.language == ALL and r.repository == ALL]
     tasks = sorted({r.task for r in rows}, key=task_key)
     panels: list[str] = tasks + (["typing replay"] if report.replay else [])
     systems = [s for s in report.systems if any(r.system == s for r in rows)]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from codedouble.server.contract import artifact as artifacts
 from codedouble.server.contract.errors import CodedoubleError
@@ -17,8 +18,8 @@ from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.workspace import WorkspaceContext
 from codedouble.trainer.evaluation import metrics, replay, summary, tasks
-from codedouble.trainer.evaluation.context import ParentWorkspaces
-from codedouble.trainer.mining import dataset
+from codedouble.trainer.evaluation.context import RepositoryWorkspaces
+from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.training.split import Split
 
 EXAMPLES = 3  # sample predictions per task kept for report.md
@@ -67,18 +68,24 @@ class _Renamed:
         return self.model.complete(request, cancelled)
 
 
-def _heldout(artifact: Path, manifest: dict) -> tuple[list, Path, int]:  # type: ignore[type-arg]
+def _heldout(artifact: Path, manifest: dict) -> tuple[list, dict[str, Any], int]:  # type: ignore[type-arg]
+    """The held-out records, the dataset's manifest and the number of held-out commits; every repository the
+    records come from must still be there (eval reads their files)."""
     data = Path(manifest["dataset"]["path"])
-    if dataset.read_manifest(data) is None:
+    mined = dataset.read_manifest(data)
+    if mined is None:
         raise EvalError(f"the dataset this double was trained on is gone ({data}); eval needs its held-out records")
     split = Split.from_dict(manifest["split"])
     if not split.heldout_commits:
         raise EvalError(f"{artifact} was trained with nothing held out (--heldout 0): there is nothing to evaluate on")
     records = [r for r in dataset.load_records(data) if split.is_heldout(r)]
-    repository = Path(manifest["dataset"]["repository"])
-    if not repository.exists():
-        raise EvalError(f"the mined repository is gone ({repository}); eval reads the held-out files from it")
-    return records, repository, len(split.heldout_commits)
+    for repository in sorted({r.repository for r in records}):
+        if not Path(repository).exists():
+            raise EvalError(
+                f"the mined repository is gone ({repository}); eval reads the held-out files from it: put it back "
+                "there, or mine the dataset again without it and train a new double"
+            )
+    return records, mined, len(split.heldout_commits)
 
 
 def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summary.EvalReport:
@@ -86,11 +93,17 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
 
     try:
         manifest = artifacts.read_manifest(artifact)
-        records, repository, heldout_commits = _heldout(artifact, manifest)
-        samples = tasks.sample(records, repository, opts.line_samples, opts.block_samples, opts.seed)
+        records, mined, heldout_commits = _heldout(artifact, manifest)
+        repository = Path(manifest["dataset"]["repository"])  # the primary: the report is named after it
+        # A double trained on several repositories is scored on each one's held-out commits, read from it.
+        samples = tasks.sample(records, opts.line_samples, opts.block_samples, opts.seed)
         heldout_shas = Split.from_dict(manifest["split"]).heldout_commits
-        mined = dataset.read_manifest(Path(manifest["dataset"]["path"])) or {}
-        typed_lines = replay.lines(repository, heldout_shas, opts.replay_lines, opts.seed, dataset.path_filter(mined))
+        sources = [
+            (Path(path), commits, dataset.path_filter(mined, path))
+            for path, commits in repositories.commits_by_repository(records, heldout_shas).items()
+        ]
+        typed_lines = replay.lines_of(sources, opts.replay_lines, opts.seed)
+        names = repositories.names(mined)
         if not samples:
             raise EvalError(
                 f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
@@ -124,11 +137,11 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         system.complete(Request(samples[0].path, samples[0].prefix, samples[0].suffix, samples[0].task))  # type: ignore[arg-type]
     outcomes: list[summary.Outcome] = []
     examples: list[dict[str, str]] = []
-    workspaces = ParentWorkspaces(repository) if opts.workspace else None
+    workspaces = RepositoryWorkspaces() if opts.workspace else None
     # In commit order: the samples of one commit share its parent's workspace, built once.
-    ordered = sorted(samples, key=lambda s: s.commit)
+    ordered = sorted(samples, key=lambda s: (s.repository, s.commit))
     for sample in tqdm(ordered, desc="eval", unit="sample", disable=None if progress else True):
-        workspace = workspaces(sample.commit, sample.path) if workspaces is not None else None
+        workspace = workspaces(sample.repository, sample.commit, sample.path) if workspaces is not None else None
         request = Request(sample.path, sample.prefix, sample.suffix, sample.task, workspace)  # type: ignore[arg-type]
         predictions: dict[str, str] = {}
         for system in systems:
@@ -146,6 +159,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
                     metrics.exact_match(prediction, sample.target, sample.task),
                     metrics.edit_similarity(prediction, sample.target, sample.task),
                     elapsed,
+                    names.get(sample.repository, Path(sample.repository).name),
                 )
             )
         if sum(e["task"] == sample.task for e in examples) < EXAMPLES:
@@ -167,22 +181,25 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             engine.combined.name + NO_WORKSPACE: lambda r: engine.propose(replace(r, workspace=None)).text,
         }
         for line in tqdm(
-            sorted(typed_lines, key=lambda line: line.commit),
+            sorted(typed_lines, key=lambda line: (line.repository, line.commit)),
             desc="typing replay",
             unit="line",
             disable=None if progress else True,
         ):
-            workspace = workspaces(line.commit, line.path) if workspaces is not None else None
+            workspace = workspaces(line.repository, line.commit, line.path) if workspaces is not None else None
+            name = names.get(line.repository, Path(line.repository).name)
             for system in systems:
                 complete = shown.get(system.name, system.complete)
                 memo: dict[int, tuple[str, float]] = {}  # both users type the same prefixes until one accepts
                 for user in replay.USERS:
                     typed.append(
-                        replay.type_line(_with_workspace(complete, workspace), system.name, line, user, memo=memo)
+                        replay.type_line(
+                            _with_workspace(complete, workspace), system.name, line, user, memo=memo, repository=name
+                        )
                     )
     if workspaces is not None:
         workspaces.close()
-    names = [s.name for s in systems]
+    system_names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
         counts[sample.task] = counts.get(sample.task, 0) + 1
@@ -193,14 +210,15 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         seed=opts.seed,
         heldout_commits=heldout_commits,
         samples=counts,
-        systems=tuple(names),
+        systems=tuple(system_names),
         descriptions={s.name: s.description for s in systems},
         default_system=engine.combined.name,
-        rows=tuple(summary.aggregate(outcomes, names)),
+        rows=tuple(summary.aggregate(outcomes, system_names)),
         machine=_machine(opts.threads),
         examples=tuple(examples),
         replay_lines=len(typed_lines),
-        replay=tuple(replay.aggregate(typed, names)),
+        replay=tuple(replay.aggregate(typed, system_names)),
+        repositories={name: path for path, name in names.items()},
     )
 
 

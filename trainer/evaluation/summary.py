@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from codedouble.server.stats import percentile
@@ -24,6 +24,7 @@ class Outcome:
     exact_match: bool
     edit_similarity: float
     latency_ms: float
+    repository: str = ""  # the sample's repository, by its display name
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Row:
     edit_similarity: float  # mean 0..1
     p50_ms: float
     p95_ms: float
+    repository: str = ALL  # a repository's display name for its own row, when the samples span several
 
 
 def task_key(task: str) -> tuple[int, str]:
@@ -46,7 +48,7 @@ def language_key(language: str) -> tuple[bool, str]:
     return (language != ALL, language)
 
 
-def _row(system: str, task: str, language: str, outcomes: Sequence[Outcome]) -> Row:
+def _row(system: str, task: str, language: str, outcomes: Sequence[Outcome], repository: str = ALL) -> Row:
     n = len(outcomes)
     latencies = [o.latency_ms for o in outcomes]
     return Row(
@@ -58,6 +60,7 @@ def _row(system: str, task: str, language: str, outcomes: Sequence[Outcome]) -> 
         edit_similarity=sum(o.edit_similarity for o in outcomes) / n,
         p50_ms=percentile(latencies, 50),
         p95_ms=percentile(latencies, 95),
+        repository=repository,
     )
 
 
@@ -65,16 +68,21 @@ def aggregate(outcomes: Iterable[Outcome], systems: Sequence[str]) -> list[Row]:
     """One row per (system, task) over all languages, plus one per language where a task spans several.
 
     Ordered by task, then language (ALL first), then the order of `systems`; a system with no outcomes for a
-    task gets no row there rather than a row of zeros that would read as a score.
+    task gets no row there rather than a row of zeros that would read as a score. When the outcomes span
+    several repositories, each task's rows end with one per repository (over all its languages).
     """
     groups: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
+    by_repository: dict[tuple[str, str, str], list[Outcome]] = defaultdict(list)
     languages: dict[str, set[str]] = defaultdict(set)
+    repositories: set[str] = set()
     for outcome in outcomes:
         if outcome.system not in systems:
             raise ValueError(f"outcome for unknown system {outcome.system!r}; systems are {list(systems)}")
         groups[(outcome.system, outcome.task, ALL)].append(outcome)
         groups[(outcome.system, outcome.task, outcome.language)].append(outcome)
+        by_repository[(outcome.system, outcome.task, outcome.repository)].append(outcome)
         languages[outcome.task].add(outcome.language)
+        repositories.add(outcome.repository)
     rows: list[Row] = []
     for task in sorted(languages, key=task_key):
         shown = [ALL] + (sorted(languages[task]) if len(languages[task]) > 1 else [])
@@ -83,6 +91,11 @@ def aggregate(outcomes: Iterable[Outcome], systems: Sequence[str]) -> list[Row]:
                 members = groups.get((system, task, language))
                 if members:
                     rows.append(_row(system, task, language, members))
+        for repository in sorted(repositories) if len(repositories) > 1 else []:
+            for system in systems:
+                members = by_repository.get((system, task, repository))
+                if members:
+                    rows.append(_row(system, task, ALL, members, repository))
     return rows
 
 
@@ -102,6 +115,7 @@ class EvalReport:
     examples: tuple[dict[str, str], ...] = ()  # keys: task, language, prompt_tail, target, and one per system
     replay_lines: int = 0  # lines of the held-out commits typed keystroke by keystroke
     replay: tuple[ReplayRow, ...] = ()
+    repositories: dict[str, str] = field(default_factory=dict)  # display name -> path, of every repository
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -128,8 +142,10 @@ class EvalReport:
             examples=tuple(dict(e) for e in data.get("examples", ())),
             replay_lines=int(data.get("replay_lines", 0)),
             replay=tuple(ReplayRow(**r) for r in data.get("replay", ())),
+            repositories=dict(data.get("repositories", {})),
         )
 
 
-def row(report: EvalReport, system: str, task: str, language: str = ALL) -> Row | None:
-    return next((r for r in report.rows if (r.system, r.task, r.language) == (system, task, language)), None)
+def row(report: EvalReport, system: str, task: str, language: str = ALL, repository: str = ALL) -> Row | None:
+    wanted = (system, task, language, repository)
+    return next((r for r in report.rows if (r.system, r.task, r.language, r.repository) == wanted), None)

@@ -31,6 +31,7 @@ class Sample:
     suffix: str  # after the target
     target: str
     commit: str = ""  # the held-out commit it was cut from (its parent is the workspace the engineer had)
+    repository: str = ""  # the repository of that commit (a dataset may hold several)
 
 
 def _added_lines(record: ChangeRecord) -> list[int]:
@@ -59,48 +60,55 @@ def _locate(text: str, record: ChangeRecord) -> int | None:
     return at if at >= 0 and text.count("\n", line_start, at) == 0 else None
 
 
-def _files(repository: Path, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """Each (commit, path)'s text, secrets scrubbed as the miner scrubbed the records; unreadable ones left out."""
+def _files(wanted: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """Each (repository, commit, path)'s text, secrets scrubbed as the miner scrubbed the records; unreadable
+    ones (and those of a repository that is gone) left out."""
     scrubber = SecretScrubber()
-    out: dict[tuple[str, str], str] = {}
-    with BlobReader(repository, MAX_FILE_BYTES) as reader:
-        for commit, path in sorted(set(wanted)):
-            try:
-                blob = reader.read_many([f"{commit}:{path}"])[f"{commit}:{path}"]
-            except GitError:
-                continue
-            if blob.data is None:
-                continue
-            try:
-                out[(commit, path)] = scrubber.scrub(blob.data.decode("utf-8")).text
-            except UnicodeDecodeError:
-                continue
+    out: dict[tuple[str, str, str], str] = {}
+    by_repository: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for repository, commit, path in sorted(set(wanted)):
+        by_repository[repository].append((commit, path))
+    for repository, files in by_repository.items():
+        if not Path(repository).exists():
+            continue
+        with BlobReader(Path(repository), MAX_FILE_BYTES) as reader:
+            for commit, path in files:
+                try:
+                    blob = reader.read_many([f"{commit}:{path}"])[f"{commit}:{path}"]
+                except GitError:
+                    continue
+                if blob.data is None:
+                    continue
+                try:
+                    out[(repository, commit, path)] = scrubber.scrub(blob.data.decode("utf-8")).text
+                except UnicodeDecodeError:
+                    continue
     return out
 
 
-def sample(
-    heldout: list[ChangeRecord], repository: Path, line_samples: int, block_samples: int, seed: int
-) -> list[Sample]:
-    """Up to `line_samples` next-line and `block_samples` block samples, the same ones for the same seed."""
+def sample(heldout: list[ChangeRecord], line_samples: int, block_samples: int, seed: int) -> list[Sample]:
+    """Up to `line_samples` next-line and `block_samples` block samples, the same ones for the same seed; each
+    record's file is read from the record's own repository."""
     rng = random.Random(seed)
     records = sorted(
         (r for r in heldout if r.after and r.change in ("added", "modified")),
-        key=lambda r: (r.commit, r.path, r.line, r.qualified_name),
+        key=lambda r: (r.repository, r.commit, r.path, r.line, r.qualified_name),
     )
-    files = _files(repository, ((r.commit, r.path) for r in records))
+    files = _files((r.repository, r.commit, r.path) for r in records)
     line_pool: list[tuple[ChangeRecord, int, int]] = []  # record, its offset in the file, line index
     block_pool: list[tuple[ChangeRecord, int]] = []
-    covered: dict[tuple[str, str], set[int]] = defaultdict(set)  # an added class repeats its methods' lines
+    covered: dict[tuple[str, str, str], set[int]] = defaultdict(set)  # an added class repeats its methods' lines
     for r in records:
-        text = files.get((r.commit, r.path))
+        key = (r.repository, r.commit, r.path)
+        text = files.get(key)
         at = _locate(text, r) if text is not None else None
         if at is None:
             continue
         first_line = text.count("\n", 0, at)  # type: ignore[union-attr]
         lines = r.after.split("\n")  # type: ignore[union-attr]
         for i in _added_lines(r):
-            if _worth_completing(lines[i]) and first_line + i not in covered[(r.commit, r.path)]:
-                covered[(r.commit, r.path)].add(first_line + i)
+            if _worth_completing(lines[i]) and first_line + i not in covered[key]:
+                covered[key].add(first_line + i)
                 line_pool.append((r, at, i))
         signature, body = blocks.split_definition(r.after, r.language)  # type: ignore[arg-type]
         if (
@@ -113,7 +121,7 @@ def sample(
 
     samples: list[Sample] = []
     for r, at, i in rng.sample(line_pool, min(line_samples, len(line_pool))):
-        text = files[(r.commit, r.path)]
+        text = files[(r.repository, r.commit, r.path)]
         lines = r.after.split("\n")  # type: ignore[union-attr]
         start = at + sum(len(x) + 1 for x in lines[:i])
         line = lines[i].rstrip()
@@ -131,10 +139,11 @@ def sample(
                 text[end:],
                 line[column:],
                 r.commit,
+                r.repository,
             )
         )
     for r, at in rng.sample(block_pool, min(block_samples, len(block_pool))):
-        text = files[(r.commit, r.path)]
+        text = files[(r.repository, r.commit, r.path)]
         signature, body = blocks.split_definition(r.after, r.language)  # type: ignore[arg-type]
         cursor = at + len(signature)
         end = at + len(r.after)  # type: ignore[arg-type]
@@ -148,6 +157,7 @@ def sample(
                 text[end:],
                 body,
                 r.commit,
+                r.repository,
             )
         )
     return samples

@@ -50,10 +50,12 @@ def read_manifest(dataset: Path, check_format: bool = True) -> dict[str, Any] | 
     return manifest
 
 
-def path_filter(manifest: dict[str, Any]) -> filters.PathFilter:
+def path_filter(manifest: dict[str, Any], repository: str | None = None) -> filters.PathFilter:
     """The paths a dataset was mined from (its --include/--exclude, less the paths `forget` took back): what
-    eval and tuning type lines of, and where the corpus's module-level lines come from."""
-    options = manifest.get("options", {})
+    eval and tuning type lines of, and where the corpus's module-level lines come from. Each repository was
+    mined with its own options (the primary's when `repository` is not given)."""
+    entry = next((e for e in manifest.get("repositories") or () if e["path"] == repository), None)
+    options = (entry or manifest).get("options", {})
     forgotten = tuple(glob for t in tombstones.from_manifest(manifest) for glob in t.rule.paths)
     return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())) + forgotten)
 

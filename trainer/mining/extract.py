@@ -35,6 +35,7 @@ class FileWork:
 class CommitWork:
     commit: CommitInfo
     files: tuple[FileWork, ...]
+    repository: str  # its records name it: a dataset may hold several repositories
 
 
 @dataclass
@@ -144,6 +145,7 @@ class Extractor:
                 enclosing = tuple(self._clean(s, result.secrets) or "" for s in change.enclosing)
                 result.records.append(
                     ChangeRecord(
+                        repository=work.repository,
                         commit=c.sha,
                         author_email=c.author_email,
                         author_name=c.author_name,

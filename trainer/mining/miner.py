@@ -7,7 +7,7 @@ import json
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,11 +17,11 @@ from typing import Any
 from codedouble.server.contract import atomic, tombstones
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.contract.version import tool_version
-from codedouble.trainer.mining import dataset, filters
+from codedouble.trainer.mining import dataset, filters, repositories
 from codedouble.trainer.mining.extract import CommitResult
 from codedouble.trainer.mining.gitio import GitError, git, repository
-from codedouble.trainer.mining.identity import Identities, resolve
-from codedouble.trainer.mining.report import KEPT, Counts, render
+from codedouble.trainer.mining.identity import Identities, UnknownAuthorError, resolve
+from codedouble.trainer.mining.report import KEPT, Counts
 from codedouble.trainer.mining.walk import Walk, mine_chunk, mine_commits
 
 DUPLICATE = "exact duplicate"
@@ -141,55 +141,157 @@ def _time_span(span: tuple[str | None, str | None], authored_at: str) -> tuple[s
     return (min(first, when) if first else when, max(last, when) if last else when)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """One repository named on the command line, opened and its engineer's identities resolved."""
+
+    root: Path
+    head: str
+    shallow_boundary: frozenset[str]
+    identities: Identities
+
+
 @dataclass
 class _Plan:
-    """What this run mines: everything, or only the commits since the dataset's last head."""
+    """What this run mines of one repository: everything, or only the commits since its last head."""
 
     revisions: list[str]
-    previous: dict[str, Any] | None  # the manifest this run extends; None for a full run
+    previous: dict[str, Any] | None  # the repository's entry this run extends; None for a full run
     notes: list[str]
+    up_to_date: bool = False
 
 
-def _plan(root: Path, head: str, out: Path, options: MineOptions) -> _Plan:
-    previous = dataset.read_manifest(out, check_format=not options.fresh)
-    if previous is None or options.fresh:
-        return _Plan([head], None, [])
-    if previous.get("repository") != str(root):
-        raise MineError(
-            f"{out} holds a dataset of another repository ({previous.get('repository')}); "
-            "choose another --out, or pass --fresh to replace it"
-        )
-    if previous.get("options_fingerprint") != options.fingerprint():
-        return _Plan([head], None, ["the mining options changed since the last run: mining the whole history again"])
-    if not _is_ancestor(root, previous["head"], head):
-        return _Plan([head], None, ["the history was rewritten since the last run: mining the whole history again"])
-    return _Plan([head, f"^{previous['head']}"], previous, [])
-
-
-def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True) -> MineResult:
-    """Mine `repo_path` into the dataset directory `out`; only new commits when `out` already holds its dataset."""
-    from tqdm import tqdm
-
+def _open(repo_path: Path, options: MineOptions, several: bool) -> _Source:
     root, head, shallow_boundary = open_repository(repo_path)
     if options.revision != "HEAD":
         try:
             head = git(root, "rev-parse", "--verify", f"{options.revision}^{{commit}}").strip()
         except GitError:
             raise MineError(f"{options.revision!r} does not name a commit in {root}") from None
-    identities = resolve(root, head, list(options.authors), options.all_authors)
-    _prepare_output(out)
-    plan = _plan(root, head, out, options)
-    previous = plan.previous
-    counts = Counts.from_dict(previous["counts"]) if previous else Counts()
-    if previous is not None and previous["head"] == head:
-        report = render(counts, _heading(root, head, identities))
-        return MineResult(out, 0, 0, True, counts, report, [f"up to date: no new commits since {head[:12]}"])
+    try:
+        identities = resolve(root, head, list(options.authors), options.all_authors)
+    except UnknownAuthorError as exc:
+        if not several:
+            raise
+        # Each repository must hold commits of one of the person's identities; say which one does not.
+        raise UnknownAuthorError(f"{root}: {exc}") from None
+    return _Source(root, head, shallow_boundary, identities)
 
+
+def _plan(source: _Source, entry: dict[str, Any] | None, options: MineOptions) -> _Plan:
+    if entry is None:
+        return _Plan([source.head], None, [])
+    if entry.get("options_fingerprint") != options.fingerprint():
+        return _Plan(
+            [source.head], None, ["the mining options changed since the last run: mining the whole history again"]
+        )
+    if not _is_ancestor(source.root, entry["head"], source.head):
+        return _Plan(
+            [source.head], None, ["the history was rewritten since the last run: mining the whole history again"]
+        )
+    if entry["head"] == source.head:
+        return _Plan([], entry, [f"up to date: no new commits since {source.head[:12]}"], up_to_date=True)
+    return _Plan([source.head, f"^{entry['head']}"], entry, [])
+
+
+def mine(repos: Path | Sequence[Path], out: Path, options: MineOptions, progress: bool = True) -> MineResult:
+    """Mine each of `repos` into the dataset directory `out`. A repository already in the dataset is mined
+    from its last head on; another one joins the dataset beside those in it (`--fresh`: the dataset is
+    replaced by the repositories named)."""
+    named = [repos] if isinstance(repos, Path) else list(repos)
+    if not named:
+        raise MineError("name at least one repository to mine")
+    sources: list[_Source] = []
+    for path in named:
+        source = _open(path, options, several=len(named) > 1)
+        if all(s.root != source.root for s in sources):  # the same repository named twice is mined once
+            sources.append(source)
+    _prepare_output(out)
+    # Read even with --fresh: a manifest another tool wrote is refused, never replaced.
+    previous = dataset.read_manifest(out, check_format=not options.fresh)
+    previous = None if options.fresh else previous
+    listed = repositories.entries(previous)
+    graves = tombstones.from_manifest(previous) if previous else _tombstones(out, [s.root for s in sources])
+    plans = [(s, _plan(s, repositories.entry(previous, str(s.root)), options)) for s in sources]
+    several = len({*(e["path"] for e in listed), *(str(s.root) for s in sources)}) > 1
+
+    def noted(source: _Source, notes: list[str]) -> list[str]:
+        name = (repositories.entry(previous, str(source.root)) or {}).get("name", source.root.name)
+        return [f"{name}: {n}" for n in notes] if several else notes
+
+    notes = [n for s, plan in plans for n in noted(s, plan.notes)]
+    if previous is not None and all(plan.up_to_date for _, plan in plans):
+        counts = Counts.from_dict(previous["counts"])
+        return MineResult(out, 0, 0, True, counts, repositories.report(previous), notes)
+
+    # The shards of a repository mined whole again are replaced: their records are not repeats to drop.
+    replaced = {str(s.root) for s, plan in plans if plan.previous is None}
+    kept_shards = [name for e in listed if e["path"] not in replaced for name in e["shards"]]
+    seen = dataset.content_hashes(out, {"shards": kept_shards}) if kept_shards else set()
+    run = max((int(r["run"]) for r in (previous or {}).get("runs", [])), default=0) + 1
+    mined: dict[str, dict[str, Any]] = {}
+    new_commits = new_records = 0
+    for source, plan in plans:
+        if plan.up_to_date:
+            continue
+        old = repositories.entry(previous, str(source.root))
+        taken = [e["name"] for e in listed] + [e["name"] for e in mined.values()]
+        name = old["name"] if old else repositories.display_name(source.root, taken)
+        entry, commits, records = _mine_repository(source, plan, name, out, options, seen, graves, run, progress)
+        mined[entry["path"]] = entry
+        new_commits += commits
+        new_records += records
+        run += 1
+        if plan.previous is not None:
+            notes += noted(source, [f"incremental: mined {commits} new commits since {plan.previous['head'][:12]}"])
+        elif old is None and listed:
+            notes.append(f"added {source.root} to the dataset as {name!r}: mined {commits} commits")
+
+    # In the order they joined, the primary first; new ones after, in the order named.
+    entries = [mined.pop(e["path"], e) for e in listed] + list(mined.values())
+    manifest = {
+        "tool_version": tool_version(),
+        **repositories.summary(entries),
+        "filters": {  # the primary's, as `options`; every repository's own are in its entry
+            "max_file_bytes": entries[0]["options"]["max_file_bytes"],
+            "include": list(entries[0]["options"]["include"]),
+            "exclude": list(entries[0]["options"]["exclude"]),
+            "always": "vendored, generated, minified, binary, non-UTF-8, oversized, symlinks and submodules, "
+            "syntax errors, exact duplicates, bots, merges",
+        },
+        repositories.KEY: entries,
+        tombstones.DATASET_KEY: [t.to_dict() for t in graves],
+    }
+    dataset.write_manifest(out, manifest)
+    report = repositories.report(manifest)
+    atomic.write_text(out / "report.txt", report)  # derived from the manifest, rewritten after it
+    dataset.sweep_unlisted_shards(out, manifest["shards"])
+    incremental = all(plan.previous is not None for _, plan in plans)
+    counts = Counts.from_dict(manifest["counts"])
+    return MineResult(out, new_commits, new_records, incremental, counts, report, notes)
+
+
+def _mine_repository(
+    source: _Source,
+    plan: _Plan,
+    name: str,
+    out: Path,
+    options: MineOptions,
+    seen: set[str],
+    graves: list[tombstones.Tombstone],
+    run: int,
+    progress: bool,
+) -> tuple[dict[str, Any], int, int]:
+    """Mine one repository's new commits into a shard of its own; its manifest entry, commits and records.
+    `seen` (the content hashes in the dataset) grows with what this run keeps."""
+    from tqdm import tqdm
+
+    root, head, previous = source.root, source.head, plan.previous
     walk = Walk(
         root=root,
-        identities=identities,
+        identities=source.identities,
         authors_named=bool(options.authors),
-        shallow_boundary=shallow_boundary,
+        shallow_boundary=source.shallow_boundary,
         path_filter=filters.PathFilter(options.include, options.exclude),
         max_file_bytes=options.max_file_bytes,
     )
@@ -198,16 +300,13 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
     shas = git(root, "rev-list", "--reverse", *dates, *plan.revisions, "--").split()
     jobs = options.jobs or (min(2, os.cpu_count() or 1) if len(shas) >= PARALLEL_MIN_COMMITS else 1)
 
-    seen = dataset.content_hashes(out, previous) if previous else set()
-    graves = _tombstones(out, root)
     rules = [t.rule for t in graves]
     forgotten_changes = {h for t in graves for h in t.content_hashes}
-    run = int(previous["runs"][-1]["run"]) + 1 if previous else 1
     shard_name = f"part-{run:04d}-{head[:12]}.jsonl"
     span = (previous["time_span"]["first"], previous["time_span"]["last"]) if previous else (None, None)
     new_counts = Counts()
     writer = dataset.ShardWriter(out, shard_name)
-    bar = tqdm(total=len(shas), unit="commit", desc="mining", disable=None if progress else True, leave=False)
+    bar = tqdm(total=len(shas), unit="commit", desc=f"mining {name}", disable=None if progress else True, leave=False)
     try:
         if jobs > 1:
             results = _mine_parallel(walk, shas, jobs, new_counts, bar.update)
@@ -242,61 +341,43 @@ def mine(repo_path: Path, out: Path, options: MineOptions, progress: bool = True
     finally:
         bar.close()
 
+    counts = Counts.from_dict(previous["counts"]) if previous else Counts()
     counts.add(new_counts)
-    shards = [*(previous["shards"] if previous else []), shard_name]
-    runs = [
-        *(previous["runs"] if previous else []),
-        {
-            "run": run,
-            "head": head,
-            "from": previous["head"] if previous else None,
-            "commits": len(shas),
-            "records": writer.count,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
-    ]
-    report = render(counts, _heading(root, head, identities))
-    dataset.write_manifest(
-        out,
-        {
-            "tool_version": tool_version(),
-            "repository": str(root),
-            "head": head,
-            "identities": sorted(identities.emails),
-            "all_authors": identities.all_authors,
-            "options": {k: v for k, v in asdict(options).items() if k not in {"jobs", "fresh"}},
-            "options_fingerprint": options.fingerprint(),
-            "filters": {
-                "max_file_bytes": options.max_file_bytes,
-                "include": list(options.include),
-                "exclude": list(options.exclude),
-                "always": "vendored, generated, minified, binary, non-UTF-8, oversized, symlinks and submodules, "
-                "syntax errors, exact duplicates, bots, merges",
+    entry = {
+        "path": str(root),
+        "name": name,
+        "head": head,
+        "identities": sorted(source.identities.emails),
+        "all_authors": source.identities.all_authors,
+        "options": {k: v for k, v in asdict(options).items() if k not in {"jobs", "fresh"}},
+        "options_fingerprint": options.fingerprint(),
+        "counts": counts.to_dict(),
+        "time_span": {"first": span[0], "last": span[1]},
+        "shards": [*(previous["shards"] if previous else []), shard_name],
+        "runs": [
+            *(previous["runs"] if previous else []),
+            {
+                "run": run,
+                "head": head,
+                "from": previous["head"] if previous else None,
+                "commits": len(shas),
+                "records": writer.count,
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             },
-            "counts": counts.to_dict(),
-            "time_span": {"first": span[0], "last": span[1]},
-            "shards": shards,
-            "runs": runs,
-            tombstones.DATASET_KEY: [t.to_dict() for t in graves],
-        },
-    )
-    atomic.write_text(out / "report.txt", report)  # derived from the manifest, rewritten after it
-    dataset.sweep_unlisted_shards(out, shards)
-    notes = list(plan.notes)
-    if previous:
-        notes.append(f"incremental: mined {len(shas)} new commits since {previous['head'][:12]}")
-    return MineResult(out, len(shas), writer.count, previous is not None, counts, report, notes)
+        ],
+    }
+    return entry, len(shas), writer.count
 
 
-def _tombstones(out: Path, root: Path) -> list[tombstones.Tombstone]:
-    """What `forget` removed from the dataset at `out`: honoured by every later run, `--fresh` ones included
-    (a fresh mine of the same repository must not bring forgotten data back)."""
+def _tombstones(out: Path, roots: list[Path]) -> list[tombstones.Tombstone]:
+    """What `forget` removed from the dataset `--fresh` replaces at `out`: honoured still when it shares a
+    repository with this run (a fresh mine must not bring forgotten data back)."""
     try:
         manifest = dataset.read_manifest(out, check_format=False)
     except dataset.DatasetError:
         return []
-    if manifest is None or manifest.get("repository") != str(root):
-        return []  # another repository's dataset, replaced by --fresh: its tombstones spoke of other commits
+    if manifest is None or not set(repositories.paths(manifest)) & {str(root) for root in roots}:
+        return []  # other repositories' dataset: its tombstones spoke of other commits
     return tombstones.from_manifest(manifest)
 
 
@@ -306,7 +387,3 @@ def _is_ancestor(root: Path, older: str, newer: str) -> bool:
         return True
     except GitError:
         return False
-
-
-def _heading(root: Path, head: str, identities: Identities) -> str:
-    return f"codedouble data report — {root} @ {head[:12]}\nidentities: {identities.describe()}"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 # Bump when a field changes meaning or disappears; readers refuse records of another version.
-RECORD_FORMAT = 1
+# 2: records name their repository (a dataset may hold several).
+RECORD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class FileContext:
 
 @dataclass(frozen=True)
 class ChangeRecord:
-    commit: str
+    repository: str  # the mined repository's resolved root, as the dataset manifest lists it
+    commit: str  # a SHA of that repository
     author_email: str  # after .mailmap
     author_name: str
     authored_at: str  # ISO 8601

@@ -111,7 +111,7 @@ def _commit_works(
                 else:
                     works.append(work)
             if works:
-                yield CommitWork(commit=c, files=tuple(works))
+                yield CommitWork(commit=c, files=tuple(works), repository=str(walk.root))
 
 
 _extractor: Extractor | None = None

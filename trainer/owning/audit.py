@@ -97,6 +97,8 @@ def _provenance(report: Audit, manifest: dict[str, Any]) -> None:
     add = report.provenance.append
     add(("created", str(manifest.get("created"))))
     add(("repository", f"{data.get('repository')} @ {str(data.get('head'))[:12]}"))
+    for other in (data.get("repositories") or [])[1:]:  # a double of several repositories: the primary is above
+        add(("repository", f"{other.get('path')} @ {str(other.get('head'))[:12]}"))
     add(("dataset", str(data.get("path"))))
     if span:
         add(("commits from", f"{span.get('first')} to {span.get('last')}"))

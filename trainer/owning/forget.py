@@ -18,10 +18,10 @@ from typing import Any
 
 from codedouble.server.contract import artifact, atomic, tombstones
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.trainer.mining import dataset
+from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.miner import FORGOTTEN
 from codedouble.trainer.mining.records import ChangeRecord
-from codedouble.trainer.mining.report import KEPT, Counts, render
+from codedouble.trainer.mining.report import KEPT, Counts
 
 
 class ForgetError(CodedoubleError):
@@ -76,6 +76,7 @@ def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> F
     removed: list[tuple[str, ChangeRecord]] = []
     writers: dict[str, dataset.ShardWriter] = {}
     shards: list[str] = []
+    renamed: dict[str, str] = {}
     try:
         for name in manifest["shards"]:
             lines = list(dataset.shard_lines(dataset_dir, name))
@@ -86,7 +87,7 @@ def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> F
             if not any(gone):
                 shards.append(name)
                 continue
-            new_name = _shard_name(name, number)
+            new_name = renamed[name] = _shard_name(name, number)
             writer = writers[new_name] = dataset.ShardWriter(dataset_dir, new_name)
             for line, record, drop in zip(lines, records, gone, strict=True):
                 if drop:
@@ -124,16 +125,25 @@ def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> F
             writer.abort()
         raise
 
-    counts = _less(Counts.from_dict(manifest["counts"]), [r for _, r in removed])
+    # Each repository's entry loses its own removed records; the totals are derived from the entries again.
+    entries = [
+        {
+            **e,
+            "counts": _less(
+                Counts.from_dict(e["counts"]), [r for _, r in removed if r.repository == e["path"]]
+            ).to_dict(),
+            "shards": [renamed.get(name, name) for name in e["shards"]],
+        }
+        for e in repositories.entries(manifest)
+    ]
     updated = {
         **{k: v for k, v in manifest.items() if k not in {"tool", "dataset_format", "record_format"}},
-        "counts": counts.to_dict(),
-        "shards": shards,
+        **repositories.summary(entries),
+        repositories.KEY: entries,
         tombstones.DATASET_KEY: [*(t.to_dict() for t in graves), tombstone.to_dict()],
     }
     dataset.write_manifest(dataset_dir, updated)  # the commit point
-    heading = f"codedouble data report — {manifest['repository']} @ {manifest['head'][:12]}"
-    atomic.write_text(dataset_dir / "report.txt", render(counts, heading))
+    atomic.write_text(dataset_dir / "report.txt", repositories.report(updated))
     dataset.sweep_unlisted_shards(dataset_dir, shards)
     result.stale = _mark_stale(dataset_dir, manifest, tombstone)
     return result

@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from codedouble.server.engine.abstention import Abstention
 from codedouble.trainer.base.shipped import identity as base_identity
 from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.evaluation import replay
-from codedouble.trainer.mining import dataset
+from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.training import abstention, checkpoint, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
@@ -101,20 +102,29 @@ def _default_out(manifest: dict[str, Any], resume: bool) -> Path:
     return out
 
 
+def commit_sources(
+    manifest: dict[str, Any], records: list[ChangeRecord], commits: Iterable[str]
+) -> list[replay.Source]:
+    """`commits` of `records`, each read from its own repository with the paths that repository was mined from
+    (a repository that is gone gives nothing)."""
+    by_repository = repositories.commits_by_repository(records, commits)
+    return [(Path(path), shas, dataset.path_filter(manifest, path)) for path, shas in by_repository.items()]
+
+
 def _tune_abstention(
     folder: Path,
     manifest: dict[str, Any],
     fit: list[ChangeRecord],
     module: list[tuple[str, corpus.Snippet]],
     validation: frozenset[str],
+    training: list[ChangeRecord],
     opts: TrainOptions,
 ) -> Abstention | None:
     """When the double in `folder` shows a suggestion, tuned on the validation commits' lines (their code kept
     out of the completion corpus meanwhile); None when there is nothing to tune on."""
-    repository = Path(manifest["repository"])
-    if not opts.tune_lines or not validation or not repository.exists():
+    if not opts.tune_lines or not validation:
         return None
-    lines = replay.lines(repository, validation, opts.tune_lines, opts.seed, dataset.path_filter(manifest))
+    lines = replay.lines_of(commit_sources(manifest, training, validation), opts.tune_lines, opts.seed)
     if not lines:
         return None
     return abstention.tune_artifact(folder, corpus_snippets(fit, module), lines, opts.tune_seconds)
@@ -224,17 +234,19 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         eos_ids.update(base_eos if isinstance(base_eos, list) else [base_eos] if base_eos is not None else [])
         export.generation_config.eos_token_id = sorted(eos_ids) if len(eos_ids) > 1 else eos_ids.pop()
 
-        # The module-level lines of the training commits (the records hold definitions only).
-        module = module_level.snippets(
-            Path(manifest["repository"]), {r.commit for r in training}, dataset.path_filter(manifest)
-        )
+        # The module-level lines of the training commits (the records hold definitions only), of every repository.
+        module = [
+            found
+            for repository, commits, paths in commit_sources(manifest, training, {r.commit for r in training})
+            for found in module_level.snippets(repository, commits, paths)
+        ]
         snippets = corpus_snippets(training, module)
 
         def fill(folder: Path) -> None:
             export.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
-            tuned = _tune_abstention(folder, manifest, fit, module, validation, opts)
+            tuned = _tune_abstention(folder, manifest, fit, module, validation, training, opts)
             artifact.write_manifest(
                 folder,
                 {
@@ -245,6 +257,10 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "manifest_hash": _data_hash(manifest),
                         "repository": manifest["repository"],
                         "head": manifest["head"],
+                        # Every repository it learned from, the primary (above) first.
+                        "repositories": [
+                            {"path": e["path"], "head": e["head"]} for e in repositories.entries(manifest)
+                        ],
                         "time_span": manifest.get("time_span"),
                         # Which shards it learned from: a later `forget` of records in one makes it stale.
                         "shards": manifest["shards"],
@@ -286,6 +302,9 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         loop.publish(out, fill, work)
         if opts.out is None:
             artifact.mark_current(out)
+            # The server looks a double up by the repository it has open: any of the dataset's will find it.
+            for path in repositories.paths(manifest)[1:]:
+                artifact.mark_current_of(path, out)
             if previous is not None:  # wherever else the replaced double was served from (your default)
                 artifact.repoint(previous, out)
     return TrainResult(out, fitted.steps, fitted.best_validation_loss, len(stream), time.monotonic() - started)

@@ -31,13 +31,14 @@ from typing import Any
 
 from codedouble.server.contract import artifact, atomic, corpus, tombstones
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.trainer.mining import dataset
+from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.training import checkpoint, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import load_base
 from codedouble.trainer.training.split import Split, drop_near_duplicates, validation_commits
+from codedouble.trainer.training.train import commit_sources
 
 LOCK = ".update.lock"  # in the dataset: one update at a time
 
@@ -137,10 +138,13 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     if opts.resume:
         return _resume(dataset_dir, current, double, opts, progress)
 
-    # 1. The new commits, mined as `mine` would with the dataset's own options.
+    # 1. The new commits of every repository of the dataset, mined as `mine` would with each one's options.
     before = dataset.read_manifest(dataset_dir)
     assert before is not None
-    mined = mine(Path(before["repository"]), dataset_dir, _mine_options(before), progress=progress)
+    new_commits = 0
+    for entry in repositories.entries(before) or [before]:
+        path = Path(entry.get("path") or entry["repository"])
+        new_commits += mine(path, dataset_dir, _mine_options(entry), progress=progress).new_commits
     manifest = dataset.read_manifest(dataset_dir)
     assert manifest is not None
     known = set(double["dataset"]["shards"])
@@ -148,7 +152,7 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     fresh = [name for name in manifest["shards"] if name not in known]
     new = [r for name in fresh for r in _shard_records(dataset_dir, name)]
     if not new:
-        return UpdateResult(current, None, mined.new_commits, 0, 0, notes=["up to date: nothing new to add"])
+        return UpdateResult(current, None, new_commits, 0, 0, notes=["up to date: nothing new to add"])
 
     # Held-out honesty: the original split stands; new code must not leak held-out code.
     split = Split.from_dict(double["split"])
@@ -156,8 +160,11 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     new, leaked = drop_near_duplicates([r for r in new if not split.is_heldout(r)], heldout)
 
     # 2. The new code in the corpus at once: a new double beside the current one, the same weights.
-    repository = Path(manifest["repository"])
-    module = module_level.snippets(repository, {r.commit for r in new}, dataset.path_filter(manifest))
+    module = [
+        found
+        for repository, commits, paths in commit_sources(manifest, new, {r.commit for r in new})
+        for found in module_level.snippets(repository, commits, paths)
+    ]
     old_corpus = corpus.load(current)
     seen = {s.text for s in old_corpus}
     added = [s for s in corpus_snippets(new, module) if s.text not in seen]
@@ -179,7 +186,7 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
         corpus.write(folder, [*old_corpus, *added])
         artifact.write_manifest(folder, {**quick, artifact.FILES: artifact.member_hashes(folder)})
     artifact.repoint(current, out)
-    result = UpdateResult(out, current, mined.new_commits, len(new), len(added), leaked)
+    result = UpdateResult(out, current, new_commits, len(new), len(added), leaked)
     if opts.train:
         _fine_tune(dataset_dir, out, records, new, split, opts, progress, result)
     _prune(out)
@@ -245,6 +252,7 @@ def _manifest(
             **kept["dataset"],
             "manifest_hash": _data_hash(manifest),
             "head": manifest["head"],
+            "repositories": [{"path": e["path"], "head": e["head"]} for e in repositories.entries(manifest)],
             "time_span": manifest.get("time_span"),
             "shards": manifest["shards"],
             "secrets_scrubbed": manifest["counts"].get("secrets", {}),
