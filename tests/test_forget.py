@@ -29,7 +29,7 @@ from codedouble.trainer.mining.miner import FORGOTTEN, MineOptions, mine
 from codedouble.trainer.owning import audit as audit_mod
 from codedouble.trainer.owning.forget import ForgetError, _check_prefixes, forget
 from codedouble.trainer.training import loop
-from codedouble.trainer.training.train import TrainError, _check_data_seen, train
+from codedouble.trainer.training.train import TrainError, _check_data_seen, _note_data_seen, train
 from conftest import ALICE, BOB, GitRepo, isolate_git
 
 PRIVATE = "acme_private_pricing"
@@ -181,11 +181,13 @@ def test_dry_run_changes_nothing(history, tmp_path: Path, capsys) -> None:
 def test_resume_refuses_a_checkpoint_that_saw_forgotten_data(tmp_path: Path) -> None:
     run = loop.Run(rank=0, world_size=1, device=None, distributed=False)  # type: ignore[arg-type]
     work = tmp_path / ".double.training"
-    _check_data_seen(work, [], resume=False, run=run)  # a fresh run notes it saw no tombstone
+    _note_data_seen(work, [], run)  # a fresh run notes it saw no tombstone
     grave = tombstones.Tombstone(1, "2026-01-02T03:04:05+00:00", Rule(commits=("abcd",)), records=3)
     with pytest.raises(TrainError, match="removed with `codedouble forget` on 2026-01-02"):
-        _check_data_seen(work, [grave], resume=True, run=run)
-    _check_data_seen(work, [replace(grave, records=0)], resume=True, run=run)  # it removed nothing: fine
+        _check_data_seen(work, [grave])
+    _check_data_seen(work, [replace(grave, records=0)])  # it removed nothing: fine
+    _note_data_seen(work, [grave], run)
+    _check_data_seen(work, [grave])  # a run that started after the forget honoured it
 
 
 @pytest.fixture(scope="module")

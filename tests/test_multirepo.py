@@ -31,7 +31,7 @@ from codedouble.trainer.owning.audit import audit
 from codedouble.trainer.owning.forget import forget
 from codedouble.trainer.training import split
 from codedouble.trainer.training.model import ModelSize
-from codedouble.trainer.training.train import TrainOptions, _sources, train
+from codedouble.trainer.training.train import TrainOptions, commit_sources, train
 from conftest import BOB, START, GitRepo, Person, isolate_git
 
 WORK = Person("Alice Example", "alice@work.example")
@@ -351,7 +351,7 @@ def test_tuning_lines_come_from_each_repository(world: World) -> None:
     manifest = manifest_of(world.dataset)
     records = list(dataset.load_records(world.dataset))
     commits = {r.commit for r in records}
-    lines = replay.lines_of(_sources(manifest, records, commits), 200, seed=0)
+    lines = replay.lines_of(commit_sources(manifest, records, commits), 200, seed=0)
     assert {line.repository for line in lines} == {str(world.alpha), str(world.beta)}
     assert any(line.typed.startswith("return items.slice") for line in lines if line.repository == str(world.beta))
 

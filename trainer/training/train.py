@@ -133,25 +133,27 @@ def _tune_abstention(
 SEEN = "dataset.json"  # in the work folder: the tombstones the interrupted run's data already honoured
 
 
-def _check_data_seen(work: Path, forgotten: list[tombstones.Tombstone], resume: bool, run: loop.Run) -> None:
+def _check_data_seen(work: Path, forgotten: list[tombstones.Tombstone]) -> None:
     """`--resume` continues weights that saw the dataset as it was; if `forget` has removed anything since,
     those weights hold it: refuse, and say how to start clean."""
-    ids = sorted(t.id for t in forgotten)
-    if resume:
-        try:
-            seen = json.loads((work / SEEN).read_text(encoding="utf-8")).get("tombstones", [])
-        except (OSError, ValueError, AttributeError):
-            seen = None
-        newer = [t for t in forgotten if seen is None or t.id not in seen]
-        if newer and any(t.records for t in newer):
-            raise TrainError(
-                f"--resume: the interrupted run in {work} trained on data you removed with `codedouble forget` on "
-                f"{newer[0].day} ({newer[0].rule.describe()}); start again without --resume"
-            )
-        return
+    try:
+        seen = json.loads((work / SEEN).read_text(encoding="utf-8")).get("tombstones", [])
+    except (OSError, ValueError, AttributeError):
+        seen = None  # an interrupted run of an older codedouble: it cannot say, so it is not trusted
+    newer = [t for t in forgotten if (seen is None or t.id not in seen) and t.records]
+    if newer:
+        raise TrainError(
+            f"--resume: the interrupted run in {work} trained on data you removed with `codedouble forget` on "
+            f"{newer[0].day} ({newer[0].rule.describe()}); start again without --resume"
+        )
+
+
+def _note_data_seen(work: Path, forgotten: list[tombstones.Tombstone], run: loop.Run) -> None:
+    """What `_check_data_seen` reads on a later --resume; written as the loop starts (not before the model is
+    ready, so that a run that fails early leaves no work folder behind)."""
     if run.rank == 0:
         work.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(work / SEEN, json.dumps({"tombstones": ids}) + "\n")
+        atomic.write_text(work / SEEN, json.dumps({"tombstones": sorted(t.id for t in forgotten)}) + "\n")
 
 
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
@@ -186,7 +188,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     out = Path(loop.shared(run, str(opts.out or _default_out(manifest, opts.resume))))
     work = loop.work_folder(out, opts.resume, run)
     forgotten = tombstones.from_manifest(manifest)
-    _check_data_seen(work, forgotten, opts.resume, run)
+    if opts.resume:
+        _check_data_seen(work, forgotten)
     base = opts.base or (None if opts.from_scratch else require_shipped_base())
     method = None if base is None else opts.finetune or ("lora" if opts.base else "full")
     if method not in {None, "full", "lora"}:
@@ -222,6 +225,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
     learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4 if method == "lora" else 1e-3)
     loop_opts = loop.options(opts, block_size=block, learning_rate=learning_rate, default_minutes=10.0)
+    if not opts.resume:
+        _note_data_seen(work, forgotten, run)
     fitted = loop.fit(model, stream, val_stream, loop_opts, work, run, progress)
 
     # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
