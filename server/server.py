@@ -30,6 +30,7 @@ from codedouble.server import options as opts
 from codedouble.server import suggest
 from codedouble.server.contract.artifact import current_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
+from codedouble.server.engine import lexer
 from codedouble.server.engine.document import Proposal, Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
@@ -380,11 +381,9 @@ def _repository(root: Path | None) -> Path | None:
 
 
 def _word_before(prefix: str) -> str:
-    end = len(prefix)
-    start = end
-    while start > 0 and (prefix[start - 1].isalnum() or prefix[start - 1] == "_"):
-        start -= 1
-    return prefix[start:end]
+    # `\w` is exactly `str.isalnum()` or "_"; the run is found by the regex engine, not a Python loop over a
+    # token that may be a megabyte long.
+    return prefix[lexer.run_start(prefix, len(prefix), lexer.WORD_RUN) :]
 
 
 server = DoubleServer()
