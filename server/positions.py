@@ -56,3 +56,11 @@ def position_at(text: str, offset: int) -> tuple[int, int]:
             break
         line, start = line + 1, match.end()
     return line, _units(text[start:offset])
+
+
+def clamped_offset(text: str, line: int, character: int) -> int:
+    """`offset_at`, with a line past the end of the document meaning its end: where an edit lands."""
+    try:
+        return offset_at(text, line, character)
+    except PositionError:
+        return len(text)
