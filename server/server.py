@@ -64,6 +64,29 @@ class Protocol(LanguageServerProtocol):
                 self._send_response(data["id"], None, exc.to_response_error())
             raise
 
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Callable[..., Any],
+        callback: Callable[..., Any],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls keeps the future of every handler it runs under its message id, and only a request's answer
+        removes it: a notification's (every didOpen, didChange and didClose, each with its document text, run by
+        pygls's own generator handlers) stayed for the life of the server, 50 MB per 450 fuzzed sequences (found
+        by benchmarks/fuzz_server.py). Each future now leaves once done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            futures = self._request_futures
+
+            def forget(done: Any) -> None:
+                if futures.get(msg_id) is done:
+                    del futures[msg_id]
+
+            future.add_done_callback(forget)
+
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
