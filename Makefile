@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test lint format bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
+.PHONY: demo test lint format bench fuzz-bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -40,6 +40,14 @@ test: lint editors/vscode/node_modules/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/mine_bench.py .
 	$(PY) benchmarks/train_bench.py
+
+# The server fuzzed (benchmarks/fuzz_server.py): SEQUENCES seeded sequences against the tests' tiny double, one
+# JSON line each in FUZZ_LOG; run it again to continue where it stopped.
+SEQUENCES ?= 10000
+FUZZ_LOG ?= .codedouble/fuzz.jsonl
+fuzz-bench: $(VENV)/.installed
+	mkdir -p $(dir $(FUZZ_LOG))
+	nice -n 10 $(PY) benchmarks/fuzz_server.py --sequences $(SEQUENCES) --log $(FUZZ_LOG) --resume
 
 # Rebuild the shipped base (trainer/base/weights/): the corpus from this venv's permissively licensed code
 # (plus Debian's Go and Rust sources: apt-get install golang-1.19-src rust-src), then pretraining. Hours on

@@ -7,6 +7,9 @@ from __future__ import annotations
 import re
 
 _BREAK = re.compile(r"\r\n|\r|\n")
+# Characters that take two UTF-16 code units. Found by the regex engine so that a long line (a 4 MB minified
+# one) is not walked character by character in Python (0.16 s a request); only these are.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 class PositionError(ValueError):
@@ -15,7 +18,7 @@ class PositionError(ValueError):
 
 def _units(text: str) -> int:
     """UTF-16 code units: a character beyond the Basic Multilingual Plane takes two."""
-    return len(text) + sum(ord(c) > 0xFFFF for c in text)
+    return len(text) + sum(1 for _ in _ASTRAL.finditer(text))
 
 
 def offset_at(text: str, line: int, character: int) -> int:
@@ -34,12 +37,15 @@ def offset_at(text: str, line: int, character: int) -> int:
             raise PositionError(f"line {line} is past the end of the document ({lines} lines)")
     found = _BREAK.search(text, start)
     end = found.start() if found else len(text)
-    units = 0
-    for index in range(start, end):
-        if units >= character:
-            return index
-        units += 2 if ord(text[index]) > 0xFFFF else 1
-    return end
+    # Walk the line astral character by astral character: the stretch before each one counts a unit a character.
+    # A position inside an astral character's two units is the index after it.
+    index, units = start, 0
+    for astral in _ASTRAL.finditer(text, start, end):
+        if units + astral.start() - index >= character:
+            break
+        units += astral.start() - index + 2
+        index = astral.end()
+    return min(index + max(character - units, 0), end)
 
 
 def position_at(text: str, offset: int) -> tuple[int, int]:
@@ -50,3 +56,11 @@ def position_at(text: str, offset: int) -> tuple[int, int]:
             break
         line, start = line + 1, match.end()
     return line, _units(text[start:offset])
+
+
+def clamped_offset(text: str, line: int, character: int) -> int:
+    """`offset_at`, with a line past the end of the document meaning its end: where an edit lands."""
+    try:
+        return offset_at(text, line, character)
+    except PositionError:
+        return len(text)

@@ -19,6 +19,10 @@ _LOOP = re.compile(r"([^\n]{2,40}?)\1{2,}")
 # Only a piece that holds a name of two or more characters counts: data repeats legitimately (`0, 0, 0, `,
 # `"-" * 3`, `a, a, a`), a model looping over an identifier is never what the engineer meant.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]")
+# The longest overlap looked for between a completion's end and the text after the cursor: each size compares a
+# copy of that much text, so every size of a long line cost quadratic time (a 100,000-character n-gram token
+# against a 1 MB rest of line took seconds). An auto-closed bracket or a quote is a few characters.
+OVERLAP_CHARS = 1000
 
 
 def cut_loop(text: str) -> str:
@@ -83,7 +87,7 @@ def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
                     break
     # What already follows the cursor on its line (an auto-closed bracket) is not inserted twice.
     rest = suffix.split("\n", 1)[0].rstrip()
-    for size in range(min(len(rest), len(text)), 0, -1):
+    for size in range(min(len(rest), len(text), OVERLAP_CHARS), 0, -1):
         if text.endswith(rest[:size]):
             text = text[:-size]
             break

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -759,6 +760,29 @@ async def test_a_large_document_under_the_limit_is_completed(served: LanguageCli
         served.text_document_did_close(
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )
+
+
+async def test_a_megabyte_word_above_the_cursor_is_answered_in_the_usual_time(
+    served: LanguageClient, double: Double
+) -> None:
+    # A 1 MB string literal with no space in it, above the line being typed. The n-gram's search for the token
+    # under the cursor (`(?:\w+|...)$`) retried from every character of that word: 1.2 s a request at 20,000
+    # characters, about 45 minutes at 1 MB, with every later completion queued behind it (issue 18).
+    text, cursor = registry_document(double)
+    word = 'BLOB = "' + "x" * 1_000_000 + '"\n'
+    big = word + text
+    uri = open_document(served, double.repo, big)
+    try:
+        await status(served)  # the document is in before the clock starts
+        started = time.perf_counter()
+        got = await inline(served, uri, position(big, len(word) + cursor))
+        assert time.perf_counter() - started < 2.0
+        assert got in (REST, "")
+    finally:
+        served.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+    await assert_serving(served, double)
 
 
 @pytest.mark.parametrize(

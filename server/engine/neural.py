@@ -27,6 +27,10 @@ LINE_RESERVE = 64
 # A completion that ends in the same text three times over is a loop, not code (`.plugins.plugins.plugins`).
 REPEATS = 3
 LONGEST_REPEAT = 40  # characters in the repeated unit
+# Characters of the cursor's line a loop is looked for in. The run of a unit is followed back one character at a
+# time and `before + text` was copied at every new token, so a long periodic line (a 1 MB `abab…` literal)
+# cost seconds per completion; a run longer than this is counted as this long.
+REPEAT_WINDOW = 4096
 
 
 def repetition_cut(before: str, text: str, document: tuple[str, ...] = ()) -> str | None:
@@ -40,7 +44,7 @@ def repetition_cut(before: str, text: str, document: tuple[str, ...] = ()) -> st
     already hold the run (`.parent.parent.parent` an engineer wrote before is their style; `document` is the
     text around the cursor, in parts, so that a large file is not copied to be searched). One copy of the
     unit stays: the first one is usually what was meant."""
-    whole = before + text
+    whole = before[-REPEAT_WINDOW:] + text
     for period in range(2, min(LONGEST_REPEAT, len(whole) // REPEATS) + 1):
         unit = whole[-period:]
         needed = REPEATS + 2 if "," in unit else REPEATS  # a list of one item is code up to a point

@@ -18,6 +18,10 @@ TOP = 20  # hits considered for one that continues what is typed
 # A hit that only holds the end of what is typed is weaker evidence than one that starts alike: its score
 # counts for less when abstention decides whether to show it.
 TAIL_MATCH_DISCOUNT = 0.5
+# The longest tail of the typed line looked for inside a hit. Each size is one search of the hit, so trying every
+# tail of a long line was quadratic (a 4 MB line before the cursor never finished); a tail longer than a hit can
+# never be found in it, and a line typed longer than this is not code one completes.
+TAIL_MATCH_CHARS = 1000
 
 
 class _Bm25:
@@ -145,7 +149,7 @@ class Bm25Lines:
                 return Proposal(hit[len(typed) :], score)
         # No hit starts like the typed text: continue the best hit after the longest tail of it that it holds.
         for hit, score in hits[:1]:
-            for size in range(len(typed), 0, -1):
+            for size in range(min(len(typed), len(hit) - 1, TAIL_MATCH_CHARS), 0, -1):
                 at = hit.find(typed[-size:])
                 if at >= 0 and at + size < len(hit):
                     return Proposal(hit[at + size :], score * TAIL_MATCH_DISCOUNT)
