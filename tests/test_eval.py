@@ -848,17 +848,20 @@ def test_training_tunes_abstention_on_validation_lines_never_heldout_ones(
     from codedouble.trainer.training import abstention
 
     typed: list[str] = []
+    workspaces: list[object] = []
     real = abstention.observe
 
-    def watched(proposers, lines, seconds):  # type: ignore[no-untyped-def]
+    def watched(proposers, lines, seconds, context=None):  # type: ignore[no-untyped-def]
         typed.extend(line.id.split(":")[0] for line in lines)
-        return real(proposers, lines, seconds)
+        workspaces.extend(context(line) for line in lines)  # what the server would have had around each line
+        return real(proposers, lines, seconds, context)
 
     monkeypatch.setattr(abstention, "observe", watched)
     out = tmp_path / "tuned"
     train(world.dataset, replace(TINY, out=out, tune_lines=6), progress=False)
     manifest = read_json(out / "manifest.json")
     assert typed and not {sha for sha in typed} & {s[:12] for s in world.heldout}
+    assert any(w is not None and w.paths for w in workspaces)  # tuned with the workspace context serving uses
     tuned = Abstention.from_manifest(manifest)
     assert tuned.validation["lines"] == len(typed) <= 6
     assert set(tuned.calibrations) == {"ngram", "model", "bm25"}

@@ -17,7 +17,7 @@ Then:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from codedouble.server.engine.engine import Combined, Proposer
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
+from codedouble.server.engine.workspace import WorkspaceContext
+from codedouble.trainer.evaluation.context import RepositoryWorkspaces
 from codedouble.trainer.evaluation.replay import Line
 
 # A ghost text right less than half the time is noise: the issue's floor for what the double shows.
@@ -58,14 +60,21 @@ class Typing:
     seen: tuple[dict[str, Seen | None], ...]
 
 
-def observe(proposers: Sequence[Proposer], lines: Sequence[Line], seconds: float) -> list[Typing]:
-    """Every proposer at every keystroke of `lines`, as the server would ask and tidy; stops taking new lines
-    once `seconds` have passed."""
+def observe(
+    proposers: Sequence[Proposer],
+    lines: Sequence[Line],
+    seconds: float,
+    context: Callable[[Line], WorkspaceContext | None] | None = None,
+) -> list[Typing]:
+    """Every proposer at every keystroke of `lines`, as the server would ask and tidy, with the workspace
+    `context` gives for each line (the server's context, so that the scores calibrated are the ones it will
+    see); stops taking new lines once `seconds` have passed."""
     deadline = time.monotonic() + seconds
     out: list[Typing] = []
     for line in lines:
         if time.monotonic() > deadline:
             break
+        workspace = context(line) if context is not None else None
         rests: list[int] = []
         seen: list[dict[str, Seen | None]] = []
         previous: dict[str, str] = {}  # each system's first line at the keystroke before
@@ -75,7 +84,7 @@ def observe(proposers: Sequence[Proposer], lines: Sequence[Line], seconds: float
             rest = line.typed[typed:]
             here: dict[str, Seen | None] = {}
             for proposer in proposers:
-                proposal = proposer.propose(Request(line.path, prefix, suffix, mode))
+                proposal = proposer.propose(Request(line.path, prefix, suffix, mode, workspace))
                 first = suggest.tidy(proposal.text, prefix, suffix, mode, 1).split("\n", 1)[0].rstrip()
                 before = previous.get(proposer.name, "")
                 continues = bool(before) and typed > 0 and before[0] == line.typed[typed - 1] and before[1:] == first
@@ -176,12 +185,26 @@ def _rounded(value: float | None) -> float | None:
 
 
 def tune_artifact(
-    folder: Path, snippets: Sequence[Snippet], lines: Sequence[Line], seconds: float, threads: int | None = None
+    folder: Path,
+    snippets: Sequence[Snippet],
+    lines: Sequence[Line],
+    seconds: float,
+    threads: int | None = None,
+    workspace: bool = True,
 ) -> Abstention:
     """Tune the double being written in `folder` (its model and tokenizer already there), with a completion
-    corpus of `snippets`, which must not hold the validation lines' own commits."""
+    corpus of `snippets`, which must not hold the validation lines' own commits. With `workspace`, each line
+    is typed with its repository at the commit's parent as context, as `codedouble eval` and the server do
+    (the server's `workspaceContext` is on by default)."""
     texts, languages = [s.text for s in snippets], [s.language for s in snippets]
     ngram = CacheNgram(texts, languages)
     engine = Combined(Neural(folder, threads), ngram, Bm25Lines(texts, languages, [s.kind for s in snippets]))
     order = [p.name for p in engine.proposers]
-    return tune(observe(engine.proposers, lines, seconds), order)
+    if not workspace:
+        return tune(observe(engine.proposers, lines, seconds), order)
+    with RepositoryWorkspaces() as workspaces:
+
+        def context(line: Line) -> WorkspaceContext | None:
+            return workspaces(line.repository, line.commit, line.path) if line.repository and line.commit else None
+
+        return tune(observe(engine.proposers, lines, seconds, context), order)
