@@ -405,6 +405,14 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         metavar="N",
         help="held-out lines typed key by key against every system, as the server is asked (default 20; 0 skips)",
     )
+    p.add_argument(
+        "--commit-samples",
+        type=int,
+        default=100,
+        metavar="N",
+        help="held-out commits whose messages are drafted by the model, retrieval and a generic baseline "
+        "(default 100; 0 skips)",
+    )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
     p.add_argument(
         "--no-workspace",
@@ -436,6 +444,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         line_samples=args.line_samples,
         block_samples=args.block_samples,
         replay_lines=args.replay_lines,
+        commit_samples=args.commit_samples,
         seed=args.seed,
         workspace=not args.no_workspace,
     )
