@@ -29,7 +29,7 @@ from test_server import (  # noqa: F401 - `double` trains the tiny double
     server_env,
 )
 
-from codedouble.grammars.languages import editor_ids
+from codedouble.grammars.languages import neovim_filetypes
 from codedouble.server.contract.artifact import mark_default
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.training.train import train
@@ -624,7 +624,7 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     got = nvim(tmp_path, SETUP_TWICE, {}, server_env(tmp_path), tmp_path)
     assert got["default_init_options"] == "{}"  # an object, never a JSON array
     assert got["cmd"] == ["my-codedouble", "serve"]
-    assert got["filetypes"] == list(editor_ids())  # the server's (grammars/languages.py), in its order
+    assert got["filetypes"] == list(neovim_filetypes())  # the server's (grammars/languages.py), in its order
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == {"maxLines": 3}
     assert got["settings"] == {"codedouble": {"maxLines": 3}}
