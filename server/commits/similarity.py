@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from rapidfuzz.distance import Levenshtein
+
 _WORDS = re.compile(r"\w+|[^\s\w]")
 
 
@@ -37,3 +39,17 @@ def rouge_l(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(hyp), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def edit_similarity(prediction: str, reference: str) -> float:
+    """1 - the Levenshtein distance of the lowercased texts over the longer one's length; 1.0 when both are empty."""
+    a, b = prediction.strip().lower(), reference.strip().lower()
+    if not a and not b:
+        return 1.0
+    return float(Levenshtein.normalized_similarity(a, b))
+
+
+def first_words_match(prediction: str, reference: str, n: int) -> bool:
+    """Whether the first `n` words agree (lowercased): `Fix`/`Add` is a draft's most visible choice."""
+    hyp, ref = [w for w in words(prediction) if w.isalnum()], [w for w in words(reference) if w.isalnum()]
+    return len(ref) >= 1 and hyp[:n] == ref[:n]

@@ -16,9 +16,7 @@ import math
 import sys
 from dataclasses import dataclass
 
-from rapidfuzz.distance import Levenshtein
-
-from codedouble.server.commits.similarity import rouge_l, summary, words
+from codedouble.server.commits.similarity import edit_similarity, first_words_match, rouge_l, summary, words
 
 ORDER = 4
 
@@ -32,8 +30,14 @@ def _ngrams(tokens: list[str], n: int) -> dict[tuple[str, ...], int]:
 
 
 def b_norm(prediction: str, reference: str) -> float:
-    """Smoothed sentence BLEU-4 of lowercased texts, 0..1."""
+    """Smoothed sentence BLEU-4 of lowercased texts, 0..1; 0 for an empty draft.
+
+    The reference script gives an empty hypothesis exp(-len(reference)) (its log(0 + tiny) - log(0 + tiny)
+    precisions are 0, and only the brevity penalty is left): 0.37 against a one-word message, more than most
+    drafts earn. A draft that says nothing scores nothing here."""
     hyp, ref = words(prediction), words(reference)
+    if not hyp:
+        return 0.0
     log_bleu = 0.0
     for n in range(1, ORDER + 1):
         hyp_counts, ref_counts = _ngrams(hyp, n), _ngrams(ref, n)
@@ -44,19 +48,6 @@ def b_norm(prediction: str, reference: str) -> float:
         log_bleu += math.log(correct + smooth + sys.float_info.min) - math.log(guessed + smooth + sys.float_info.min)
     brevity = min(0.0, 1 - (len(ref) + 1) / (len(hyp) + 1))
     return math.exp(log_bleu / ORDER + brevity)
-
-
-def first_words_match(prediction: str, reference: str, n: int) -> bool:
-    """Whether the first `n` words agree (lowercased): `Fix`/`Add` is the draft's most visible choice."""
-    hyp, ref = [w for w in words(prediction) if w.isalnum()], [w for w in words(reference) if w.isalnum()]
-    return len(ref) >= 1 and hyp[:n] == ref[:n]
-
-
-def edit_similarity(prediction: str, reference: str) -> float:
-    a, b = prediction.strip().lower(), reference.strip().lower()
-    if not a and not b:
-        return 1.0
-    return float(Levenshtein.normalized_similarity(a, b))
 
 
 @dataclass(frozen=True)
