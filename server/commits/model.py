@@ -77,8 +77,10 @@ def generate(model: Neural, change: Change, cancelled: Callable[[], bool] | None
 
 
 def _looks_like_code(line: str) -> bool:
-    """A small model that missed the message marker continues the code it was shown: no message starts
-    with `def `, nor ends in a bracket or a colon."""
+    """A small model that missed the message marker continues the code it was shown (or a box drawing of its
+    output): no message starts with `def `, ends in a bracket or a colon, or holds no letter."""
+    if not any(c.isalpha() for c in line) or "\ufffd" in line:
+        return True
     return line.startswith(("def ", "class ", "return ", "import ", "from ", "@", "#", "self.")) or line.endswith(
         ("(", ":", "{", "[", ",")
     )
