@@ -95,8 +95,24 @@ def test_the_editor_proposes_the_rest_of_the_draft_on_the_summary_line() -> None
     assert editor.rest_of_draft("FIX: han" + buffer, 0, 8, draft) == "dle empty tables"  # case aside
     assert editor.rest_of_draft("docs: x" + buffer, 0, 7, draft) == ""  # typed something else
     assert editor.rest_of_draft(buffer, 1, 0, draft) == ""  # not the summary line
+    verbose = buffer + f"# {editor.SCISSORS}\ndiff --git a/x b/x\n+y\n"  # `commit.verbose`: the diff below
+    assert editor.rest_of_draft(verbose, 0, 0, draft) == draft.rstrip("\n")
     assert editor.is_commit_message("/r/.git/COMMIT_EDITMSG", None)
     assert editor.is_commit_message("/tmp/x", "gitcommit") and not editor.is_commit_message("/r/a.py", "python")
+
+
+def test_a_message_file_with_only_comments_or_a_verbose_diff_has_no_message(tmp_path: Path) -> None:
+    from codedouble.trainer import commit_message
+
+    comments = "\n# Please enter the commit message for your changes.\n"
+    verbose = comments + f"# {commit_message.SCISSORS}\n# Do not modify the line above.\ndiff --git a/x b/x\n+y\n"
+    assert not commit_message.has_message(comments) and not commit_message.has_message(verbose)
+    assert commit_message.has_message("my words\n" + comments)
+    path = tmp_path / "COMMIT_EDITMSG"
+    path.write_text(verbose)
+    assert commit_message.fill(path, "fix: the draft\n")
+    assert path.read_text().startswith("fix: the draft\n\n# Please enter") and path.read_text().endswith("+y\n")
+    assert not commit_message.fill(path, "another draft\n")  # a message is there now: never replaced
 
 
 # --- a real history, a double, the command and the hook -----------------------------------------------------

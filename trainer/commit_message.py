@@ -10,6 +10,7 @@ from pathlib import Path
 
 from codedouble.server.commits import gitdiff
 from codedouble.server.commits.draft import Draft, Drafter
+from codedouble.server.commits.editor import SCISSORS
 from codedouble.server.commits.gitdiff import CommitMessageError
 from codedouble.server.contract import artifact, atomic
 
@@ -51,8 +52,14 @@ def draft(opts: Options) -> tuple[Draft, Path]:
 
 
 def has_message(text: str, comment: str = "#") -> bool:
-    """Whether git's message file already holds a message (lines that are not comments nor blank)."""
-    return any(line.strip() and not line.startswith(comment) for line in text.split("\n"))
+    """Whether git's message file already holds a message: lines that are neither comments nor blank, above
+    the scissors line under which `git commit --verbose` shows the diff."""
+    for line in text.split("\n"):
+        if line.startswith(comment) and SCISSORS in line:
+            return False
+        if line.strip() and not line.startswith(comment):
+            return True
+    return False
 
 
 def fill(message_file: Path, text: str) -> bool:

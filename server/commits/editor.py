@@ -7,7 +7,7 @@ from pathlib import PurePath
 
 # Neovim's filetype for git's message file (`COMMIT_EDITMSG`); VS Code calls the same file "git-commit".
 COMMIT_IDS = ("gitcommit", "git-commit")
-MESSAGE_FILES = ("COMMIT_EDITMSG", "MERGE_MSG", "SQUASH_MSG", "TAG_EDITMSG")
+SCISSORS = "------------------------ >8 ------------------------"  # git's line above a verbose commit's diff
 
 
 def is_commit_message(path: str, language_id: str | None) -> bool:
@@ -27,7 +27,12 @@ def rest_of_draft(text: str, line: int, character: int, draft: str) -> str:
         return ""  # the cursor is inside the summary: nothing is proposed over what follows it
     draft = draft.rstrip("\n")
     if not typed.strip():
-        below = [x for x in lines[1:] if x.strip() and not x.startswith("#")]
+        below = []
+        for x in lines[1:]:
+            if x.startswith("#") and SCISSORS in x:
+                break  # `commit.verbose`: git's diff follows, not the engineer's words
+            if x.strip() and not x.startswith("#"):
+                below.append(x)
         return draft if not below else draft.split("\n", 1)[0]
     summary = draft.split("\n", 1)[0]
     if len(typed) >= len(summary) or not summary.lower().startswith(typed.lower()):
