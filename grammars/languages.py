@@ -89,6 +89,16 @@ def editor_ids() -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for spec in LANGUAGES.values() for i in spec.editor_ids))
 
 
+# Neovim's filetype of git's commit message buffer: no grammar, but the server drafts the message there
+# (server/commits/editor.py). Neovim only: VS Code's commit box is no document a language client is sent.
+MESSAGE_EDITOR_IDS = ("gitcommit",)
+
+
+def neovim_filetypes() -> tuple[str, ...]:
+    """The filetypes Neovim attaches the server to: every language's, then the commit message buffer's."""
+    return (*editor_ids(), *MESSAGE_EDITOR_IDS)
+
+
 class UnknownLanguageError(ValueError):
     pass
 

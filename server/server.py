@@ -29,6 +29,9 @@ from codedouble.grammars.languages import language_for_path
 from codedouble.server import feedback as fb
 from codedouble.server import framing, suggest
 from codedouble.server import options as opts
+from codedouble.server.commits import editor as commit_editor
+from codedouble.server.commits import gitdiff
+from codedouble.server.commits.draft import Drafter
 from codedouble.server.contract import tombstones
 from codedouble.server.contract.artifact import current_artifact, default_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
@@ -174,6 +177,10 @@ class DoubleServer(LanguageServer):
         self._loading = threading.Lock()
         # The repository around the open documents, as context for the n-gram and retrieval (indexer.py).
         self.indexer = WorkspaceIndexer(None, lambda: self.options.exclude)
+        # Commit message buffers: the drafter of the double in use, and each open buffer's draft (the staged
+        # change does not change while its message is written).
+        self.drafter: tuple[Engine, Drafter] | None = None
+        self.drafts: dict[str, str] = {}
 
     def _start_io_async(self, stdin: Any = None, stdout: Any = None) -> None:
         """pygls's stdio loop with a reader that survives a bad frame (framing.py)."""
@@ -392,6 +399,34 @@ class DoubleServer(LanguageServer):
         self.latencies.append((time.perf_counter() - started) * 1000)
         return Answer(cached.text, word, cached.system, cached.score, mode, language)
 
+    async def commit_draft(self, uri: str) -> str:
+        """The draft message for the commit buffer `uri`: the staged change of the workspace's repository, drafted
+        once per buffer on the inference thread by the helper `codedouble commit-message` uses."""
+        if uri in self.drafts:
+            return self.drafts[uri]
+        self.watch()
+        engine, document = self.engine, self.workspace.text_documents.get(uri)
+        if engine is None or document is None:
+            return ""
+        root = _repository(self.workspace_root) or _repository(Path(document.path).parent)
+
+        def compute() -> str:
+            if self.drafter is None or self.drafter[0] is not engine:
+                self.drafter = (engine, Drafter.load(engine.artifact, lambda: engine.model))
+            drafter = self.drafter[1]
+            change = gitdiff.staged(root) if root is not None else None
+            if change is None or change.empty:
+                return ""
+            return drafter.draft(change, gitdiff.identity(root)).text
+
+        try:
+            draft = await asyncio.get_running_loop().run_in_executor(self.inference, compute)
+        except gitdiff.CommitMessageError as exc:
+            log.warning("%s", exc)
+            draft = ""
+        self.drafts[uri] = draft
+        return draft
+
     def status(self) -> dict[str, Any]:
         provenance: dict[str, Any] = {}
         if self.artifact is not None and self.state == "ready":
@@ -559,6 +594,7 @@ def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> Non
     if path:
         ls.indexer.closed(path)
     ls.recent.forget(params.text_document.uri)
+    ls.drafts.pop(params.text_document.uri, None)
     ls.feedback.forget(params.text_document.uri)
     for kind in ("inline", "completion"):
         ls.newest.pop((params.text_document.uri, kind), None)
@@ -567,6 +603,11 @@ def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> Non
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: DoubleServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
     uri, where = params.text_document.uri, params.position
+    document = ls.workspace.text_documents.get(uri)
+    if document is not None and commit_editor.is_commit_message(document.path, document.language_id):
+        rest = commit_editor.rest_of_draft(document.source, where.line, where.character, await ls.commit_draft(uri))
+        items = [types.InlineCompletionItem(insert_text=rest, range=types.Range(where, where))] if rest else []
+        return types.InlineCompletionList(items=items)
     answer = await ls.suggestion(uri, where, "inline")
     if answer.superseded:
         return types.InlineCompletionList(items=[])

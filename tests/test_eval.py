@@ -263,6 +263,10 @@ class World:
     def heldout_records(self) -> list[ChangeRecord]:
         return [r for r in self.records if r.commit in self.heldout]
 
+    def heldout_messages(self) -> list[str]:
+        """Each held-out commit's message, once."""
+        return list({r.commit: r.message for r in self.heldout_records()}.values())
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
@@ -661,6 +665,28 @@ def test_evaluate_scores_every_system_and_the_compared_artifact(compared: tuple[
     assert all(set(SYSTEMS) <= set(e) for e in result.examples)
 
 
+def test_the_commit_message_task_drafts_every_heldout_commit_with_every_source(
+    compared: tuple[EvalReport, Path], world: World
+) -> None:
+    result, _ = compared
+    assert result.commit_samples == len(world.heldout)  # each held-out commit has a message and a change
+    assert [r.system for r in result.commit_rows] == ["model", "retrieval", "generic"]
+    assert result.commit_default in ("model", "retrieval")
+    for r in result.commit_rows:
+        assert r.samples == result.commit_samples
+        for value in (r.b_norm, r.rouge_l, r.first_word, r.first_two_words, r.edit_similarity):
+            assert 0 <= value <= 1
+    # The generic baseline's words are always "Update ...": it gets the first word right only where they did.
+    generic = next(r for r in result.commit_rows if r.system == "generic")
+    assert generic.first_word == sum(m.lower().startswith("update") for m in world.heldout_messages()) / len(
+        world.heldout
+    )
+    [example, *_] = result.commit_examples
+    assert example["commit"] in world.heldout and example["generic"].startswith("Update ")
+    table = reports.format_table(result)
+    assert "commit message" in table and "B-Norm" in table and "ROUGE-L" in table
+
+
 def test_the_report_files_are_written(compared: tuple[EvalReport, Path], tmp_path: Path) -> None:
     result, _ = compared
     written = reports.write(result, tmp_path / "report")
@@ -669,6 +695,7 @@ def test_the_report_files_are_written(compared: tuple[EvalReport, Path], tmp_pat
     assert EvalReport.from_dict(read_json(written[0])) == result
     assert written[2].read_bytes().startswith(PNG_SIGNATURE)
     assert "compare:other-double" in written[1].read_text(encoding="utf-8")
+    assert "## Commit messages" in written[1].read_text(encoding="utf-8")
 
 
 # --- the command line ---------------------------------------------------------------------------------

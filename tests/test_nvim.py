@@ -29,7 +29,7 @@ from test_server import (  # noqa: F401 - `double` trains the tiny double
     server_env,
 )
 
-from codedouble.grammars.languages import editor_ids
+from codedouble.grammars.languages import neovim_filetypes
 from codedouble.server.contract.artifact import mark_default
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.training.train import train
@@ -624,7 +624,7 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
     got = nvim(tmp_path, SETUP_TWICE, {}, server_env(tmp_path), tmp_path)
     assert got["default_init_options"] == "{}"  # an object, never a JSON array
     assert got["cmd"] == ["my-codedouble", "serve"]
-    assert got["filetypes"] == list(editor_ids())  # the server's (grammars/languages.py), in its order
+    assert got["filetypes"] == list(neovim_filetypes())  # the server's (grammars/languages.py), in its order
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == {"maxLines": 3}
     assert got["settings"] == {"codedouble": {"maxLines": 3}}
@@ -660,3 +660,65 @@ def test_the_lsp_config_works_without_setup(tmp_path: Path) -> None:
     assert "python" in got["filetypes"] and "typescriptreact" in got["filetypes"]
     assert got["root_markers"] == [".git"]
     assert got["init_options"] == "{}"
+
+
+# --- commit messages ----------------------------------------------------------------------------------------
+
+COMMIT = (
+    DRIVE
+    + r"""
+run(function()
+  out.builtin = vim.lsp.inline_completion ~= nil
+  if out.builtin then return end
+  vim.cmd("filetype on")
+  require("codedouble").setup({ cmd = cfg.cmd })
+  vim.cmd.edit(vim.fn.fnameescape(cfg.file)) -- git's message file, as `git commit` opens it
+  out.filetype = vim.bo.filetype
+  local client = wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 30000, "attach")
+  wait(function()
+    local status = request(client, "codedouble/status", vim.empty_dict())
+    return status.state ~= "starting" and status.state ~= "loading"
+  end, 90000, "the double to load")
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  keys("A")
+  out.ghost = wait(function() return require("codedouble.ghost").text(0) end, 30000, "the draft's ghost text")
+  keys("<Tab>")
+  wait(function() return vim.api.nvim_buf_get_lines(0, 0, 1, true)[1] ~= "" end, 10000, "the accepted draft")
+  out.summary = vim.api.nvim_buf_get_lines(0, 0, 1, true)[1]
+  keys("<Esc>")
+end)
+"""
+)
+
+
+def test_the_commit_message_buffer_shows_the_draft_as_ghost_text(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
+    """`git commit` opens .git/COMMIT_EDITMSG (filetype gitcommit): the draft of the staged change appears on its
+    empty first line, and <Tab> takes it."""
+    from codedouble.server.commits import gitdiff
+    from codedouble.server.commits.draft import Drafter
+
+    root, repo = double.root, double.repo
+    quiet = repo / "app" / "murmur.py"
+    quiet.write_text("def murmur(text):\n    return text.lower()\n", encoding="utf-8")
+    env = server_env(root)
+    subprocess.run(["git", "add", "app/murmur.py"], cwd=repo, check=True, env=env)
+    message = repo / ".git" / "COMMIT_EDITMSG"
+    message.write_text("\n# Please enter the commit message for your changes.\n", encoding="utf-8")
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in env.items():
+                mp.setenv(name, value)
+            draft = Drafter.load(double.artifact).draft(gitdiff.staged(repo), gitdiff.identity(repo)).text
+        config = {
+            "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(double.artifact)],
+            "file": str(message),
+        }
+        got = nvim(tmp_path, COMMIT, config, env, repo)
+    finally:
+        subprocess.run(["git", "rm", "-q", "--cached", "app/murmur.py"], cwd=repo, check=True, env=env)
+        quiet.unlink()
+    assert not got["builtin"], "Neovim 0.12+ draws inline completions itself: this scenario drives the 0.11 extmarks"
+    assert got["filetype"] == "gitcommit"
+    summary = draft.split("\n")[0]
+    assert summary and got["ghost"].split("\n")[0] == summary
+    assert got["summary"] == summary

@@ -188,6 +188,8 @@ def test_mine_train_eval_and_serve_never_reach_for_the_network(world: tuple[Path
         repo,
         no_network,
     )
+    # A commit message drafted by the model (transformers loading it from the double's folder).
+    run(["commit-message", "HEAD", "--source", "model"], env, repo, no_network)
     server = subprocess.Popen(
         command(["serve"], no_network), env=env, cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
@@ -201,7 +203,13 @@ def test_mine_train_eval_and_serve_never_reach_for_the_network(world: tuple[Path
     assert completion, "the double answered"
 
     seen = events(log)
-    assert {e["argv"][1] for e in seen if e["event"] == "guarded"} >= {"mine", "train", "eval", "serve"}
+    assert {e["argv"][1] for e in seen if e["event"] == "guarded"} >= {
+        "mine",
+        "train",
+        "eval",
+        "commit-message",
+        "serve",
+    }
     assert outbound(seen) == [], "something reached for the network"
     assert [e for e in seen if e["event"] == "listen"] == [], "something listened"
     assert all(e["address"][0] in LOOPBACK and e["address"][1] == 0 for e in binds(seen)), binds(seen)

@@ -1132,3 +1132,53 @@ async def test_inline_and_list_completion_at_one_keystroke_do_not_cancel_each_ot
     shown, listed = await asyncio.gather(inline(served, uri, where), complete(served, uri, where))
     assert shown == REST
     assert [item.text_edit.new_text for item in listed.items] == ["pri" + REST]  # type: ignore[union-attr]
+
+
+# --- commit messages ----------------------------------------------------------------------------------------
+
+
+async def test_a_commit_message_buffer_is_offered_the_draft_of_the_staged_change(
+    served: LanguageClient, double: Double
+) -> None:
+    """Neovim's commit editor (filetype gitcommit, .git/COMMIT_EDITMSG): on the empty summary line the server
+    proposes the draft `codedouble commit-message` prints for the staged change; typed to match its start, the
+    rest of it; typed otherwise, nothing."""
+    import subprocess
+
+    from codedouble.server.commits import gitdiff
+    from codedouble.server.commits.draft import Drafter
+
+    quiet = double.repo / "app" / "quiet.py"
+    quiet.write_text("def whisper(text):\n    return text.lower()\n", encoding="utf-8")
+    subprocess.run(["git", "add", "app/quiet.py"], cwd=double.repo, check=True, env=server_env(double.root))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in server_env(double.root).items():  # git as the server sees it
+                mp.setenv(name, value)
+            change = gitdiff.staged(double.repo)
+            expected = Drafter.load(double.artifact).draft(change, gitdiff.identity(double.repo)).text.rstrip("\n")
+        assert expected
+        buffer = "\n# Please enter the commit message for your changes. Lines starting\n# with '#' will be ignored.\n"
+        uri = open_document(served, double.repo, buffer, name=".git/COMMIT_EDITMSG", language="gitcommit")
+        assert await inline(served, uri, types.Position(0, 0)) == expected
+        summary = expected.split("\n")[0]
+        typed = summary[: len(summary) // 2]
+        served.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=typed + buffer)],
+            )
+        )
+        assert await inline(served, uri, types.Position(0, len(typed))) == summary[len(typed) :]
+        other = "zzz " + buffer
+        served.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=other)],
+            )
+        )
+        assert await inline(served, uri, types.Position(0, 4)) == ""
+        assert await inline(served, uri, types.Position(1, 0)) == ""  # only the summary line is drafted
+    finally:
+        subprocess.run(["git", "rm", "-q", "--cached", "app/quiet.py"], cwd=double.repo, check=True)
+        quiet.unlink()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_server import TINY
 
-from codedouble.server.contract import artifact, corpus
+from codedouble.server.contract import artifact, commits, corpus
 from codedouble.server.engine.engine import load as load_engine
 from codedouble.server.engine.engine import load_model
 from codedouble.server.engine.ngram import Request
@@ -92,6 +92,9 @@ def test_update_puts_a_new_commit_in_the_corpus_at_once_and_keeps_the_previous_d
     assert manifest["updates"][-1]["trained"] is False
     assert (now / "model.safetensors").stat().st_ino == (first / "model.safetensors").stat().st_ino  # linked
     assert artifact.member_hashes(now) == manifest[artifact.FILES]
+    # The new commit's message joins the commit index that drafts messages; the old ones stay.
+    index = {e.commit: e.message for e in commits.load(now)}
+    assert index[sha] == "Settle ledgers" and set(index) > {e.commit for e in commits.load(first)}
     held = set(old["split"]["heldout_commits"])
     assert held
     corpus_text = "".join(s.text for s in corpus.load(now))

@@ -238,12 +238,17 @@ def _follow_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = sub.add_parser(
         "hook",
-        help="install or remove the git hook that feeds each commit to your double",
-        description="`post-commit` runs `codedouble update --no-train` in the background after each commit "
-        "(never blocking or failing it). An existing hook of your own is never overwritten.",
+        help="install or remove the git hooks that feed each commit to your double and draft its message",
+        description="`post-commit` runs `codedouble update --no-train` in the background after each commit; "
+        "`prepare-commit-msg` fills a draft message when git has none (`git commit` without -m/-F, not merges, "
+        "squashes, templates or amends). Neither ever fails a commit, and the draft gives up after a few seconds. "
+        "An existing hook of your own is never overwritten.",
     )
     p.add_argument("action", choices=["install", "uninstall"])
-    p.add_argument("--post-commit", action="store_true", help="the post-commit hook (the default, and only, one)")
+    p.add_argument("--post-commit", action="store_true", help="the post-commit hook (the default)")
+    p.add_argument(
+        "--prepare-commit-msg", action="store_true", help="the hook that drafts commit messages in your voice"
+    )
     p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="the repository (default: here)")
     p.set_defaults(run=_run_hook)
 
@@ -293,12 +298,70 @@ def _run_default(args: argparse.Namespace) -> int:
 def _run_hook(args: argparse.Namespace) -> int:
     from codedouble.trainer import hooks
 
-    if args.action == "install":
-        path = hooks.install(args.repo)
-        print(f"installed {path}: each commit's code reaches your double in the background (log: {hooks.log_path()})")
-    else:
-        removed = hooks.uninstall(args.repo)
-        print(f"removed {removed}" if removed else "no codedouble hook to remove")
+    names = [n for n, wanted in (("post-commit", args.post_commit), (hooks.PREPARE, args.prepare_commit_msg)) if wanted]
+    for name in names or ["post-commit"]:
+        if args.action == "install":
+            path = hooks.install(args.repo, name)
+            does = (
+                f"each commit's code reaches your double in the background (log: {hooks.log_path()})"
+                if name == "post-commit"
+                else "`git commit` opens with a draft message in your voice"
+            )
+            print(f"installed {path}: {does}")
+        else:
+            removed = hooks.uninstall(args.repo, name)
+            print(f"removed {removed}" if removed else f"no codedouble {name} hook to remove")
+    return 0
+
+
+def _commit_message_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "commit-message",
+        help="draft a commit message for the staged change (or a commit) in your own style",
+        description="Print a draft message for what is staged (or for commit REV), drafted by your double from "
+        "your past commits with the most similar changes or by its model, whichever measured better, and "
+        "written as you write messages (summary length, case, prefixes, mood, trailers).",
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--staged", action="store_true", help="draft for the staged change (the default)")
+    what.add_argument("revision", nargs="?", metavar="REV", help="draft for this commit instead")
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="the repository (default: here)")
+    p.add_argument(
+        "--artifact",
+        type=Path,
+        metavar="ARTIFACT_DIR",
+        help="the double to draft with (default: the repository's current double, else your default double)",
+    )
+    p.add_argument(
+        "--source", choices=["retrieval", "model"], help="draft from this source (default: the one measured better)"
+    )
+    p.add_argument("--explain", action="store_true", help="also say which double and source drafted it (stderr)")
+    # The prepare-commit-msg hook's way in: fill git's message file, give up silently after SECONDS.
+    p.add_argument("--into", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--within", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    p.set_defaults(run=_run_commit_message)
+
+
+def _run_commit_message(args: argparse.Namespace) -> int:
+    from codedouble.trainer import commit_message
+
+    if args.within:
+        commit_message.watchdog(args.within)
+    options = commit_message.Options(args.repo, args.revision, args.artifact, args.source)
+    if args.into is not None:
+        try:
+            done, _ = commit_message.draft(options)
+        except CodedoubleError:
+            return 0  # the hook never stands between the engineer and their commit
+        commit_message.fill(args.into, done.text)
+        return 0
+    done, double = commit_message.draft(options)
+    print(done.text, end="")
+    for note in done.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.explain:
+        drawn = f" (from commit {done.neighbour[:12]} and its neighbours)" if done.neighbour else ""
+        print(f"drafted by {done.source}{drawn} with {double}", file=sys.stderr)
     return 0
 
 
@@ -342,6 +405,14 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         metavar="N",
         help="held-out lines typed key by key against every system, as the server is asked (default 20; 0 skips)",
     )
+    p.add_argument(
+        "--commit-samples",
+        type=int,
+        default=100,
+        metavar="N",
+        help="held-out commits whose messages are drafted by the model, retrieval and a generic baseline "
+        "(default 100; 0 skips)",
+    )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
     p.add_argument(
         "--no-workspace",
@@ -373,6 +444,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         line_samples=args.line_samples,
         block_samples=args.block_samples,
         replay_lines=args.replay_lines,
+        commit_samples=args.commit_samples,
         seed=args.seed,
         workspace=not args.no_workspace,
     )
@@ -516,6 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(sub)
     _serve_parser(sub)
     _follow_parsers(sub)
+    _commit_message_parser(sub)
     owning_cli.add_parsers(sub)
     _export_parser(sub)
     _import_parser(sub)

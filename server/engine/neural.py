@@ -242,6 +242,35 @@ class Neural:
         return self.generate(request, cancelled).text
 
     @torch.inference_mode()
+    def continuation(
+        self, ids: list[int], limit: int, cancelled: Callable[[], bool] | None = None, one_line: bool = False
+    ) -> Generated:
+        """Greedy text after the prompt `ids` up to an end-of-text or format marker (or the end of the first
+        line), `limit` tokens at most: the objectives that are not fill-in-the-middle (a commit message's
+        summary). Its own cache: the FIM slot kept for the next keystroke stays as it was."""
+        past, inputs = None, torch.tensor([ids])
+        out: list[int] = []
+        logprob = 0.0
+        for _ in range(limit):
+            if cancelled is not None and cancelled():
+                break
+            result = self.model(input_ids=inputs, cache=past, use_cache=True, logits_to_keep=1)
+            past = result.cache
+            logits = result.logits[0, -1].float()
+            token = int(logits.argmax())
+            if token in self.eos:
+                break
+            logprob += float(torch.log_softmax(logits, -1)[token])
+            out.append(token)
+            text = self.tokenizer.decode(out)
+            if (one_line and "\n" in text.lstrip("\n")) or repetition_cut("", text) is not None:
+                break
+            inputs = torch.tensor([[token]])
+        text = self.tokenizer.decode(out)
+        cut = repetition_cut("", text)
+        return Generated(text if cut is None else cut, logprob, len(out))
+
+    @torch.inference_mode()
     def score(self, request: Request, candidates: list[str]) -> list[float]:
         """Mean log-probability per token the model gives each candidate as the completion at the cursor:
         the prompt runs once, then all candidates in one batch on its key-value cache."""

@@ -61,6 +61,9 @@ class _Bm25:
         return [(int(i), float(scores[i])) for i in ranked]
 
 
+Bm25 = _Bm25  # also ranks past commits by their changes (codedouble.server.commits.retrieval)
+
+
 def _previous_line(prefix: str) -> str:
     lines = prefix.split("\n")[:-1]
     return next((line for line in reversed(lines) if line.strip()), "")

@@ -95,6 +95,48 @@ def format_replay_table(report: EvalReport, per_language: bool = False) -> str:
     return "\n".join([*_fixed_width(cells, 3), REPLAY_LEGEND]) + "\n"
 
 
+COMMIT_HEADERS = ("task", "system", "n", "B-Norm", "ROUGE-L", "word 1 %", "words 1-2 %", "ES %", "p50 ms")
+COMMIT_LEGEND = (
+    "commit messages: held-out commits' summary lines; B-Norm: smoothed sentence BLEU-4 of lowercased words (Tao "
+    "et al., ICSME 2021); ROUGE-L: LCS F-measure; word 1 / words 1-2: exact match of the first word(s); "
+    "ES: edit similarity"
+)
+_COMMIT_VALUES = (
+    lambda r: r.b_norm,
+    lambda r: r.rouge_l,
+    lambda r: r.first_word,
+    lambda r: r.first_two_words,
+    lambda r: r.edit_similarity,
+)
+
+
+def _commit_cells(report: EvalReport, mark: Callable[[str, bool], str]) -> list[list[str]]:
+    """One row of cells per system of the commit-message task; `mark(value, best)` writes a best value."""
+    rows = report.commit_rows
+    tops = [max(round(100 * value(r), 1) for r in rows) for value in _COMMIT_VALUES] if rows else []
+    cells = []
+    for r in rows:
+        system = r.system + (f" {DEFAULT_MARK}" if r.system == report.commit_default else "")
+        values = [
+            mark(_pct(value(r)), len(rows) > 1 and round(100 * value(r), 1) == top)
+            for value, top in zip(_COMMIT_VALUES, tops, strict=True)
+        ]
+        cells.append(["commit message", system, str(r.samples), *values, _ms(r.p50_ms)])
+    return cells
+
+
+def format_commit_table(report: EvalReport) -> str:
+    """The commit-message task's rows for the terminal; empty when the run drafted none."""
+    if not report.commit_rows:
+        return ""
+    cells = [
+        [h + "  " if 3 <= c < 8 else h for c, h in enumerate(COMMIT_HEADERS)],
+        *_commit_cells(report, lambda v, best: v + (f" {BEST_MARK}" if best else "  ")),
+    ]
+    legend = f"{DEFAULT_MARK} the source `codedouble commit-message` drafts with   {COMMIT_LEGEND}"
+    return "\n".join([*_fixed_width(cells, 2), legend]) + "\n"
+
+
 def _repository_cells(r: Row, default: str, best_em: bool, best_es: bool) -> list[str]:
     return [
         r.task,
@@ -157,8 +199,15 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
         "EM exact match, ES edit similarity"
     )
     replay = format_replay_table(report, per_language)
+    drafted = format_commit_table(report)
     repositories = format_repository_table(report)
-    return "\n".join(out) + "\n" + ("\n" + replay if replay else "") + ("\n" + repositories if repositories else "")
+    return (
+        "\n".join(out)
+        + "\n"
+        + ("\n" + replay if replay else "")
+        + ("\n" + drafted if drafted else "")
+        + ("\n" + repositories if repositories else "")
+    )
 
 
 def _cell(text: str) -> str:
@@ -231,6 +280,7 @@ def format_markdown(report: EvalReport) -> str:
             cells[2] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
             out.append("| " + " | ".join(cells) + " |")
         out += ["", REPLAY_LEGEND[0].upper() + REPLAY_LEGEND[1:] + "."]
+    out += _markdown_commits(report)
     out += _markdown_repositories(report)
     out += [
         "",
@@ -252,6 +302,35 @@ def format_markdown(report: EvalReport) -> str:
                 if system in example:
                     out += ["", f"**{system}**:", ""] + _fenced(example[system], language)
     return "\n".join(out) + "\n"
+
+
+def _markdown_commits(report: EvalReport) -> list[str]:
+    """report.md's commit-message section: the table, then a few held-out messages beside each system's draft."""
+    if not report.commit_rows:
+        return []
+    out = ["", f"## Commit messages ({report.commit_samples:,} held-out commits)", ""]
+    out += ["| " + " | ".join(COMMIT_HEADERS) + " |"]
+    out.append("|" + "|".join("---" if c < 2 else "---:" for c in range(len(COMMIT_HEADERS))) + "|")
+    for cells in _commit_cells(report, lambda v, best: f"**{v}**" if best else v):
+        cells[1] = _cell(cells[1].replace(f" {DEFAULT_MARK}", " (default)"))
+        out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        COMMIT_LEGEND[0].upper() + COMMIT_LEGEND[1:] + "; bold: best; (default): the source "
+        "`codedouble commit-message` drafts with.",
+    ]
+    for example in report.commit_examples:
+        out += [
+            "",
+            f"- `{example.get('commit', '')[:12]}` the engineer: `{_cell(commit_summary(example.get('message', '')))}`",
+        ]
+        for system in (r.system for r in report.commit_rows):
+            out.append(f"  - {system}: `{_cell(commit_summary(example.get(system, ''))) or '(nothing)'}`")
+    return out
+
+
+def commit_summary(message: str) -> str:
+    return next((line.strip() for line in message.split("\n") if line.strip()), "")
 
 
 def _markdown_repositories(report: EvalReport) -> list[str]:

@@ -17,7 +17,7 @@ from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.workspace import WorkspaceContext
-from codedouble.trainer.evaluation import metrics, replay, summary, tasks
+from codedouble.trainer.evaluation import commit_task, metrics, replay, summary, tasks
 from codedouble.trainer.evaluation.context import RepositoryWorkspaces
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.training.split import Split
@@ -41,6 +41,7 @@ class EvalOptions:
     # Every system sees the repository at the held-out commit's parent as workspace context, as the server
     # does; engine, ngram and bm25 are also scored without it (`<name>/no-workspace`) in the same run.
     workspace: bool = True
+    commit_samples: int = 100  # held-out commits whose messages are drafted (0 skips the task)
 
 
 NO_WORKSPACE = "/no-workspace"
@@ -199,6 +200,11 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
                     )
     if workspaces is not None:
         workspaces.close()
+    drafted = None
+    if opts.commit_samples:
+        drafted = commit_task.evaluate(
+            artifact, engine.model, commit_task.sample(records, opts.commit_samples, opts.seed), progress
+        )
     system_names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -219,6 +225,10 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         replay_lines=len(typed_lines),
         replay=tuple(replay.aggregate(typed, system_names)),
         repositories={name: path for path, name in names.items()},
+        commit_samples=drafted.rows[0].samples if drafted and drafted.rows else 0,
+        commit_rows=drafted.rows if drafted else (),
+        commit_default=drafted.default if drafted else "",
+        commit_examples=drafted.examples if drafted else (),
     )
 
 

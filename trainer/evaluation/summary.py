@@ -100,6 +100,18 @@ def aggregate(outcomes: Iterable[Outcome], systems: Sequence[str]) -> list[Row]:
 
 
 @dataclass(frozen=True)
+class CommitRow:
+    system: str
+    samples: int
+    b_norm: float  # mean, 0..1
+    rouge_l: float
+    first_word: float  # share of drafts whose first word is the engineer's
+    first_two_words: float
+    edit_similarity: float
+    p50_ms: float
+
+
+@dataclass(frozen=True)
 class EvalReport:
     artifact: str
     repository: str
@@ -116,6 +128,11 @@ class EvalReport:
     replay_lines: int = 0  # lines of the held-out commits typed keystroke by keystroke
     replay: tuple[ReplayRow, ...] = ()
     repositories: dict[str, str] = field(default_factory=dict)  # display name -> path, of every repository
+    # The commit-message task: held-out commits' messages drafted by each source (commit_task.py).
+    commit_samples: int = 0
+    commit_rows: tuple[CommitRow, ...] = ()
+    commit_default: str = ""  # the source `codedouble commit-message` drafts with
+    commit_examples: tuple[dict[str, str], ...] = ()  # commit, message, and one draft per system
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,6 +140,8 @@ class EvalReport:
         data["rows"] = [asdict(r) for r in self.rows]
         data["examples"] = [dict(e) for e in self.examples]
         data["replay"] = [asdict(r) for r in self.replay]
+        data["commit_rows"] = [asdict(r) for r in self.commit_rows]
+        data["commit_examples"] = [dict(e) for e in self.commit_examples]
         return data
 
     @classmethod
@@ -143,6 +162,10 @@ class EvalReport:
             replay_lines=int(data.get("replay_lines", 0)),
             replay=tuple(ReplayRow(**r) for r in data.get("replay", ())),
             repositories=dict(data.get("repositories", {})),
+            commit_samples=int(data.get("commit_samples", 0)),
+            commit_rows=tuple(CommitRow(**r) for r in data.get("commit_rows", ())),
+            commit_default=str(data.get("commit_default", "")),
+            commit_examples=tuple(dict(e) for e in data.get("commit_examples", ())),
         )
 
 

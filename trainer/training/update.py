@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from codedouble.server.contract import artifact, atomic, corpus, tombstones
+from codedouble.server.contract import commits as commit_log
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord
-from codedouble.trainer.training import checkpoint, loop, module_level
+from codedouble.trainer.training import checkpoint, commit_index, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import load_base
 from codedouble.trainer.training.split import Split, drop_near_duplicates, validation_commits
@@ -181,9 +182,14 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     quick = _manifest(double, manifest, dataset_dir, summary, len(old_corpus) + len(added))
     with atomic.directory(out) as folder:
         for name in artifact.member_hashes(current):
-            if name != corpus.CORPUS:
+            if name not in (corpus.CORPUS, commit_log.COMMITS):
                 _link(current / name, folder / name)
         corpus.write(folder, [*old_corpus, *added])
+        # The new commits' messages join the commit index too (a double from before it has none to extend).
+        old_index = commit_log.load(current)
+        if old_index is not None:
+            known = {e.commit for e in old_index}
+            commit_log.write(folder, [*old_index, *(e for e in commit_index.entries(new) if e.commit not in known)])
         artifact.write_manifest(folder, {**quick, artifact.FILES: artifact.member_hashes(folder)})
     artifact.repoint(current, out)
     result = UpdateResult(out, current, new_commits, len(new), len(added), leaked)
@@ -323,6 +329,8 @@ def _fine_tune(
             model.save_pretrained(folder, safe_serialization=True)
             tokenizer.save_pretrained(folder)
             _link(out / corpus.CORPUS, folder / corpus.CORPUS)
+            if (out / commit_log.COMMITS).is_file():
+                _link(out / commit_log.COMMITS, folder / commit_log.COMMITS)
             kept = {k: v for k, v in quick.items() if k not in {"tool", "artifact_format", artifact.FILES}}
             summary = {
                 **kept["updates"][-1],

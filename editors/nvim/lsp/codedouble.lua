@@ -3,8 +3,11 @@
 -- over this table and adds the ghost text.
 return {
   cmd = { "codedouble", "serve" },
-  -- Neovim's names for the languages the double knows (.jsx files are "javascriptreact").
-  filetypes = { "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java" },
+  -- Neovim's names for the languages the double knows (.jsx files are "javascriptreact"), and git's commit
+  -- message buffer, where the server drafts the message in your voice.
+  filetypes = {
+    "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "java", "gitcommit",
+  },
   -- The double is trained per repository; the server finds it from the workspace's git root.
   root_markers = { ".git" },
   -- Server settings: artifact, languages, exclude, maxLines, debounceMs, minConfidence, feedbackLog,

@@ -1,0 +1,69 @@
+"""The commit index: what a double ships so that `codedouble commit-message` and the language server can draft a
+message in the engineer's voice without the dataset: each training commit's message and the bag of terms
+(identifiers, path parts) of what it changed, as JSON lines (no pickle).
+
+    ARTIFACT/commits.jsonl   {"commits_format": 1}
+                             {"commit": SHA, "message": "...", "terms": "word word ..."}   one per training commit
+
+Only training-split commits are in it (held-out ones never are: eval scores retrieval on them). A double
+trained before the index existed has no file: drafting then falls back to the model alone, with a note.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from codedouble.server.contract import atomic
+from codedouble.server.contract.errors import CodedoubleError
+
+COMMITS = "commits.jsonl"
+COMMITS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class IndexedCommit:
+    commit: str
+    message: str
+    terms: tuple[str, ...]  # what the commit changed, as retrieval compares changes (`commits.change.terms`)
+
+
+class CommitIndexError(CodedoubleError):
+    """An artifact whose commit index is damaged or of another format."""
+
+
+def write(folder: Path, entries: list[IndexedCommit]) -> None:
+    with atomic.file(folder / COMMITS) as f:
+        f.write(json.dumps({"commits_format": COMMITS_FORMAT}) + "\n")
+        for e in entries:
+            entry = {"commit": e.commit, "message": e.message, "terms": " ".join(e.terms)}
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def load(artifact: Path) -> list[IndexedCommit] | None:
+    """The artifact's commit index, or None when it has none (trained by an older codedouble)."""
+    path = artifact / COMMITS
+    if not path.is_file():
+        return None
+    out: list[IndexedCommit] = []
+    with path.open(encoding="utf-8") as f:
+        first = f.readline()
+        try:
+            found = json.loads(first).get("commits_format") if first.strip() else None
+        except (json.JSONDecodeError, AttributeError):
+            found = None
+        if found != COMMITS_FORMAT:
+            raise CommitIndexError(
+                f"{path} is in commit index format {found}; this codedouble reads format {COMMITS_FORMAT}: "
+                "train the double again (`codedouble train`)"
+            )
+        for number, line in enumerate(f, 2):
+            try:
+                data = json.loads(line)
+                out.append(IndexedCommit(data["commit"], data["message"], tuple(data["terms"].split())))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise CommitIndexError(
+                    f"{path}:{number}: not a commit index entry ({exc}): train the double again"
+                ) from exc
+    return out
