@@ -404,6 +404,21 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         metavar="[HOST:]PORT",
         help=f"listen on this address instead of stdio (HOST defaults to {LOOPBACK}: this machine only)",
     )
+    remote = p.add_argument_group(
+        "a remote engine (docs/serving.md)",
+        "The model part runs on an engine serving your double as a LoRA adapter; n-gram, retrieval and abstention "
+        "stay here, and answer alone whenever the engine fails or is slow. Editor settings of the same names win.",
+    )
+    remote.add_argument(
+        "--backend",
+        choices=("local", "openai", "llama.cpp"),
+        help="local (default), openai (an OpenAI-compatible /v1/completions: vLLM, SGLang, llama.cpp) or llama.cpp "
+        "(its /infill)",
+    )
+    remote.add_argument("--url", metavar="URL", help="the engine's base URL, e.g. http://gpu-box:8000")
+    remote.add_argument("--model", metavar="NAME", help="the name your adapter is served under (vLLM --lora-modules)")
+    remote.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the engine's API key")
+    remote.add_argument("--timeout-ms", type=int, metavar="MS", help="give way to the local answer after this long")
     p.set_defaults(run=_run_serve)
 
 
@@ -419,7 +434,9 @@ def _host_port(value: str) -> tuple[str, int]:
 def _run_serve(args: argparse.Namespace) -> int:
     from codedouble.server.server import main as serve
 
-    serve(tcp=args.tcp, artifact=args.artifact)
+    flags = {"backend": args.backend, "url": args.url, "model": args.model, "apiKeyEnv": args.api_key_env}
+    flags["timeoutMs"] = args.timeout_ms
+    serve(tcp=args.tcp, artifact=args.artifact, settings={k: v for k, v in flags.items() if v is not None})
     return 0
 
 
