@@ -457,7 +457,43 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         metavar="ARTIFACT_DIR",
         help="the double to export (default: the current double of --repo)",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the archive to write (e.g. double.tar)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE|DIR",
+        help="the archive to write (e.g. double.tar); with --format peft, the adapter's folder",
+    )
+    p.add_argument(
+        "--format",
+        choices=("archive", "peft"),
+        default="archive",
+        help="archive (default): the whole double, for `codedouble import`; peft: a LoRA adapter on the double's "
+        "base, for vLLM, SGLang or llama.cpp (docs/serving.md)",
+    )
+    peft = p.add_argument_group("--format peft")
+    peft.add_argument(
+        "--rank",
+        type=int,
+        metavar="R",
+        help="the LoRA rank (8, 16, 32 or 64); default: the smallest whose error is within --max-error",
+    )
+    peft.add_argument(
+        "--max-error",
+        type=float,
+        default=0.05,
+        metavar="E",
+        help="the relative error of the approximated weight change the rank search accepts (default 0.05)",
+    )
+    peft.add_argument(
+        "--base", type=Path, metavar="PATH", help="where the double's base is now (default: where it was trained)"
+    )
+    peft.add_argument(
+        "--base-out",
+        type=Path,
+        metavar="DIR",
+        help="also write the base there as a plain Hugging Face folder (once: a folder already holding it is kept)",
+    )
     p.add_argument(
         "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to export (default .)"
     )
@@ -481,9 +517,31 @@ def _run_export(args: argparse.Namespace) -> int:
             raise ArchiveError(
                 f"{args.repo} has no trained double yet; name one (ARTIFACT_DIR) or run `codedouble train`"
             )
+    if args.format == "peft":
+        return _export_adapter(folder, args)
     done = export(folder, args.out, redact=args.redact_paths)
     redacted = f"; paths redacted: {', '.join(done.redacted)}" if done.redacted else ""
     print(f"exported {folder} ({done.members} files, {done.bytes:,} bytes) → {done.archive}{redacted}", file=sys.stderr)
+    return 0
+
+
+def _export_adapter(folder: Path, args: argparse.Namespace) -> int:
+    from codedouble.trainer.owning.adapter import export_adapter
+
+    done = export_adapter(
+        folder, args.out, rank=args.rank, max_error=args.max_error, base=args.base, base_out=args.base_out
+    )
+    errors = ", ".join(f"rank {r}: {e:.2%}" for r, e in done.errors.items())
+    print(f"exported {folder} as a LoRA adapter of rank {done.rank} → {done.adapter}", file=sys.stderr)
+    print(f"  relative error of the projections' change ({done.finetune or '?'} fine-tune): {errors}", file=sys.stderr)
+    for dropped in done.dropped:
+        print(
+            f"  not carried by a LoRA: {dropped.name} ({dropped.rows_changed} rows changed, "
+            f"{dropped.relative_change:.2%} of its norm)",
+            file=sys.stderr,
+        )
+    if done.base is not None:
+        print(f"  base → {done.base}", file=sys.stderr)
     return 0
 
 
