@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import select
 import socket
 import threading
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,6 +280,17 @@ def test_backend_settings_parse_and_are_checked() -> None:
     # `codedouble serve`'s flags are defaults; the editor's settings win.
     got, _ = opts.parse({"codedouble": {"model": "bob"}}, {"backend": "openai", "url": "http://h:1", "model": "x"})
     assert (got.backend, got.url, got.model) == ("openai", "http://h:1", "bob")
+
+
+def test_every_server_setting_is_offered_by_both_editors() -> None:
+    root = Path(__file__).resolve().parents[1]
+    package = json.loads((root / "editors/vscode/package.json").read_text(encoding="utf-8"))
+    vscode = {k.removeprefix("codedouble.") for k in package["contributes"]["configuration"]["properties"]}
+    nvim = (root / "editors/nvim/README.md").read_text(encoding="utf-8")
+    for key in opts._PARSERS:
+        assert key in vscode, key
+        assert re.search(rf"^\| `{key}` +\|", nvim, re.MULTILINE), key
+    assert package["contributes"]["configuration"]["properties"]["codedouble.backend"]["enum"] == list(opts.BACKENDS)
 
 
 # --- the real server, pointed at the fake engine and at none -------------------------------------------------
