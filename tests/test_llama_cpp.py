@@ -1,0 +1,110 @@
+"""End to end against a real engine: llama-cpp-python's OpenAI-compatible server on loopback, serving the
+exported base converted to GGUF with the double's adapter, asked through `--backend openai`'s client.
+
+Nothing here builds anything: llama-cpp-python is a source distribution (a C++ build of tens of minutes on
+2 cores) and llama.cpp's converters (`convert_hf_to_gguf.py`, `convert_lora_to_gguf.py`, MIT) ship only in
+its source tree. The test runs where both are at hand and is skipped, saying which is missing, elsewhere:
+
+    CODEDOUBLE_LLAMA_PYTHON   a Python with `llama-cpp-python[server]` installed (default: this one)
+    CODEDOUBLE_LLAMA_CPP      a llama.cpp source tree (its converters and gguf-py)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_adapter import llama_base, lora_double  # noqa: F401 - fixtures
+from test_train import _own_data_home, dataset_dir, history  # noqa: F401 - fixtures
+
+from codedouble.server.engine.document import Request
+from codedouble.server.engine.remote import Backend, RemoteModel
+from codedouble.trainer.owning.adapter import export_adapter
+
+PYTHON = os.environ.get("CODEDOUBLE_LLAMA_PYTHON", sys.executable)
+TREE = Path(os.environ.get("CODEDOUBLE_LLAMA_CPP", "/nonexistent"))
+# llama.cpp's converter knows a BPE tokenizer by the hash of how it splits a probe text; codedouble's own
+# byte-level BPE is not on its list, but splits as GPT-2 does (the same ByteLevel regex): say so.
+CONVERT = """
+import runpy, sys
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/gguf-py"]
+from conversion import base
+base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt2"
+script = sys.argv[2]
+sys.argv = [script, *sys.argv[3:]]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _missing() -> str | None:
+    found = subprocess.run([PYTHON, "-c", "import llama_cpp.server"], capture_output=True, text=True)
+    if found.returncode != 0:
+        return (
+            f"llama-cpp-python[server] is not importable by {PYTHON} (set CODEDOUBLE_LLAMA_PYTHON; README, llama.cpp)"
+        )
+    if not (TREE / "convert_hf_to_gguf.py").is_file() or not (TREE / "convert_lora_to_gguf.py").is_file():
+        return "no llama.cpp source tree with its GGUF converters (set CODEDOUBLE_LLAMA_CPP; README, llama.cpp)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+
+
+def _convert(script: str, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(TREE / "gguf-py")}
+    done = subprocess.run(
+        [sys.executable, "-c", CONVERT, str(TREE), str(TREE / script), *args], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_llama_cpp_serves_the_exported_base_with_the_adapter(lora_double: Path, tmp_path: Path) -> None:  # noqa: F811
+    export_adapter(lora_double, tmp_path / "alice", base_out=tmp_path / "base")
+    _convert(
+        "convert_hf_to_gguf.py", str(tmp_path / "base"), "--outfile", str(tmp_path / "base.gguf"), "--outtype", "f32"
+    )
+    _convert(
+        "convert_lora_to_gguf.py",
+        str(tmp_path / "alice"),
+        "--base",
+        str(tmp_path / "base"),
+        "--outfile",
+        str(tmp_path / "alice.gguf"),
+        "--outtype",
+        "f32",
+    )
+    port = _port()
+    server = subprocess.Popen(
+        [PYTHON, "-m", "llama_cpp.server", "--model", str(tmp_path / "base.gguf"), "--lora_path",
+         str(tmp_path / "alice.gguf"), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "128"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        model = RemoteModel(Backend("openai", f"http://127.0.0.1:{port}", timeout_ms=20_000))
+        request = Request("shop/cart.py", "class Cart:\n    def size(self):\n        return ", "\n", "line")
+        deadline = time.monotonic() + 60
+        while True:  # the server loads the model before it listens
+            generated = model.generate(request)
+            health = model.status()
+            if health["answered"] or time.monotonic() > deadline:
+                break
+            model.health.resting_until = 0.0
+            time.sleep(0.5)
+        assert health["answered"] == 1, health
+        assert "\n" not in generated.text and generated.logprob <= 0
+    finally:
+        server.terminate()
+        server.wait(10)
