@@ -198,3 +198,12 @@ def test_what_cannot_be_an_adapter_is_refused_with_the_reason(
     assert adapter.export_base(llama_base, tmp_path / "shared-base") == tmp_path / "shared-base"
     with pytest.raises(AdapterError, match="another base"):
         adapter.export_base(other, tmp_path / "shared-base")
+
+
+def test_gguf_needs_a_llama_cpp_tree(lora_double: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["export", str(lora_double), "--format", "gguf", "--out", str(tmp_path / "g")]
+    assert cli.main(args) == 2
+    assert "--llama-cpp TREE" in capsys.readouterr().err
+    assert cli.main([*args, "--llama-cpp", str(tmp_path)]) == 2
+    assert "not a llama.cpp source tree" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()

@@ -24,21 +24,11 @@ from test_train import _own_data_home, dataset_dir, history  # noqa: F401 - fixt
 
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.remote import Backend, RemoteModel
-from codedouble.trainer.owning.adapter import export_adapter
+from codedouble.trainer import cli
+from codedouble.trainer.owning.gguf import CONVERTERS
 
 PYTHON = os.environ.get("CODEDOUBLE_LLAMA_PYTHON", sys.executable)
 TREE = Path(os.environ.get("CODEDOUBLE_LLAMA_CPP", "/nonexistent"))
-# llama.cpp's converter knows a BPE tokenizer by the hash of how it splits a probe text; codedouble's own
-# byte-level BPE is not on its list, but splits as GPT-2 does (the same ByteLevel regex): say so.
-CONVERT = """
-import runpy, sys
-sys.path[:0] = [sys.argv[1], sys.argv[1] + "/gguf-py"]
-from conversion import base
-base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt2"
-script = sys.argv[2]
-sys.argv = [script, *sys.argv[3:]]
-runpy.run_path(script, run_name="__main__")
-"""
 
 
 def _missing() -> str | None:
@@ -47,20 +37,12 @@ def _missing() -> str | None:
         return (
             f"llama-cpp-python[server] is not importable by {PYTHON} (set CODEDOUBLE_LLAMA_PYTHON; README, llama.cpp)"
         )
-    if not (TREE / "convert_hf_to_gguf.py").is_file() or not (TREE / "convert_lora_to_gguf.py").is_file():
+    if not all((TREE / name).is_file() for name in CONVERTERS):
         return "no llama.cpp source tree with its GGUF converters (set CODEDOUBLE_LLAMA_CPP; README, llama.cpp)"
     return None
 
 
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
-
-
-def _convert(script: str, *args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(TREE / "gguf-py")}
-    done = subprocess.run(
-        [sys.executable, "-c", CONVERT, str(TREE), str(TREE / script), *args], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def _port() -> int:
@@ -70,24 +52,13 @@ def _port() -> int:
 
 
 def test_llama_cpp_serves_the_exported_base_with_the_adapter(lora_double: Path, tmp_path: Path) -> None:  # noqa: F811
-    export_adapter(lora_double, tmp_path / "alice", base_out=tmp_path / "base")
-    _convert(
-        "convert_hf_to_gguf.py", str(tmp_path / "base"), "--outfile", str(tmp_path / "base.gguf"), "--outtype", "f32"
-    )
-    _convert(
-        "convert_lora_to_gguf.py",
-        str(tmp_path / "alice"),
-        "--base",
-        str(tmp_path / "base"),
-        "--outfile",
-        str(tmp_path / "alice.gguf"),
-        "--outtype",
-        "f32",
-    )
+    out = tmp_path / "gguf"
+    assert cli.main(["export", str(lora_double), "--format", "gguf", "--out", str(out), "--llama-cpp", str(TREE)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["adapter.gguf", "base.gguf"]
     port = _port()
     server = subprocess.Popen(
-        [PYTHON, "-m", "llama_cpp.server", "--model", str(tmp_path / "base.gguf"), "--lora_path",
-         str(tmp_path / "alice.gguf"), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "128"],
+        [PYTHON, "-m", "llama_cpp.server", "--model", str(out / "base.gguf"), "--lora_path",
+         str(out / "adapter.gguf"), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "128"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -466,12 +466,13 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
     p.add_argument(
         "--format",
-        choices=("archive", "peft"),
+        choices=("archive", "peft", "gguf"),
         default="archive",
         help="archive (default): the whole double, for `codedouble import`; peft: a LoRA adapter on the double's "
-        "base, for vLLM, SGLang or llama.cpp (docs/serving.md)",
+        "base, for vLLM, SGLang or llama.cpp (docs/serving.md); gguf: base.gguf and adapter.gguf for llama.cpp, "
+        "made by llama.cpp's own converters (--llama-cpp)",
     )
-    peft = p.add_argument_group("--format peft")
+    peft = p.add_argument_group("--format peft and gguf")
     peft.add_argument(
         "--rank",
         type=int,
@@ -493,6 +494,12 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         type=Path,
         metavar="DIR",
         help="also write the base there as a plain Hugging Face folder (once: a folder already holding it is kept)",
+    )
+    peft.add_argument(
+        "--llama-cpp",
+        type=Path,
+        metavar="TREE",
+        help="--format gguf: a llama.cpp source tree, whose converters make the GGUF files",
     )
     p.add_argument(
         "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to export (default .)"
@@ -517,7 +524,7 @@ def _run_export(args: argparse.Namespace) -> int:
             raise ArchiveError(
                 f"{args.repo} has no trained double yet; name one (ARTIFACT_DIR) or run `codedouble train`"
             )
-    if args.format == "peft":
+    if args.format in {"peft", "gguf"}:
         return _export_adapter(folder, args)
     done = export(folder, args.out, redact=args.redact_paths)
     redacted = f"; paths redacted: {', '.join(done.redacted)}" if done.redacted else ""
@@ -526,11 +533,17 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _export_adapter(folder: Path, args: argparse.Namespace) -> int:
-    from codedouble.trainer.owning.adapter import export_adapter
+    from codedouble.trainer.owning.adapter import AdapterError, export_adapter
+    from codedouble.trainer.owning.gguf import export_gguf
 
-    done = export_adapter(
-        folder, args.out, rank=args.rank, max_error=args.max_error, base=args.base, base_out=args.base_out
-    )
+    if args.format == "gguf":
+        if args.llama_cpp is None:
+            raise AdapterError("--format gguf needs --llama-cpp TREE: llama.cpp's converters are in its source tree")
+        done = export_gguf(folder, args.out, args.llama_cpp, rank=args.rank, max_error=args.max_error, base=args.base)
+    else:
+        done = export_adapter(
+            folder, args.out, rank=args.rank, max_error=args.max_error, base=args.base, base_out=args.base_out
+        )
     errors = ", ".join(f"rank {r}: {e:.2%}" for r, e in done.errors.items())
     print(f"exported {folder} as a LoRA adapter of rank {done.rank} → {done.adapter}", file=sys.stderr)
     print(f"  relative error of the projections' change ({done.finetune or '?'} fine-tune): {errors}", file=sys.stderr)
