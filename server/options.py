@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from codedouble.grammars.languages import LANGUAGES
 
@@ -26,6 +27,9 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "**/secrets/**",
     "**/*secret*",
 )
+
+
+BACKENDS: tuple[str, ...] = ("local", "openai", "llama.cpp")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,17 @@ class Options:
     # A double trained on data the engineer has since taken back with `codedouble forget` is served with a
     # warning; true refuses to serve it until it is trained again.
     refuse_stale: bool = False
+    # Where the double's model runs: "local" (this process), or an engine serving it as a LoRA adapter on its
+    # base (docs/serving.md): "openai" (vLLM, SGLang, llama.cpp's /v1/completions) or "llama.cpp" (/infill).
+    # The n-gram, retrieval and abstention always run here; an engine that fails costs only the model's answer.
+    backend: str = "local"
+    url: str = ""  # the engine's base URL, e.g. http://gpu-box:8000 (Tabby's api_endpoint, Continue's apiBase)
+    model: str = ""  # the name the engine serves this engineer's adapter under (vLLM --lora-modules NAME=...)
+    api_key_env: str = ""  # the environment variable holding the engine's API key (the key never sits in settings)
+    timeout_ms: int = 1000  # a request still unanswered then gives way to the local answer
+
+    def remote(self) -> bool:
+        return self.backend != "local"
 
     def enabled(self, language: str | None, path: str) -> bool:
         if language is None or (self.languages and language not in self.languages):
@@ -206,6 +221,35 @@ def _probability(value: Any) -> float | None:
     return float(value)
 
 
+def _backend(value: Any) -> str:
+    if value not in BACKENDS:
+        raise ValueError(f"one of {', '.join(BACKENDS)}")
+    return str(value)
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("an http:// or https:// URL")
+    value = value.strip()
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("an http:// or https:// URL with a host")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value.strip()
+
+
+def _env_var(value: Any) -> str:
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value)):
+        raise ValueError("the name of an environment variable (the key itself never goes in settings)")
+    return value
+
+
 def _switch(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("true or false")
@@ -222,6 +266,11 @@ _PARSERS = {
     "feedbackLog": _switch,
     "workspaceContext": _switch,
     "refuseStale": _switch,
+    "backend": _backend,
+    "url": _url,
+    "model": _name,
+    "apiKeyEnv": _env_var,
+    "timeoutMs": _count(50, 30_000),
 }
 _FIELD = {
     "artifact": "artifact",
@@ -233,16 +282,24 @@ _FIELD = {
     "feedbackLog": "feedback_log",
     "workspaceContext": "workspace_context",
     "refuseStale": "refuse_stale",
+    "backend": "backend",
+    "url": "url",
+    "model": "model",
+    "apiKeyEnv": "api_key_env",
+    "timeoutMs": "timeout_ms",
 }
 
 
-def parse(raw: Any) -> tuple[Options, list[str]]:
+def parse(raw: Any, defaults: dict[str, Any] | None = None) -> tuple[Options, list[str]]:
     """Options from the client's JSON (camelCase keys, optionally under a `codedouble` key) and one message
-    per problem; every field that is missing or wrong keeps its default."""
+    per problem; every field that is missing or wrong keeps its default: `defaults` (the same keys, from
+    `codedouble serve`'s flags), else the built-in one."""
     if isinstance(raw, dict) and "codedouble" in raw:
         raw = raw["codedouble"]
     if raw is None:
-        return Options(), []
+        raw = {}
+    if isinstance(raw, dict) and defaults:
+        raw = {**defaults, **raw}
     if not isinstance(raw, dict):
         return Options(), [f"codedouble settings must be an object, not {type(raw).__name__}; using the defaults"]
     values: dict[str, Any] = {}
@@ -256,4 +313,7 @@ def parse(raw: Any) -> tuple[Options, list[str]]:
             values[_FIELD[key]] = parser(value)
         except ValueError as exc:
             problems.append(f"codedouble setting '{key}' must be {exc}, not {value!r}; using the default")
+    if values.get("backend", "local") != "local" and not values.get("url"):
+        problems.append(f"codedouble setting 'backend' is {values['backend']} but no 'url' names the engine; local")
+        values["backend"] = "local"
     return Options(**values), problems

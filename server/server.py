@@ -39,6 +39,7 @@ from codedouble.server.engine import lexer
 from codedouble.server.engine.document import Proposal, Request, mode_at
 from codedouble.server.engine.engine import Engine
 from codedouble.server.engine.engine import load as load_engine
+from codedouble.server.engine.remote import Backend, RemoteModel
 from codedouble.server.indexer import WorkspaceIndexer
 from codedouble.server.positions import PositionError, clamped_offset, offset_at
 from codedouble.server.stats import percentile
@@ -162,6 +163,7 @@ class DoubleServer(LanguageServer):
         self.problem = ""
         self.artifact: Path | None = None
         self.default_artifact: Path | None = None  # `codedouble serve --artifact`, when the editor names none
+        self.flag_settings: dict[str, Any] = {}  # `codedouble serve --backend/--url/...`, when the editor sets none
         self.artifact_stamp: float | None = None
         self.workspace_root: Path | None = None
         self.recent = suggest.Recent()
@@ -261,7 +263,7 @@ class DoubleServer(LanguageServer):
             token = f"codedouble-load-{time.monotonic_ns()}"
             progress = self._progress(token, f"codedouble: loading {artifact.name}")
             try:
-                engine = load_engine(artifact, log=lambda message: progress(message))
+                engine = load_engine(artifact, log=lambda message: progress(message), backend=self.backend())
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
                 self.engine, self.artifact, self.state = None, artifact, "broken"
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
@@ -277,6 +279,19 @@ class DoubleServer(LanguageServer):
             quiet = suggest.quiet_double(engine.combined.abstention.validation)
             if quiet and self.options.min_confidence is None:
                 self.tell_once(quiet, types.MessageType.Info)
+
+    def backend(self) -> Backend | None:
+        """Where the model runs, from the settings (None: here)."""
+        o = self.options
+        if not o.remote():
+            return None
+        return Backend(o.backend, o.url, o.model, o.api_key_env, o.timeout_ms)  # type: ignore[arg-type]
+
+    def backend_status(self) -> dict[str, Any]:
+        model = self.engine.model if self.engine is not None else None
+        if isinstance(model, RemoteModel):
+            return model.status()
+        return {"kind": self.options.backend, "url": self.options.url or None, "state": "local"}
 
     def log_feedback(self) -> None:
         """Point the feedback log at the double in use, or nowhere when the setting turned it off."""
@@ -463,14 +478,20 @@ class DoubleServer(LanguageServer):
                 "feedbackLog": self.options.feedback_log,
                 "workspaceContext": self.options.workspace_context,
                 "refuseStale": self.options.refuse_stale,
+                "backend": self.options.backend,
+                "url": self.options.url,
+                "model": self.options.model,
+                "apiKeyEnv": self.options.api_key_env,
+                "timeoutMs": self.options.timeout_ms,
             },
+            "backend": self.backend_status(),
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
             "workspace": self.indexer.status(),
         }
 
     def configure(self, raw: Any) -> None:
-        self.options, problems = opts.parse(raw)
+        self.options, problems = opts.parse(raw, self.flag_settings)
         for problem in problems:
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, problem))
         self.log_feedback()
@@ -489,6 +510,11 @@ def _abstention_status(engine: Engine | None) -> dict[str, Any] | None:
         return None
     abstention = engine.combined.abstention
     return {"threshold": abstention.threshold, "validation": abstention.validation}
+
+
+def _where(o: opts.Options) -> tuple[Any, ...]:
+    """The settings that decide where the model runs: a change reloads the engine."""
+    return (o.backend, o.url, o.model, o.api_key_env, o.timeout_ms)
 
 
 def _stale(artifact: Path) -> dict[str, Any] | None:
@@ -556,7 +582,7 @@ def did_change_configuration(ls: DoubleServer, params: types.DidChangeConfigurat
     ls.cache.clear()
     ls.indexer.reconfigured()
     refusal_changed = ls.stale is not None and ls.options.refuse_stale != before.refuse_stale
-    if ls.options.artifact != before.artifact or refusal_changed:
+    if ls.options.artifact != before.artifact or refusal_changed or _where(ls.options) != _where(before):
         ls.load()
 
 
@@ -682,11 +708,15 @@ def feedback_notification(ls: DoubleServer, params: Any) -> None:
     ls.take_feedback(params)
 
 
-def main(tcp: tuple[str, int] | None = None, artifact: Path | None = None) -> None:
+def main(
+    tcp: tuple[str, int] | None = None, artifact: Path | None = None, settings: dict[str, Any] | None = None
+) -> None:
+    """`settings`: the editor settings `codedouble serve`'s flags give (camelCase keys); the editor's own win."""
     import sys
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="codedouble serve: %(levelname)s %(message)s")
     server.default_artifact = artifact
+    server.flag_settings = dict(settings or {})
     if tcp is not None:
         server.start_tcp(*tcp)  # listens only where told
         return

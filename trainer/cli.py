@@ -476,6 +476,21 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         metavar="[HOST:]PORT",
         help=f"listen on this address instead of stdio (HOST defaults to {LOOPBACK}: this machine only)",
     )
+    remote = p.add_argument_group(
+        "a remote engine (docs/serving.md)",
+        "The model part runs on an engine serving your double as a LoRA adapter; n-gram, retrieval and abstention "
+        "stay here, and answer alone whenever the engine fails or is slow. Editor settings of the same names win.",
+    )
+    remote.add_argument(
+        "--backend",
+        choices=("local", "openai", "llama.cpp"),
+        help="local (default), openai (an OpenAI-compatible /v1/completions: vLLM, SGLang, llama.cpp) or llama.cpp "
+        "(its /infill)",
+    )
+    remote.add_argument("--url", metavar="URL", help="the engine's base URL, e.g. http://gpu-box:8000")
+    remote.add_argument("--model", metavar="NAME", help="the name your adapter is served under (vLLM --lora-modules)")
+    remote.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the engine's API key")
+    remote.add_argument("--timeout-ms", type=int, metavar="MS", help="give way to the local answer after this long")
     p.set_defaults(run=_run_serve)
 
 
@@ -491,7 +506,9 @@ def _host_port(value: str) -> tuple[str, int]:
 def _run_serve(args: argparse.Namespace) -> int:
     from codedouble.server.server import main as serve
 
-    serve(tcp=args.tcp, artifact=args.artifact)
+    flags = {"backend": args.backend, "url": args.url, "model": args.model, "apiKeyEnv": args.api_key_env}
+    flags["timeoutMs"] = args.timeout_ms
+    serve(tcp=args.tcp, artifact=args.artifact, settings={k: v for k, v in flags.items() if v is not None})
     return 0
 
 
@@ -512,7 +529,50 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         metavar="ARTIFACT_DIR",
         help="the double to export (default: the current double of --repo)",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="FILE", help="the archive to write (e.g. double.tar)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE|DIR",
+        help="the archive to write (e.g. double.tar); with --format peft, the adapter's folder",
+    )
+    p.add_argument(
+        "--format",
+        choices=("archive", "peft", "gguf"),
+        default="archive",
+        help="archive (default): the whole double, for `codedouble import`; peft: a LoRA adapter on the double's "
+        "base, for vLLM, SGLang or llama.cpp (docs/serving.md); gguf: base.gguf and adapter.gguf for llama.cpp, "
+        "made by llama.cpp's own converters (--llama-cpp)",
+    )
+    peft = p.add_argument_group("--format peft and gguf")
+    peft.add_argument(
+        "--rank",
+        type=int,
+        metavar="R",
+        help="the LoRA rank (8, 16, 32 or 64); default: the smallest whose error is within --max-error",
+    )
+    peft.add_argument(
+        "--max-error",
+        type=float,
+        default=0.05,
+        metavar="E",
+        help="the relative error of the approximated weight change the rank search accepts (default 0.05)",
+    )
+    peft.add_argument(
+        "--base", type=Path, metavar="PATH", help="where the double's base is now (default: where it was trained)"
+    )
+    peft.add_argument(
+        "--base-out",
+        type=Path,
+        metavar="DIR",
+        help="also write the base there as a plain Hugging Face folder (once: a folder already holding it is kept)",
+    )
+    peft.add_argument(
+        "--llama-cpp",
+        type=Path,
+        metavar="TREE",
+        help="--format gguf: a llama.cpp source tree, whose converters make the GGUF files",
+    )
     p.add_argument(
         "--repo", type=Path, default=Path("."), metavar="REPO", help="whose current double to export (default .)"
     )
@@ -536,9 +596,37 @@ def _run_export(args: argparse.Namespace) -> int:
             raise ArchiveError(
                 f"{args.repo} has no trained double yet; name one (ARTIFACT_DIR) or run `codedouble train`"
             )
+    if args.format in {"peft", "gguf"}:
+        return _export_adapter(folder, args)
     done = export(folder, args.out, redact=args.redact_paths)
     redacted = f"; paths redacted: {', '.join(done.redacted)}" if done.redacted else ""
     print(f"exported {folder} ({done.members} files, {done.bytes:,} bytes) → {done.archive}{redacted}", file=sys.stderr)
+    return 0
+
+
+def _export_adapter(folder: Path, args: argparse.Namespace) -> int:
+    from codedouble.trainer.owning.adapter import AdapterError, export_adapter
+    from codedouble.trainer.owning.gguf import export_gguf
+
+    if args.format == "gguf":
+        if args.llama_cpp is None:
+            raise AdapterError("--format gguf needs --llama-cpp TREE: llama.cpp's converters are in its source tree")
+        done = export_gguf(folder, args.out, args.llama_cpp, rank=args.rank, max_error=args.max_error, base=args.base)
+    else:
+        done = export_adapter(
+            folder, args.out, rank=args.rank, max_error=args.max_error, base=args.base, base_out=args.base_out
+        )
+    errors = ", ".join(f"rank {r}: {e:.2%}" for r, e in done.errors.items())
+    print(f"exported {folder} as a LoRA adapter of rank {done.rank} → {done.adapter}", file=sys.stderr)
+    print(f"  relative error of the projections' change ({done.finetune or '?'} fine-tune): {errors}", file=sys.stderr)
+    for dropped in done.dropped:
+        print(
+            f"  not carried by a LoRA: {dropped.name} ({dropped.rows_changed} rows changed, "
+            f"{dropped.relative_change:.2%} of its norm)",
+            file=sys.stderr,
+        )
+    if done.base is not None:
+        print(f"  base → {done.base}", file=sys.stderr)
     return 0
 
 

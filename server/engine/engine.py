@@ -14,8 +14,9 @@ from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
 from codedouble.server.engine.document import NOTHING, Proposal, Request
-from codedouble.server.engine.neural import Neural
+from codedouble.server.engine.neural import Generated, Neural
 from codedouble.server.engine.ngram import CacheNgram
+from codedouble.server.engine.remote import Backend, RemoteModel
 from codedouble.server.engine.retrieval import Bm25Lines
 
 
@@ -32,12 +33,23 @@ class Proposer(Protocol):
     def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal: ...
 
 
+class Model(Protocol):
+    """The double's model, here (`Neural`) or on a remote engine (`RemoteModel`)."""
+
+    name: str
+    description: str
+
+    def generate(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Generated: ...
+
+    def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str: ...
+
+
 class ModelProposer:
     """The model as a proposer: its greedy completion, scored by the probability it gives those tokens."""
 
     name = "model"
 
-    def __init__(self, model: Neural) -> None:
+    def __init__(self, model: Model) -> None:
         self.model = model
 
     def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
@@ -59,7 +71,7 @@ class Combined:
     name = "engine"
     description = "default engine: cache n-gram, the model where the n-gram has no evidence, then retrieval"
 
-    def __init__(self, model: Neural, ngram: CacheNgram, bm25: Bm25Lines, abstention: Abstention | None = None) -> None:
+    def __init__(self, model: Model, ngram: CacheNgram, bm25: Bm25Lines, abstention: Abstention | None = None) -> None:
         self.model, self.ngram, self.bm25 = model, ngram, bm25
         self.abstention = abstention or Abstention()
         self.proposers: tuple[Proposer, ...] = (ngram, ModelProposer(model), bm25)
@@ -92,7 +104,7 @@ class Engine:
     """Every system one artifact offers, loaded once."""
 
     artifact: Path
-    model: Neural
+    model: Model
     ngram: CacheNgram
     bm25: Bm25Lines
     combined: Combined
@@ -114,14 +126,18 @@ class EngineError(CodedoubleError):
     """An artifact the engine cannot serve; the message says what is wrong and how to fix it."""
 
 
-def load_model(artifact: Path, threads: int | None = None) -> Neural:
-    """An artifact's model, once its manifest says this codedouble can prompt it."""
+def _check_format(artifact: Path) -> None:
     manifest = read_manifest(artifact)
     if manifest.get("prompt_format") != prompt.PROMPT_FORMAT_VERSION:
         raise EngineError(
             f"{artifact} was trained with prompt format {manifest.get('prompt_format')}; this codedouble speaks "
             f"format {prompt.PROMPT_FORMAT_VERSION}: train the double again (`codedouble train`)"
         )
+
+
+def load_model(artifact: Path, threads: int | None = None) -> Neural:
+    """An artifact's model, once its manifest says this codedouble can prompt it."""
+    _check_format(artifact)
     try:
         model = Neural(artifact, threads)
     except Exception as exc:  # noqa: BLE001 - transformers and safetensors signal a damaged file many ways; all mean this
@@ -129,8 +145,20 @@ def load_model(artifact: Path, threads: int | None = None) -> Neural:
     return model
 
 
-def load(artifact: Path, threads: int | None = None, log: Callable[[str], None] = lambda _: None) -> Engine:
-    model = load_model(artifact, threads)
+def load(
+    artifact: Path,
+    threads: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    backend: Backend | None = None,
+) -> Engine:
+    """The engine for `artifact`; with a `backend` its model runs there (the weights here are not loaded: the
+    engine serves the same double as an adapter), the n-gram, retrieval and abstention here."""
+    if backend is not None:
+        _check_format(artifact)
+        model: Model = RemoteModel(backend)
+        log(f"the model runs on {backend.kind} at {backend.url}")
+    else:
+        model = load_model(artifact, threads)
     abstention = Abstention.from_manifest(read_manifest(artifact))
     snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")

@@ -57,8 +57,9 @@ def from_scratch(size: ModelSize, vocab_size: int, eos_id: int) -> PreTrainedMod
     return LlamaForCausalLM(llama_config(size, vocab_size, eos_id))
 
 
-def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A local Hugging Face causal-LM checkpoint and its tokenizer, with the prompt format's tokens added."""
+def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str]]:
+    """A local Hugging Face causal-LM checkpoint and its tokenizer, with the prompt format's tokens added; and
+    which of them were added (new to the base)."""
     if not (path / "config.json").is_file():
         raise BaseModelError(f"--base {path}: not a Hugging Face checkpoint (no config.json)")
     try:
@@ -79,20 +80,22 @@ def load_base(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     assert isinstance(embeddings, torch.nn.Embedding)
     if len(tokenizer) > embeddings.num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
-    return model, tokenizer
+    return model, tokenizer, missing
 
 
-def with_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rank: int) -> Any:
-    """Wrap `model` in a LoRA adapter; the prompt format's token embeddings train too (they are new)."""
+def with_lora(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rank: int, added: list[str]) -> Any:
+    """Wrap `model` in a LoRA adapter; the embeddings of the prompt format's tokens the base lacked (`added`)
+    train too, since they are new. Tokens the base already knows keep their embeddings: then the double is
+    exactly base + LoRA on the linear projections, the adapter engines load (`export --format peft`)."""
     from peft import LoraConfig, get_peft_model
 
-    new_tokens = [int(tokenizer.convert_tokens_to_ids(t)) for t in prompt.SPECIAL_TOKENS]  # type: ignore[arg-type]
+    new_tokens = [int(tokenizer.convert_tokens_to_ids(t)) for t in added]  # type: ignore[arg-type]
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
         lora_dropout=0.0,
-        target_modules="all-linear",
-        trainable_token_indices=new_tokens,
+        target_modules="all-linear",  # on a Llama: q, k, v, o, gate, up, down (peft leaves the output layer out)
+        trainable_token_indices=new_tokens or None,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)  # a PeftModel: trains like the model, merge_and_unload() to export

@@ -195,9 +195,9 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     if method not in {None, "full", "lora"}:
         raise TrainError(f"--finetune {method}: choose full or lora")
     if base is not None:
-        model, tokenizer = load_base(base)
+        model, tokenizer, added = load_base(base)
         if method == "lora":
-            model = with_lora(model, tokenizer, opts.lora_rank)
+            model = with_lora(model, tokenizer, opts.lora_rank, added)
     else:
         if run.rank == 0 and not (work / "tokenizer" / "tokenizer.json").is_file():
             with atomic.directory(work / "tokenizer") as folder:  # a killed run never leaves half a tokenizer

@@ -298,7 +298,7 @@ def _fine_tune(
     check = [r for r in older if r.commit in held] or new
     loop.quiet_transformers()
     with loop.started(opts.device) as run:
-        model, tokenizer = load_base(out)
+        model, tokenizer, _ = load_base(out)
         stream = loop.token_stream(tokenizer, examples([*new, *replayed], ExampleMix(), opts.seed))
         val_stream = loop.token_stream(tokenizer, examples(check, ExampleMix(), opts.seed + 1))
         block = min(block, getattr(model.config, "max_position_embeddings", block))

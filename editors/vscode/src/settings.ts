@@ -27,6 +27,11 @@ export interface InitializationOptions {
   feedbackLog?: boolean;
   workspaceContext?: boolean;
   refuseStale?: boolean;
+  backend?: string;
+  url?: string;
+  model?: string;
+  apiKeyEnv?: string;
+  timeoutMs?: number;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -81,7 +86,7 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   if (exclude !== undefined) {
     options.exclude = exclude;
   }
-  for (const key of ["maxLines", "debounceMs", "minConfidence"] as const) {
+  for (const key of ["maxLines", "debounceMs", "minConfidence", "timeoutMs"] as const) {
     const value = config.get(key);
     if (typeof value === "number" && Number.isFinite(value)) {
       options[key] = value;
@@ -96,6 +101,14 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   }
   if (config.get("refuseStale") === true) {
     options.refuseStale = true; // the server serves a stale double with a warning by default; only the opt-in is sent
+  }
+  // The remote engine: strings go as they are (the server checks the backend's name and the URL); `local`, the
+  // default, is left out so that `codedouble serve --backend ...` on the command line still applies.
+  for (const key of ["backend", "url", "model", "apiKeyEnv"] as const) {
+    const value = text(config.get(key));
+    if (value !== undefined && !(key === "backend" && value === "local")) {
+      options[key] = value;
+    }
   }
   return options;
 }

@@ -14,8 +14,8 @@ M.defaults = {
   filetypes = base.filetypes,
   root_markers = base.root_markers,
   -- Sent as initializationOptions and as workspace/didChangeConfiguration: artifact, languages, exclude,
-  -- maxLines, debounceMs, minConfidence, feedbackLog, workspaceContext, refuseStale. Unset ones keep the
-  -- server's defaults.
+  -- maxLines, debounceMs, minConfidence, feedbackLog, workspaceContext, refuseStale, backend, url, model,
+  -- apiKeyEnv, timeoutMs. Unset ones keep the server's defaults.
   settings = {},
   -- Insert-mode keys, only in buffers the server is attached to; false leaves a key unmapped.
   keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-C-Right>", dismiss = "<C-]>" },

@@ -59,6 +59,20 @@ test("numbers out of range still go: the server names the bad setting and keeps 
   assert.deepEqual(toInitializationOptions(configFrom({ refuseStale: false })), {});
 });
 
+test("the remote engine's settings travel when set; local, the default, does not", () => {
+  const remote = configFrom({ backend: "openai", url: " http://gpu-box:8000 ", model: "alice", apiKeyEnv: "TEAM_KEY", timeoutMs: 800 });
+  assert.deepEqual(toInitializationOptions(remote), {
+    backend: "openai",
+    url: "http://gpu-box:8000",
+    model: "alice",
+    apiKeyEnv: "TEAM_KEY",
+    timeoutMs: 800,
+  });
+  assert.deepEqual(toInitializationOptions(configFrom({ backend: "local", url: "", model: "  ", timeoutMs: "fast" })), {});
+  // A wrong name still goes: the server says which setting is wrong and serves locally.
+  assert.deepEqual(toInitializationOptions(configFrom({ backend: "tgi" })), { backend: "tgi" });
+});
+
 test("pythonPath runs the server as a module of that Python, whatever command says", () => {
   const config = configFrom({ ...DEFAULTS, pythonPath: "/venv/bin/python", command: ["other", "thing"] });
   assert.deepEqual(serverCommand(config), { command: "/venv/bin/python", args: ["-m", "codedouble.trainer.cli", "serve"] });
