@@ -714,23 +714,7 @@ def counted(outcomes: list[Outcome]) -> Counter[str]:
 
 def build_double(root: Path) -> tuple[Path, Path]:
     """The tests' tiny double (tests/test_server.py's history, trained for 4 steps): (repository, artifact)."""
-    from dataclasses import replace
+    from test_server import make_double
 
-    import pytest
-    from test_server import TINY, build_history
-
-    from codedouble.trainer.mining.miner import MineOptions, mine
-    from codedouble.trainer.training.train import train
-    from conftest import GitRepo, isolate_git
-
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_git(mp)
-        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
-        repo = GitRepo(root / "work")
-        try:
-            build_history(repo)
-        finally:
-            repo.close()
-        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
-        train(root / "dataset", replace(TINY, out=root / "double"), progress=False)
-    return repo.path, root / "double"
+    made = make_double(root)
+    return made.repo, made.artifact

@@ -9,21 +9,19 @@ import re
 import shutil
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_server import TINY, build_history
+from test_server import make_double
 
 from codedouble.server.contract.artifact import current_artifact, doubles_dir
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.trainer import cli
-from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.owning import archive
 from codedouble.trainer.owning.audit import audit
-from codedouble.trainer.training.train import train
-from conftest import GitRepo, isolate_git
+from conftest import GitRepo
 
 Members = list[tuple[tarfile.TarInfo, bytes]]
 
@@ -38,18 +36,8 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    root = tmp_path_factory.mktemp("export")
-    with pytest.MonkeyPatch.context() as mp:
-        isolate_git(mp)
-        mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
-        repo = GitRepo(root / "work")
-        try:
-            build_history(repo)
-        finally:
-            repo.close()
-        mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
-        train(root / "dataset", replace(TINY, out=root / "double"), progress=False)
-    return Trained(root, repo.path, root / "dataset", root / "double")
+    made = make_double(tmp_path_factory.mktemp("export"))
+    return Trained(made.root, made.repo, made.root / "dataset", made.artifact)
 
 
 @pytest.fixture

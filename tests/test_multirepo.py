@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_server import TINY
 
 from codedouble.server.contract import artifact, corpus
 from codedouble.server.contract.tombstones import Rule
@@ -30,28 +31,13 @@ from codedouble.trainer.mining.records import ChangeRecord, FileContext
 from codedouble.trainer.owning.audit import audit
 from codedouble.trainer.owning.forget import forget
 from codedouble.trainer.training import split
-from codedouble.trainer.training.model import ModelSize
-from codedouble.trainer.training.train import TrainOptions, commit_sources, train
+from codedouble.trainer.training.train import commit_sources, train
 from conftest import BOB, START, GitRepo, Person, isolate_git
 
 WORK = Person("Alice Example", "alice@work.example")
 HOME = Person("Alice Example", "alice@home.example")
 AUTHORS = (WORK.email, HOME.email)
 COMMITS = 8  # per repository
-
-# As tests/test_server.py trains its double: tiny, from scratch, no tuning.
-TINY = TrainOptions(
-    from_scratch=True,
-    steps=4,
-    batch_size=2,
-    block_size=64,
-    eval_every=2,
-    eval_batches=1,
-    vocab_size=300,
-    heldout_fraction=0.2,
-    size=ModelSize(layers=1, hidden=64, context=256),
-    tune_lines=0,  # abstention tuning has tests of its own; here it would only slow every training down
-)
 
 
 def python_commit(repo: GitRepo, i: int) -> str:

@@ -101,9 +101,9 @@ class Double:
         return (self.repo / "app" / "plugins.py").read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def double(tmp_path_factory: pytest.TempPathFactory) -> Double:
-    root = tmp_path_factory.mktemp("serve")
+def make_double(root: Path) -> Double:
+    """The history above built in `root / "work"`, mined into `root / "dataset"` and the tiny double trained on it
+    into `root / "double"` (also what test_archive.py and the fuzzer serve)."""
     with pytest.MonkeyPatch.context() as mp:
         isolate_git(mp)
         mp.setenv("XDG_DATA_HOME", str(root / "xdg-data"))
@@ -115,6 +115,11 @@ def double(tmp_path_factory: pytest.TempPathFactory) -> Double:
         mine(repo.path, root / "dataset", MineOptions(all_authors=True), progress=False)
         train(root / "dataset", replace(TINY, out=root / "double"), progress=False)
     return Double(root, repo.path, root / "double")
+
+
+@pytest.fixture(scope="module")
+def double(tmp_path_factory: pytest.TempPathFactory) -> Double:
+    return make_double(tmp_path_factory.mktemp("serve"))
 
 
 # --- starting servers ---------------------------------------------------------------------------------------
