@@ -80,14 +80,19 @@ def mark_default(artifact: Path) -> None:
     atomic.write_text(data_home() / DEFAULT, str(artifact.resolve()) + "\n")
 
 
+def served() -> list[tuple[Path, Path]]:
+    """Every pointer in the data directory (each repository's `current`, the user's default) and the double
+    it names."""
+    pointers = [data_home() / DEFAULT, *(data_home() / "doubles").glob(f"*/{CURRENT}")]
+    return [(pointer, named) for pointer in pointers if (named := _follow(pointer)) is not None]
+
+
 def repoint(old: Path, new: Path) -> list[Path]:
     """Every pointer naming `old` (a repository's `current`, the user's default) made to name `new`: a double
     replaced by `update` or `rollback` keeps every place it was served from. Returns the pointers changed."""
     changed: list[Path] = []
-    pointers = [data_home() / DEFAULT, *(data_home() / "doubles").glob(f"*/{CURRENT}")]
-    for pointer in pointers:
-        named = _follow(pointer)
-        if named is None or named.resolve() != old.resolve():
+    for pointer, named in served():
+        if named.resolve() != old.resolve():
             continue
         same_folder = pointer.parent.resolve() == new.parent.resolve() and pointer.name == CURRENT
         atomic.write_text(pointer, (new.name if same_folder else str(new.resolve())) + "\n")

@@ -84,7 +84,8 @@ class TrainResult:
     seconds: float
 
 
-def _data_hash(manifest: dict[str, Any]) -> str:
+def data_hash(manifest: dict[str, Any]) -> str:
+    """What a double records of the dataset manifest it was trained on (and `update` of the one it extends)."""
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
@@ -262,7 +263,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
                     "dataset": {
                         "path": str(dataset_dir.resolve()),
-                        "manifest_hash": _data_hash(manifest),
+                        "manifest_hash": data_hash(manifest),
                         "repository": manifest["repository"],
                         "head": manifest["head"],
                         # Every repository it learned from, the primary (above) first.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import random
@@ -39,7 +38,7 @@ from codedouble.trainer.training import checkpoint, commit_index, loop, module_l
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import load_base
 from codedouble.trainer.training.split import Split, drop_near_duplicates, validation_commits
-from codedouble.trainer.training.train import commit_sources
+from codedouble.trainer.training.train import commit_sources, data_hash
 
 LOCK = ".update.lock"  # in the dataset: one update at a time
 
@@ -256,7 +255,7 @@ def _manifest(
         "created": summary["created"],
         "dataset": {
             **kept["dataset"],
-            "manifest_hash": _data_hash(manifest),
+            "manifest_hash": data_hash(manifest),
             "head": manifest["head"],
             "repositories": [{"path": e["path"], "head": e["head"]} for e in repositories.entries(manifest)],
             "time_span": manifest.get("time_span"),
@@ -268,10 +267,6 @@ def _manifest(
         "previous": summary["of"],
         "updates": [*(kept.get("updates") or []), summary],
     }
-
-
-def _data_hash(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
 def _fine_tune(
@@ -375,10 +370,7 @@ def _prune(current: Path) -> None:
     manifest = artifact.read_manifest(current)
     if manifest.get("previous"):
         keep.add((current.parent / manifest["previous"]).resolve())
-    for pointer in [artifact.data_home() / artifact.DEFAULT, *(artifact.data_home() / "doubles").glob("*/current")]:
-        with contextlib.suppress(OSError):
-            named = pointer.parent / pointer.read_text(encoding="utf-8").strip()
-            keep.add(named.resolve())
+    keep.update(named.resolve() for _, named in artifact.served())
     for folder in current.parent.iterdir():
         if folder.name.startswith(".") or folder.resolve() in keep or not (folder / artifact.MANIFEST).is_file():
             continue
