@@ -82,7 +82,9 @@ def _fits(index: Index, var: Var, start: int, end: int) -> bool:
     return end == start + 1 and index.doc.tokens[start].kind == var.klass
 
 
-def _match(pattern: tuple[Lit | Var, ...], i: int, index: Index, p: int, bindings: dict[int, tuple[int, int]]) -> int | None:
+def _match(
+    pattern: tuple[Lit | Var, ...], i: int, index: Index, p: int, bindings: dict[int, tuple[int, int]]
+) -> int | None:
     """The end of a match of pattern[i:] starting at token p (filling `bindings`), or None."""
     tokens = index.doc.tokens
     if i == len(pattern):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Literal
 
-from codedouble.server.edits.tokens import Token, Tokens
+from codedouble.server.edits.tokens import Token, Tokens, index_at
 
 Klass = Literal["word", "literal", "node"]
 
@@ -205,7 +205,7 @@ def changes(old: Tokens, new: Tokens) -> list[Change]:
             grow = found[1] - found[0]
         if change is not None:
             out.append(change)
-            done = max(done, _index_at(old, change.end))
+            done = max(done, index_at(old, change.end))
     return out
 
 
@@ -216,11 +216,6 @@ def _named(before: tuple[Element, ...]) -> bool:
 def _bare_list(before: tuple[Element, ...]) -> bool:
     first = before[0] if before else None
     return isinstance(first, Lit) and first.text in ("(", "[", "{", "<") and not _named(before)
-
-
-def _index_at(tokens: Tokens, end: int) -> int:
-    """The index of the first token starting at or after string index `end`."""
-    return next((i for i, t in enumerate(tokens.tokens) if t.start >= end), len(tokens.tokens))
 
 
 def _region(old: Tokens, i1: int, i2: int, bigger_than: int) -> tuple[int, int] | None:
@@ -282,7 +277,9 @@ def _mapped(ops: list[tuple[str, int, int, int, int]], lo: int, hi: int) -> tupl
         return lo, hi, ja, jb
 
 
-def _extended(new: Tokens, ops: list[tuple[str, int, int, int, int]], lo: int, hi: int, ja: int, jb: int) -> tuple[int, int, int, int]:
+def _extended(
+    new: Tokens, ops: list[tuple[str, int, int, int, int]], lo: int, hi: int, ja: int, jb: int
+) -> tuple[int, int, int, int]:
     """Tokens inserted right at a region's edge belong to the edit when the new text's smallest named node
     around the region reaches into them: the `)` closing `fmt.Errorf(…, err` that `return err` became."""
     best: tuple[int, int] | None = None
@@ -386,7 +383,9 @@ def _change(
         cursor, q = token.end, q + 1
     # A variable only on the after side was not carried: it is text the edit wrote, so it stays literal.
     carried = {e.index for e in before if isinstance(e, Var)}
-    after = [e if not isinstance(e, Var) or e.index in carried else Lit(values[e.index - 1].text, "node") for e in after]
+    after = [
+        e if not isinstance(e, Var) or e.index in carried else Lit(values[e.index - 1].text, "node") for e in after
+    ]
     template = [p if not isinstance(p, Var) or p.index in carried else values[p.index - 1].text for p in template]
     merged: list[Piece] = []
     for piece in template:

@@ -148,3 +148,26 @@ def _fallback(text: str) -> Tokens:
     # Without a tree, a variable may stand for one word or one literal only.
     ends = {i: [i + 1] for i, t in enumerate(tokens) if t.kind in ("word", "literal")}
     return Tokens(text, tokens, ends, parsed=False)
+
+
+def window(doc: Tokens, first: int, last: int) -> Tokens:
+    """Tokens [first, last) of `doc` as a document of their own (offsets still the document's), with the named
+    nodes that lie wholly inside: diffing a window around an edit costs what the window costs, not the file."""
+    ends = {
+        start - first: [end - first for end in spans if end <= last]
+        for start, spans in doc.node_ends.items()
+        if first <= start < last
+    }
+    return Tokens(doc.text, doc.tokens[first:last], {k: v for k, v in ends.items() if v}, doc.parsed)
+
+
+def index_at(doc: Tokens, offset: int) -> int:
+    """The index of the first token ending after string index `offset` (len(tokens) if none)."""
+    low, high = 0, len(doc.tokens)
+    while low < high:
+        middle = (low + high) // 2
+        if doc.tokens[middle].end <= offset:
+            low = middle + 1
+        else:
+            high = middle
+    return low
