@@ -292,7 +292,7 @@ def _extended(
                 break
     if best is None:
         return lo, hi, ja, jb
-    for tag, i1, i2, j1, j2 in ops:
+    for tag, i1, _, j1, j2 in ops:
         if tag == "insert" and i1 == lo and j2 == ja and best[0] < ja:
             ja = max(j1, best[0])
         if tag == "insert" and i1 == hi and j1 == jb and best[1] > jb:
