@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.trainer import edits_cli
 from codedouble.trainer.base import cli as base_cli
 from codedouble.trainer.mining import filters
 from codedouble.trainer.owning import cli as owning_cli
@@ -678,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     _follow_parsers(sub)
     _commit_message_parser(sub)
     owning_cli.add_parsers(sub)
+    edits_cli.add_parser(sub)
     _export_parser(sub)
     _import_parser(sub)
     base_cli.add_parser(sub)

@@ -51,9 +51,10 @@ def changed_span(old: str, new: str) -> tuple[int, int, int]:
     return start, len(old) - low, len(new) - low
 
 
-def rewrites(old: str, new: str, language: str | None) -> list[tuple[rules.Rewrite, int]]:
-    """The rewrites between two versions of a document, each generalised, with the 0-based line it sits on in
-    `new`: only the tokens around the changed stretch are diffed."""
+def rewrites(old: str, new: str, language: str | None, literal: bool = False) -> list[tuple[rules.Rewrite, int]]:
+    """The rewrites between two versions of a document, each generalised (or, with `literal`, only for the very
+    same text), with the 0-based line it sits on (the same in both: the lines above it did not change); only
+    the tokens around the changed stretch are diffed."""
     start, old_end, new_end = changed_span(old, new)
     if start == old_end == new_end:
         return []
@@ -65,7 +66,7 @@ def rewrites(old: str, new: str, language: str | None) -> list[tuple[rules.Rewri
     found = []
     for change in rules.changes(tokens.window(before, a0, a1), tokens.window(after, b0, b1)):
         line = old.count("\n", 0, change.start)
-        found.append((rules.generalise(change), line))
+        found.append((rules.literal(change) if literal else rules.generalise(change), line))
     return found
 
 

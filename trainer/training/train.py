@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from codedouble.server.contract import artifact, atomic, commits, corpus, prompt, tombstones
+from codedouble.server.contract import artifact, atomic, commits, corpus, edits, prompt, tombstones
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
 from codedouble.trainer.base.shipped import identity as base_identity
@@ -26,7 +26,7 @@ from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.records import ChangeRecord
-from codedouble.trainer.training import abstention, checkpoint, commit_index, loop, module_level
+from codedouble.trainer.training import abstention, checkpoint, commit_index, edit_patterns, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import (
@@ -256,6 +256,9 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             # Past messages for drafting new ones (training commits only), and which source drafts better.
             commits.write(folder, commit_index.entries(training))
             drafting = commit_index.measure(folder, [r for r in training if r.commit in validation])
+            # The engineer's recurring rewrites, for next-edit proposals (training commits only).
+            habits = edit_patterns.mine(training)
+            edits.write(folder, habits)
             artifact.write_manifest(
                 folder,
                 {
@@ -304,6 +307,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     "validation_loss": fitted.best_validation_loss,
                     "abstention": tuned.to_dict() if tuned is not None else None,
                     commit_index.MANIFEST_KEY: drafting,
+                    "edit_patterns": edit_patterns.summary(habits),
                     artifact.FILES: artifact.member_hashes(folder),
                 },
             )
