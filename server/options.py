@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from codedouble.grammars.languages import LANGUAGES
+from codedouble.server.edits.propose import MIN_PRECISION
 
 # Files whose contents must never be sent to a model, not even a local one: keys and environment files.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -59,6 +60,12 @@ class Options:
     model: str = ""  # the name the engine serves this engineer's adapter under (vLLM --lora-modules NAME=...)
     api_key_env: str = ""  # the environment variable holding the engine's API key (the key never sits in settings)
     timeout_ms: int = 1000  # a request still unanswered then gives way to the local answer
+    # Next edits (server/next_edits.py): the rewrite just made, and the engineer's habitual ones from the
+    # double's edits.jsonl, proposed again elsewhere as `refactor.rewrite` code actions. Off: none.
+    next_edits: bool = True
+    # A habit from the history is proposed only where the engineer made it at least this share of the times
+    # they met the old form (its precision); the edit just made is always proposed.
+    next_edit_min_precision: float = MIN_PRECISION
 
     def remote(self) -> bool:
         return self.backend != "local"
@@ -221,6 +228,12 @@ def _probability(value: Any) -> float | None:
     return float(value)
 
 
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("a number from 0 to 1")
+    return float(value)
+
+
 def _backend(value: Any) -> str:
     if value not in BACKENDS:
         raise ValueError(f"one of {', '.join(BACKENDS)}")
@@ -271,6 +284,8 @@ _PARSERS = {
     "model": _name,
     "apiKeyEnv": _env_var,
     "timeoutMs": _count(50, 30_000),
+    "nextEdits": _switch,
+    "nextEditMinPrecision": _share,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -287,6 +302,8 @@ _FIELD = {
     "model": "model",
     "apiKeyEnv": "api_key_env",
     "timeoutMs": "timeout_ms",
+    "nextEdits": "next_edits",
+    "nextEditMinPrecision": "next_edit_min_precision",
 }
 
 

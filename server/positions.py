@@ -5,6 +5,7 @@ Lines end at LF, CR LF or a lone CR, as the protocol says; nothing else (a form 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 # Characters that take two UTF-16 code units. Found by the regex engine so that a long line (a 4 MB minified
@@ -64,3 +65,18 @@ def clamped_offset(text: str, line: int, character: int) -> int:
         return offset_at(text, line, character)
     except PositionError:
         return len(text)
+
+
+class Lines:
+    """LSP positions of many offsets in one text (a code action per proposal, a hundred in a file): the line
+    starts found once, each position then by bisection and its own line, not by a scan from the document's
+    start as `position_at` does."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0, *(match.end() for match in _BREAK.finditer(text))]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """`position_at(text, offset)`."""
+        line = bisect_right(self.starts, offset) - 1
+        return line, _units(self.text[self.starts[line] : offset])

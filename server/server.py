@@ -28,10 +28,12 @@ from pygls.workspace import TextDocument, Workspace
 from codedouble.grammars.languages import language_for_path
 from codedouble.server import feedback as fb
 from codedouble.server import framing, suggest
+from codedouble.server import next_edits as nx
 from codedouble.server import options as opts
 from codedouble.server.commits import editor as commit_editor
 from codedouble.server.commits import gitdiff
 from codedouble.server.commits.draft import Drafter
+from codedouble.server.contract import edits as contract_edits
 from codedouble.server.contract import tombstones
 from codedouble.server.contract.artifact import current_artifact, default_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
@@ -183,6 +185,10 @@ class DoubleServer(LanguageServer):
         # change does not change while its message is written).
         self.drafter: tuple[Engine, Drafter] | None = None
         self.drafts: dict[str, str] = {}
+        # Next edits (next_edits.py): all their state is touched on this one thread, in the order the
+        # notifications came, so that neither a model's forward pass nor the event loop waits on a parse.
+        self.next_edits = nx.NextEdits()
+        self.edits_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedouble-edits")
 
     def _start_io_async(self, stdin: Any = None, stdout: Any = None) -> None:
         """pygls's stdio loop with a reader that survives a bad frame (framing.py)."""
@@ -242,6 +248,7 @@ class DoubleServer(LanguageServer):
             artifact, self.source = self.choose_artifact()
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
+                self.use_patterns([])
                 where = self.workspace_root or "this workspace"
                 self.problem = (
                     f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
@@ -254,6 +261,7 @@ class DoubleServer(LanguageServer):
                 message = tombstones.stale_message(artifact.name, self.stale)
                 if self.options.refuse_stale:
                     self.engine, self.artifact, self.state = None, artifact, "stale"
+                    self.use_patterns([])  # its habits were learnt from the forgotten data too
                     self.artifact_stamp = _stamp(artifact)
                     self.problem = f"{message} (not served: the refuseStale setting is on)"
                     self.tell_once(self.problem, types.MessageType.Error)
@@ -266,6 +274,7 @@ class DoubleServer(LanguageServer):
                 engine = load_engine(artifact, log=lambda message: progress(message), backend=self.backend())
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
                 self.engine, self.artifact, self.state = None, artifact, "broken"
+                self.use_patterns([])
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
                 self.tell_once(self.problem, types.MessageType.Error)
                 return
@@ -273,12 +282,72 @@ class DoubleServer(LanguageServer):
                 progress(None)
             self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
             self.artifact_stamp = _stamp(artifact)
+            self.use_patterns(self._edit_patterns(artifact))
             self.log_feedback()
             self.cache.clear()
             log.info("serving %s", artifact)
             quiet = suggest.quiet_double(engine.combined.abstention.validation)
             if quiet and self.options.min_confidence is None:
                 self.tell_once(quiet, types.MessageType.Info)
+
+    def _edit_patterns(self, artifact: Path) -> list[contract_edits.EditPattern]:
+        """The double's mined rewrites; none when it has none (trained before edits.jsonl) or when they are damaged,
+        which is said once and costs only the proposals from the history, never the completions."""
+        try:
+            return contract_edits.load(artifact) or []
+        except contract_edits.EditsError as exc:
+            self.tell_once(f"codedouble: next edits from your history are off: {exc}")
+            return []
+
+    # -- next edits ---------------------------------------------------------------------------------------
+    def use_patterns(self, patterns: list[contract_edits.EditPattern]) -> None:
+        """Propose the habits of the double in use (none while there is none)."""
+        self.edits_thread.submit(self._on_edits_thread, self.next_edits.use, patterns)
+
+    def _on_edits_thread(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run `work` for a notification; a bug in it is logged with its traceback and costs the next edits only."""
+        try:
+            return work(*args)
+        except Exception:  # noqa: BLE001 - the notification has no answer to carry it; completions go on
+            log.exception("next edits: %s failed", getattr(work, "__name__", work))
+            return None
+
+    def next_edits_for(self, uri: str) -> tuple[str, str, str | None] | None:
+        """(the document's key, its text, its language) when next edits apply to the open document `uri`: on,
+        not excluded, of a language served, not too big; else None."""
+        document = self.document(uri)
+        if document is None or not self.options.next_edits:
+            return None
+        text, path = document.source, document.path
+        language = language_for_path(path)
+        if len(text) > min(nx.MAX_CHARS, MAX_DOCUMENT_CHARS) or not self.options.enabled(language, path):
+            return None
+        return unquote(uri), text, language
+
+    def track_edits(self, uri: str, opened: bool) -> None:
+        """Tell the session of a document's new text (off the event loop); a document next edits do not apply
+        to is forgotten, so that nothing of an excluded file is learnt or proposed."""
+        found = self.next_edits_for(uri)
+        if found is None:
+            self.edits_thread.submit(self._on_edits_thread, self.next_edits.closed, unquote(uri))
+            return
+        work = self.next_edits.opened if opened else self.next_edits.changed
+        self.edits_thread.submit(self._on_edits_thread, work, *found)
+
+    async def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        """The next edits whose text meets the request's range, as code actions."""
+        only = params.context.only if params.context is not None else None
+        found = self.next_edits_for(params.text_document.uri)
+        if found is None or not nx.wanted(only):
+            return []
+        key, text, language = found
+        precision = self.options.next_edit_min_precision
+
+        def compute() -> list[types.CodeAction]:
+            proposals = self.next_edits.proposals(key, text, language, precision)
+            return nx.actions(params.text_document.uri, text, proposals, params.range)
+
+        return await asyncio.get_running_loop().run_in_executor(self.edits_thread, compute)
 
     def backend(self) -> Backend | None:
         """Where the model runs, from the settings (None: here)."""
@@ -483,7 +552,10 @@ class DoubleServer(LanguageServer):
                 "model": self.options.model,
                 "apiKeyEnv": self.options.api_key_env,
                 "timeoutMs": self.options.timeout_ms,
+                "nextEdits": self.options.next_edits,
+                "nextEditMinPrecision": self.options.next_edit_min_precision,
             },
+            "next_edits": {"patterns": len(self.next_edits.patterns)},
             "backend": self.backend_status(),
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
@@ -600,11 +672,13 @@ def _tell_indexer(ls: DoubleServer, uri: str, opened: bool) -> None:
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: DoubleServer, params: types.DidOpenTextDocumentParams) -> None:
     _tell_indexer(ls, params.text_document.uri, opened=True)
+    ls.track_edits(params.text_document.uri, opened=True)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: DoubleServer, params: types.DidChangeTextDocumentParams) -> None:
     _tell_indexer(ls, params.text_document.uri, opened=False)
+    ls.track_edits(params.text_document.uri, opened=False)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
@@ -619,6 +693,8 @@ def did_close(ls: DoubleServer, params: types.DidCloseTextDocumentParams) -> Non
     path = to_fs_path(params.text_document.uri)
     if path:
         ls.indexer.closed(path)
+    # pygls has dropped the document by now: its key is the decoded URI, as `ls.document` looks it up.
+    ls.edits_thread.submit(ls._on_edits_thread, ls.next_edits.closed, unquote(params.text_document.uri))
     ls.recent.forget(params.text_document.uri)
     ls.drafts.pop(params.text_document.uri, None)
     ls.feedback.forget(params.text_document.uri)
@@ -675,6 +751,19 @@ async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.
         sort_text="0",
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.RefactorRewrite])
+)
+async def code_action(ls: DoubleServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    try:
+        return await ls.code_actions(params)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - a bug in next edits must cost this answer only, never the server
+        log.exception("next edits for %s", params.text_document.uri)
+        return []
 
 
 @server.feature(STATUS)

@@ -9,6 +9,7 @@ it writes what it saw as JSON and quits.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -369,6 +370,20 @@ run(function()
 end)
 """
 
+# Per event, the autocmds of setup() (ghost.lua's, then nextedit.lua's), however often it ran.
+AUTOCMDS = {
+    "ColorScheme": 1,
+    "LspAttach": 2,
+    "InsertEnter": 2,
+    "TextChangedI": 2,
+    "CursorMovedI": 1,
+    "InsertLeave": 2,
+    "TextChanged": 1,
+    "BufLeave": 2,
+    "LspDetach": 2,
+    "BufWipeout": 2,
+}
+
 # --- the Python side -----------------------------------------------------------------------------------------
 
 
@@ -467,7 +482,7 @@ def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) ->
     assert f"double: {artifact}" in message and "records: " in message and "latency: p50" in message
     # setup() ran twice: still one client, one autocmd per event, one mapping per key.
     assert got["clients"] == 1
-    assert set(got["autocmds"].values()) == {1}, got["autocmds"]
+    assert got["autocmds"] == AUTOCMDS
     assert sorted(got["keymaps"]) == ["<C-]>", "<M-C-Right>", "<M-Right>", "<Tab>"]
     print("timings (ms):", dict(got["steps"]))
 
@@ -634,22 +649,12 @@ def test_setup_twice_merges_options_and_registers_once(tmp_path: Path) -> None:
         "accept_word": "<M-Right>",
         "accept_line": "<M-C-Right>",
         "dismiss": "<C-e>",
+        "next_edit": "<M-n>",
     }
     assert got["ghost_text"] is True
     assert got["enabled"] is True
     assert got["command"] is True
-    expected = {
-        "ColorScheme",
-        "LspAttach",
-        "InsertEnter",
-        "TextChangedI",
-        "CursorMovedI",
-        "InsertLeave",
-        "BufLeave",
-        "LspDetach",
-        "BufWipeout",
-    }
-    assert got["autocmds"] == {event: 1 for event in expected}
+    assert got["autocmds"] == AUTOCMDS
     assert any("no server attached" in n["message"] for n in got["notices"])
 
 
@@ -722,3 +727,119 @@ def test_the_commit_message_buffer_shows_the_draft_as_ghost_text(double: Double,
     summary = draft.split("\n")[0]
     assert summary and got["ghost"].split("\n")[0] == summary
     assert got["summary"] == summary
+
+
+# Next edits (nextedit.lua): an edit in normal mode, the hint for the next call site, <M-n> applying them one by
+# one; then a habit from the history, once through Neovim's own code action menu and once through <M-n>.
+NEXT_EDITS = (
+    DRIVE
+    + r"""
+local nextedit = require("codedouble.nextedit")
+local ens = vim.api.nvim_create_namespace("codedouble_next_edit")
+local function hints() return vim.api.nvim_buf_get_extmarks(0, ens, 0, -1, { details = true }) end
+local function lines() return vim.api.nvim_buf_get_lines(0, 0, -1, true) end
+run(function()
+  start({ workspaceContext = false })
+  -- `register` becomes `add` at the second call site, by `ciw` as a person would.
+  vim.api.nvim_win_set_cursor(0, { cfg.edit_row, cfg.edit_col })
+  keys("ciwadd<Esc>")
+  out.hint = wait(function() return nextedit.shown(0) end, 30000, "the hint")
+  local marks = hints()
+  out.marks = #marks
+  out.mark = { row = marks[1][2], text = marks[1][4].virt_text[1][1], pos = marks[1][4].virt_text_pos,
+    hl = marks[1][4].virt_text[1][2] }
+  out.line_with_hint = vim.api.nvim_buf_get_lines(0, marks[1][2], marks[1][2] + 1, true)[1]
+  step("hint")
+  -- Typing on hides it; the end of the insert asks again.
+  keys("i")
+  wait(function() return vim.fn.mode() == "i" end, 5000, "insert mode")
+  out.hints_while_typing = #hints()
+  keys("<Esc>")
+  wait(function() return nextedit.shown(0) end, 30000, "the hint after the insert")
+  -- <M-n> applies the hint and jumps to the next proposal, until none is left.
+  out.jumps = {}
+  for i = 1, cfg.call_sites - 1 do
+    local before = nextedit.shown(0)
+    keys("<M-n>")
+    wait(function()
+      local applied = vim.api.nvim_buf_get_lines(0, before.row, before.row + 1, true)[1]:find("registry.add", 1, true)
+      local now = nextedit.shown(0)
+      return applied and (i == cfg.call_sites - 1 or (now and now.row ~= before.row))
+    end, 30000, "apply " .. i)
+    local now = nextedit.shown(0)
+    table.insert(out.jumps, { cursor = vim.api.nvim_win_get_cursor(0)[1], hint = now and now.row or vim.NIL })
+  end
+  sleep(600)
+  out.left = nextedit.shown(0) or vim.NIL
+  out.lines = lines()
+  step("applied")
+
+  -- A habit from the history: nothing edited in this buffer yet.
+  vim.cmd.edit(vim.fn.fnameescape(cfg.jobs_file))
+  wait(function() return vim.lsp.get_clients({ bufnr = 0, name = "codedouble" })[1] end, 30000, "attach jobs")
+  -- Neovim's own code action, restricted to the first call site's line: one action, applied as it is.
+  vim.lsp.buf.code_action({ apply = true, context = { only = { "refactor.rewrite" } },
+    range = { start = { cfg.jobs_row, 0 }, ["end"] = { cfg.jobs_row, 200 } } })
+  wait(function() return lines()[cfg.jobs_row]:find("logging.warning", 1, true) end, 30000, "the built-in code action")
+  -- <M-n> with no hint on screen jumps to the next proposal and shows it; again applies it.
+  vim.api.nvim_win_set_cursor(0, { 1, 0 })
+  keys("<M-n>")
+  out.jobs_hint = wait(function() return nextedit.shown(0) end, 30000, "the jobs hint")
+  out.jobs_cursor = vim.api.nvim_win_get_cursor(0)
+  keys("<M-n>")
+  wait(function() return not lines()[out.jobs_hint.row + 1]:find("warn(", 1, true) end, 30000, "the jobs apply")
+  out.jobs_lines = lines()
+  out.keymap = vim.fn.maparg("<M-n>", "n")
+end)
+"""
+)
+
+
+def test_next_edits_hint_apply_and_jump(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
+    from next_edit_history import REWRITTEN, UNREWRITTEN, write_patterns
+
+    artifact = tmp_path / "double-with-edits"
+    shutil.copytree(double.artifact, artifact)
+    write_patterns(artifact)
+    plugins = (double.repo / "app" / "plugins.py").read_text(encoding="utf-8")
+    target = double.repo / "app" / "nvim_next.py"
+    target.write_text(plugins, encoding="utf-8")
+    jobs = double.repo / "app" / "nvim_jobs.py"
+    jobs.write_text(UNREWRITTEN, encoding="utf-8")
+    rows = [i + 1 for i, line in enumerate(plugins.split("\n")) if REGISTER in line]  # 1-based
+    jobs_rows = [i + 1 for i, line in enumerate(UNREWRITTEN.split("\n")) if "logging.warn(" in line]
+    config: dict[str, Any] = {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)],
+        "file": str(target),
+        "edit_row": rows[1],
+        "edit_col": len("    registry."),
+        "call_sites": len(rows),
+        "jobs_file": str(jobs),
+        "jobs_row": jobs_rows[0],
+    }
+    got = nvim(tmp_path, NEXT_EDITS, config, server_env(double.root), double.repo)
+
+    # The hint: the next call site after the cursor, at the end of its line, the buffer untouched.
+    assert got["marks"] == 1
+    assert got["hint"]["row"] == rows[2] - 1
+    assert got["mark"] == {
+        "row": rows[2] - 1,
+        "text": f"↳ registry.add  (Same rewrite as you just made at line {rows[1]}: ….register → ….add)",
+        "pos": "eol",
+        "hl": "CodedoubleNextEdit",
+    }
+    assert got["line_with_hint"] == "    " + REGISTER
+    assert got["hints_while_typing"] == 0
+    # Each <M-n> applied the hint and jumped to the next site (wrapping to the first); none was left after.
+    expected = [{"cursor": row, "hint": row - 1} for row in [*rows[3:], rows[0]]] + [{"cursor": rows[0], "hint": None}]
+    assert got["jumps"] == expected
+    assert got["left"] is None
+    assert got["lines"] == plugins.replace("registry.register(", "registry.add(").splitlines()
+    # The habit: applied once through vim.lsp.buf.code_action(), once through the plugin's key.
+    assert got["jobs_hint"]["row"] == jobs_rows[1] - 1
+    # The habit applied is now an edit just made: the next one is proposed as that (the session's own wins).
+    assert got["jobs_hint"]["title"] == f"Same rewrite as you just made at line {jobs_rows[0]}: ….warn → ….warning"
+    assert got["jobs_cursor"] == [jobs_rows[1], len("        ")]
+    assert got["jobs_lines"] == REWRITTEN.splitlines()
+    assert "codedouble-next-edit" in got["keymap"]
+    print("timings (ms):", dict(got["steps"]))

@@ -12,6 +12,7 @@ One test, so that xdist never runs two builds of the same folder at once.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import next_edit_history
 import pytest
 from test_server import Double, double, server_env  # noqa: F401 - `double` is the module fixture that trains it
 
@@ -65,9 +67,16 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
     npm("run", "compile")
     assert (EXTENSION / "out" / "extension.js").is_file()
 
+    # The double with the habit of tests/next_edit_history.py (a copy: the module's double stays as trained).
+    artifact = tmp_path / "double-with-edits"
+    shutil.copytree(double.artifact, artifact)
+    next_edit_history.write_patterns(artifact)
     env = server_env(double.root)
     env.update(
-        CODEDOUBLE_TEST_ARTIFACT=str(double.artifact),
+        CODEDOUBLE_TEST_ARTIFACT=str(artifact),
+        CODEDOUBLE_TEST_JOBS=json.dumps(
+            {"before": next_edit_history.UNREWRITTEN, "after": next_edit_history.REWRITTEN}
+        ),
         CODEDOUBLE_TEST_REPO=str(double.repo),
         CODEDOUBLE_TEST_PYTHON=sys.executable,
     )
@@ -77,6 +86,7 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
     assert re.search(r"\bskipped 0\b", output), f"a node test was skipped:\n{output}"
     assert re.search(r"^\s*✔ e2e: ", output, re.M), f"the end-to-end test did not pass:\n{output}"
     assert 'e2e completed "ority=HIGH_PRIORITY)"' in output, output
+    assert "e2e applied 5 next edits and 2 habits" in output, output
 
     vsix = tmp_path / f"codedouble-{VERSION}.vsix"
     npm("run", "package", "--", "--out", str(vsix))
@@ -87,6 +97,7 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
         "extension/out/extension.js",
         "extension/out/settings.js",
         "extension/out/status.js",
+        "extension/out/nextedit.js",
         "extension.vsixmanifest",
     } <= names, sorted(names)
     # The client it needs at run time travels with it; the tests and sources do not.

@@ -8,6 +8,7 @@ the run still going, so the same rewrite elsewhere is offered as soon as the fir
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from codedouble.server.edits import rules, tokens
@@ -51,14 +52,20 @@ def changed_span(old: str, new: str) -> tuple[int, int, int]:
     return start, len(old) - low, len(new) - low
 
 
-def rewrites(old: str, new: str, language: str | None, literal: bool = False) -> list[tuple[rules.Rewrite, int]]:
+Tokenizer = Callable[[str, str | None], tokens.Tokens]
+
+
+def rewrites(
+    old: str, new: str, language: str | None, tokenize: Tokenizer = tokens.tokenize, literal: bool = False
+) -> list[tuple[rules.Rewrite, int]]:
     """The rewrites between two versions of a document, each generalised (or, with `literal`, only for the very
     same text), with the 0-based line it sits on (the same in both: the lines above it did not change); only
-    the tokens around the changed stretch are diffed."""
+    the tokens around the changed stretch are diffed. `tokenize` may be a cache shared with the proposals (the
+    server's): the new text is the document they search, the baseline stays the same all run."""
     start, old_end, new_end = changed_span(old, new)
     if start == old_end == new_end:
         return []
-    before, after = tokens.tokenize(old, language), tokens.tokenize(new, language)
+    before, after = tokenize(old, language), tokenize(new, language)
     a0 = max(tokens.index_at(before, start) - _MARGIN, 0)
     a1 = min(tokens.index_at(before, old_end) + _MARGIN, len(before.tokens))
     b0 = max(tokens.index_at(after, start) - _MARGIN, 0)
@@ -74,7 +81,8 @@ class Session:
     """What the server knows of the engineer's editing: per document, the baseline of the run of changes in
     progress; for all documents, the rewrites of the runs that ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, tokenize: Tokenizer = tokens.tokenize) -> None:
+        self.tokenize = tokenize
         self.recent: deque[MadeEdit] = deque(maxlen=RECENT)
         self._baseline: dict[str, str] = {}
         self._text: dict[str, str] = {}
@@ -133,7 +141,10 @@ class Session:
         if cached is not None and cached[0] is baseline and cached[1] is text:
             return cached[2]
         language = self._language.get(uri)
-        made = [MadeEdit(rewrite, uri, line, language) for rewrite, line in rewrites(baseline, text, language)]
+        made = [
+            MadeEdit(rewrite, uri, line, language)
+            for rewrite, line in rewrites(baseline, text, language, self.tokenize)
+        ]
         self._cache[uri] = (baseline, text, made)
         return made
 

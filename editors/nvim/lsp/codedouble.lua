@@ -11,7 +11,7 @@ return {
   -- The double is trained per repository; the server finds it from the workspace's git root.
   root_markers = { ".git" },
   -- Server settings: artifact, languages, exclude, maxLines, debounceMs, minConfidence, feedbackLog,
-  -- workspaceContext, refuseStale, backend, url, model, apiKeyEnv, timeoutMs. An empty dict, because an empty Lua table would go over the wire as a JSON
+  -- workspaceContext, refuseStale, backend, url, model, apiKeyEnv, timeoutMs, nextEdits, nextEditMinPrecision. An empty dict, because an empty Lua table would go over the wire as a JSON
   -- array, which the server rejects.
   init_options = vim.empty_dict(),
 }

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import {
+  CodeActionRequest,
   DidChangeConfigurationNotification,
   LanguageClient,
   LanguageClientOptions,
@@ -12,6 +13,7 @@ import {
   State,
 } from "vscode-languageclient/node";
 import { Config, configurationChange, Places, RESTART_KEYS, serverCommand, toInitializationOptions } from "./settings";
+import { NEXT_EDIT_KIND, nextEdits, pickNext, wholeDocument } from "./nextedit";
 import { formatStatusBar, formatStatusDetail, Status } from "./status";
 
 const ON_LANGUAGE = "onLanguage:";
@@ -54,6 +56,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     item,
     vscode.commands.registerCommand("codedouble.showStatus", showStatus),
+    vscode.commands.registerCommand("codedouble.applyNextEdit", applyNextEdit),
     vscode.workspace.onDidChangeConfiguration(onConfiguration),
     { dispose: () => clearInterval(timer) },
   );
@@ -156,5 +159,34 @@ async function showStatus(): Promise<void> {
   const choice = await vscode.window.showInformationMessage(first, { modal: true, detail: rest.join("\n") }, output);
   if (choice === output) {
     client?.outputChannel.show();
+  }
+}
+
+/** codedouble: Apply Next Edit. The server's next edits are code actions, which vscode-languageclient already
+ * shows in the lightbulb at the cursor (the server advertises codeActionProvider); this asks for those of the
+ * whole document, applies the first at or after the cursor and moves the cursor there. */
+async function applyNextEdit(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined || client === undefined || client.state !== State.Running) {
+    void vscode.window.showInformationMessage("codedouble: no server for this editor");
+    return;
+  }
+  const uri = client.code2ProtocolConverter.asUri(editor.document.uri);
+  const actions = await client.sendRequest(CodeActionRequest.type, {
+    textDocument: { uri },
+    range: wholeDocument(editor.document.lineCount),
+    context: { diagnostics: [], only: [NEXT_EDIT_KIND] },
+  });
+  const cursor = editor.selection.active;
+  const next = pickNext(nextEdits(actions ?? [], uri), { line: cursor.line, character: cursor.character });
+  if (next === undefined) {
+    void vscode.window.showInformationMessage("codedouble: no next edit in this file");
+    return;
+  }
+  const edit = await client.protocol2CodeConverter.asWorkspaceEdit({ changes: { [uri]: [next.edit] } });
+  if (edit !== undefined && (await vscode.workspace.applyEdit(edit))) {
+    const at = client.protocol2CodeConverter.asPosition(next.edit.range.start);
+    editor.selection = new vscode.Selection(at, at);
+    editor.revealRange(new vscode.Range(at, at));
   }
 }

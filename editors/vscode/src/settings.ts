@@ -32,6 +32,8 @@ export interface InitializationOptions {
   model?: string;
   apiKeyEnv?: string;
   timeoutMs?: number;
+  nextEdits?: boolean;
+  nextEditMinPrecision?: number;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -86,7 +88,7 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   if (exclude !== undefined) {
     options.exclude = exclude;
   }
-  for (const key of ["maxLines", "debounceMs", "minConfidence", "timeoutMs"] as const) {
+  for (const key of ["maxLines", "debounceMs", "minConfidence", "timeoutMs", "nextEditMinPrecision"] as const) {
     const value = config.get(key);
     if (typeof value === "number" && Number.isFinite(value)) {
       options[key] = value;
@@ -98,6 +100,9 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   const workspaceContext = config.get("workspaceContext");
   if (typeof workspaceContext === "boolean") {
     options.workspaceContext = workspaceContext;
+  }
+  if (config.get("nextEdits") === false) {
+    options.nextEdits = false; // on by default in the server; only the opt-out is sent
   }
   if (config.get("refuseStale") === true) {
     options.refuseStale = true; // the server serves a stale double with a warning by default; only the opt-in is sent

@@ -15,11 +15,16 @@ M.defaults = {
   root_markers = base.root_markers,
   -- Sent as initializationOptions and as workspace/didChangeConfiguration: artifact, languages, exclude,
   -- maxLines, debounceMs, minConfidence, feedbackLog, workspaceContext, refuseStale, backend, url, model,
-  -- apiKeyEnv, timeoutMs. Unset ones keep the server's defaults.
+  -- apiKeyEnv, timeoutMs, nextEdits, nextEditMinPrecision. Unset ones keep the server's defaults.
   settings = {},
-  -- Insert-mode keys, only in buffers the server is attached to; false leaves a key unmapped.
-  keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-C-Right>", dismiss = "<C-]>" },
+  -- Keys, only in buffers the server is attached to; false leaves a key unmapped. All are insert-mode keys but
+  -- next_edit, a normal-mode one (also <Plug>(codedouble-next-edit)).
+  keymaps = {
+    accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-C-Right>", dismiss = "<C-]>", next_edit = "<M-n>",
+  },
   ghost_text = true,
+  -- The next edit (the same rewrite elsewhere, or a usual one of yours) as a hint after an edit (nextedit.lua).
+  next_edits = true,
 }
 
 M.options = vim.deepcopy(M.defaults)
@@ -126,7 +131,9 @@ function M.setup(opts)
 
   M.create_commands()
   -- The group is recreated on each call, so autocmds never pile up.
-  require("codedouble.ghost").setup(o, vim.api.nvim_create_augroup(NAME, { clear = true }))
+  local group = vim.api.nvim_create_augroup(NAME, { clear = true })
+  require("codedouble.ghost").setup(o, group)
+  require("codedouble.nextedit").setup(o, group)
 end
 
 return M

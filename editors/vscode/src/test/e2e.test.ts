@@ -10,7 +10,9 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from "vscode-jsonrpc/node";
 import {
+  CodeActionRequest,
   DidChangeConfigurationNotification,
+  DidChangeTextDocumentNotification,
   DidOpenTextDocumentNotification,
   ExecuteCommandRequest,
   ExitNotification,
@@ -22,13 +24,23 @@ import {
   ShowMessageNotification,
   ShutdownRequest,
 } from "vscode-languageserver-protocol";
+import { NEXT_EDIT_KIND, NextEdit, nextEdits, pickNext, Position, wholeDocument } from "../nextedit";
 import { configFrom, configurationChange, serverCommand, toInitializationOptions } from "../settings";
 import { formatStatusBar, formatStatusDetail, Status } from "../status";
 
 const ARTIFACT = process.env.CODEDOUBLE_TEST_ARTIFACT;
 const REPO = process.env.CODEDOUBLE_TEST_REPO;
 const PYTHON = process.env.CODEDOUBLE_TEST_PYTHON;
-const SKIP = ARTIFACT && REPO && PYTHON ? false : "set CODEDOUBLE_TEST_ARTIFACT, CODEDOUBLE_TEST_REPO and CODEDOUBLE_TEST_PYTHON";
+// tests/next_edit_history.py: app/jobs.py after the three commits that rewrote `logging.warn(`, and with the rule
+// applied to its two other call sites; the artifact carries the rule in its edits.jsonl.
+const JOBS = process.env.CODEDOUBLE_TEST_JOBS ? (JSON.parse(process.env.CODEDOUBLE_TEST_JOBS) as { before: string; after: string }) : undefined;
+const SKIP = ARTIFACT && REPO && PYTHON && JOBS ? false : "set CODEDOUBLE_TEST_ARTIFACT, CODEDOUBLE_TEST_REPO, CODEDOUBLE_TEST_PYTHON and CODEDOUBLE_TEST_JOBS";
+
+/** A position as a string index (LF lines; the test's texts are ASCII, so UTF-16 units are characters). */
+function offsetOf(text: string, at: Position): number {
+  const lines = text.split("\n");
+  return lines.slice(0, at.line).reduce((sum, line) => sum + line.length + 1, 0) + at.character;
+}
 const READY_MS = 90_000; // a fresh server imports torch before it loads the double
 
 // The history of tests/test_server.py: every installer registers its handler with this line.
@@ -128,6 +140,61 @@ test("e2e: the real server, configured as the extension does, completes the engi
     assert.equal(changed.state, "ready");
     assert.deepEqual(messages, []);
     console.log(`e2e completed ${JSON.stringify(REST)}; status bar: ${formatStatusBar(after)}`);
+
+    // Next edits, as codedouble: Apply Next Edit does it: the code actions of the whole document, the first at
+    // or after the cursor applied (here: to the text, told to the server as VS Code tells it), until none is left.
+    let version = 1;
+    const change = async (uri: string, text: string, start: number, end: number, newText: string): Promise<string> => {
+      const lines = (upto: number) => text.slice(0, upto).split("\n");
+      const at = (upto: number) => ({ line: lines(upto).length - 1, character: lines(upto).at(-1)!.length });
+      await connection.sendNotification(DidChangeTextDocumentNotification.type, {
+        textDocument: { uri, version: ++version },
+        contentChanges: [{ range: { start: at(start), end: at(end) }, text: newText }],
+      });
+      return text.slice(0, start) + newText + text.slice(end);
+    };
+    const applyAll = async (uri: string, text: string, cursor: Position): Promise<[string, string[]]> => {
+      const titles: string[] = [];
+      for (let next: NextEdit | undefined; ; ) {
+        const actions = await connection.sendRequest(CodeActionRequest.type, {
+          textDocument: { uri },
+          range: wholeDocument(text.split("\n").length),
+          context: { diagnostics: [], only: [NEXT_EDIT_KIND] },
+        });
+        next = pickNext(nextEdits(actions ?? [], uri), cursor);
+        if (next === undefined || titles.length > 10) {
+          return [text, titles];
+        }
+        titles.push(next.action.title);
+        text = await change(uri, text, offsetOf(text, next.edit.range.start), offsetOf(text, next.edit.range.end), next.edit.newText);
+        cursor = next.edit.range.start;
+      }
+    };
+    assert.deepEqual(init.capabilities.codeActionProvider, { codeActionKinds: [NEXT_EDIT_KIND] });
+    const callSites = pathToFileURL(path.join(REPO!, "app", "call_sites.py")).href;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: callSites, languageId: "python", version: 1, text: plugins },
+    });
+    const second = plugins.indexOf("register(", plugins.indexOf("registry.register(") + 1);
+    const edited = await change(callSites, plugins, second, second + "register".length, "add");
+    const [done, titles] = await applyAll(callSites, edited, { line: edited.slice(0, second).split("\n").length - 1, character: 0 });
+    assert.equal(titles.length, 5, titles.join("\n"));
+    assert.ok(titles.every((t) => t.startsWith("Same rewrite as you just made at line")), titles.join("\n"));
+    assert.equal(done, plugins.replaceAll("registry.register(", "registry.add("));
+    // The habit from the history, in a file just opened: one code action per call site left, applied.
+    const jobs = pathToFileURL(path.join(REPO!, "app", "jobs.py")).href;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: jobs, languageId: "python", version: 1, text: JOBS!.before },
+    });
+    const offered = await connection.sendRequest(CodeActionRequest.type, {
+      textDocument: { uri: jobs },
+      range: wholeDocument(JOBS!.before.split("\n").length),
+      context: { diagnostics: [] },
+    });
+    assert.deepEqual(nextEdits(offered ?? [], jobs).map((e) => e.action.title), Array(2).fill("Your usual edit: logging.warn → logging.warning (3 times since 2024-03)"));
+    const [rewritten] = await applyAll(jobs, JOBS!.before, { line: 0, character: 0 });
+    assert.equal(rewritten, JOBS!.after);
+    console.log(`e2e applied ${titles.length} next edits and 2 habits`);
 
     await connection.sendRequest(ShutdownRequest.type);
     await connection.sendNotification(ExitNotification.type);

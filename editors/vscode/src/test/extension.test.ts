@@ -80,6 +80,7 @@ test("activate starts the server, feeds it the settings, and shows its status", 
     assert.equal(item.text, "$(sparkle) codedouble: ready · p50 5.0 ms");
     assert.equal(item.command, "codedouble.showStatus");
     assert.ok(commands.has("codedouble.showStatus"));
+    assert.ok(commands.has("codedouble.applyNextEdit"));
 
     // A server option: sent to the running server, no restart.
     values = { ...values, maxLines: 3, exclude: ["gen/**"] };
@@ -113,11 +114,12 @@ test("package.json contributes what the extension registers", () => {
   const settings = Object.keys(manifest.contributes.configuration.properties);
   assert.deepEqual(
     settings.sort(),
-    ["apiKeyEnv", "artifact", "backend", "command", "debounceMs", "exclude", "feedbackLog", "languages", "maxLines", "minConfidence", "model", "pythonPath", "refuseStale", "timeoutMs", "url", "workspaceContext"].map((k) => `codedouble.${k}`),
+    ["apiKeyEnv", "artifact", "backend", "command", "debounceMs", "exclude", "feedbackLog", "languages", "maxLines", "minConfidence", "model", "nextEditMinPrecision", "nextEdits", "pythonPath", "refuseStale", "timeoutMs", "url", "workspaceContext"].map((k) => `codedouble.${k}`),
   );
   // The accept command of every inline item (`codedouble.accepted`) is the server's: vscode-languageclient
   // registers it from executeCommandProvider. Registering it here too would throw "command already exists".
   assert.ok(!commands.has("codedouble.accepted"));
+  assert.deepEqual(manifest.contributes.keybindings.map((k: { command: string }) => k.command), ["codedouble.applyNextEdit"]);
 });
 
 test("languagesOf reads only the onLanguage activation events", () => {
