@@ -59,6 +59,9 @@ class Options:
     model: str = ""  # the name the engine serves this engineer's adapter under (vLLM --lora-modules NAME=...)
     api_key_env: str = ""  # the environment variable holding the engine's API key (the key never sits in settings)
     timeout_ms: int = 1000  # a request still unanswered then gives way to the local answer
+    # Offer the shapes the engineer keeps writing (the double's snippets.jsonl) as completion items of kind
+    # Snippet, with placeholders; false offers only the double's own completion.
+    snippets: bool = True
 
     def remote(self) -> bool:
         return self.backend != "local"
@@ -271,6 +274,7 @@ _PARSERS = {
     "model": _name,
     "apiKeyEnv": _env_var,
     "timeoutMs": _count(50, 30_000),
+    "snippets": _switch,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -287,6 +291,7 @@ _FIELD = {
     "model": "model",
     "apiKeyEnv": "api_key_env",
     "timeoutMs": "timeout_ms",
+    "snippets": "snippets",
 }
 
 

@@ -29,9 +29,11 @@ from codedouble.grammars.languages import language_for_path
 from codedouble.server import feedback as fb
 from codedouble.server import framing, suggest
 from codedouble.server import options as opts
+from codedouble.server import snippets as snippet_items
 from codedouble.server.commits import editor as commit_editor
 from codedouble.server.commits import gitdiff
 from codedouble.server.commits.draft import Drafter
+from codedouble.server.contract import snippets as snippet_file
 from codedouble.server.contract import tombstones
 from codedouble.server.contract.artifact import current_artifact, default_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
@@ -183,6 +185,8 @@ class DoubleServer(LanguageServer):
         # change does not change while its message is written).
         self.drafter: tuple[Engine, Drafter] | None = None
         self.drafts: dict[str, str] = {}
+        # The double's snippets (snippets.jsonl); None when it ships none (trained before them) or none is loaded.
+        self.snippets: list[snippet_file.Snippet] | None = None
 
     def _start_io_async(self, stdin: Any = None, stdout: Any = None) -> None:
         """pygls's stdio loop with a reader that survives a bad frame (framing.py)."""
@@ -242,6 +246,7 @@ class DoubleServer(LanguageServer):
             artifact, self.source = self.choose_artifact()
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
+                self.snippets = None
                 where = self.workspace_root or "this workspace"
                 self.problem = (
                     f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
@@ -254,6 +259,7 @@ class DoubleServer(LanguageServer):
                 message = tombstones.stale_message(artifact.name, self.stale)
                 if self.options.refuse_stale:
                     self.engine, self.artifact, self.state = None, artifact, "stale"
+                    self.snippets = None
                     self.artifact_stamp = _stamp(artifact)
                     self.problem = f"{message} (not served: the refuseStale setting is on)"
                     self.tell_once(self.problem, types.MessageType.Error)
@@ -266,11 +272,17 @@ class DoubleServer(LanguageServer):
                 engine = load_engine(artifact, log=lambda message: progress(message), backend=self.backend())
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
                 self.engine, self.artifact, self.state = None, artifact, "broken"
+                self.snippets = None
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
                 self.tell_once(self.problem, types.MessageType.Error)
                 return
             finally:
                 progress(None)
+            try:
+                self.snippets = snippet_file.load(artifact)
+            except snippet_file.SnippetsError as exc:  # the completions still serve, without snippet items
+                self.snippets = None
+                self.tell_once(f"codedouble: no snippets: {exc}")
             self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
             self.artifact_stamp = _stamp(artifact)
             self.log_feedback()
@@ -414,6 +426,26 @@ class DoubleServer(LanguageServer):
         self.latencies.append((time.perf_counter() - started) * 1000)
         return Answer(cached.text, word, cached.system, cached.score, mode, language)
 
+    def snippet_items(self, uri: str, position: types.Position) -> list[types.CompletionItem]:
+        """The double's snippets that fit the cursor, as Snippet items; none for a client that cannot expand
+        snippets, an excluded or unknown document, or with the `snippets` setting off."""
+        snippets = self.snippets
+        if not snippets or not self.options.snippets or not _snippet_support(self.client_capabilities):
+            return []
+        document = self.document(uri)
+        if document is None or len(document.source) > MAX_DOCUMENT_CHARS:
+            return []
+        text = document.source
+        try:
+            offset = offset_at(text, position.line, position.character)
+        except PositionError:
+            return []
+        path = document.path
+        language = language_for_path(path)
+        if language is None or not self.options.enabled(language, path):
+            return []
+        return snippet_items.items(snippets, language, path, text, offset, position.line, position.character)
+
     async def commit_draft(self, uri: str) -> str:
         """The draft message for the commit buffer `uri`: the staged change of the workspace's repository, drafted
         once per buffer on the inference thread by the helper `codedouble commit-message` uses."""
@@ -483,7 +515,9 @@ class DoubleServer(LanguageServer):
                 "model": self.options.model,
                 "apiKeyEnv": self.options.api_key_env,
                 "timeoutMs": self.options.timeout_ms,
+                "snippets": self.options.snippets,
             },
+            "snippets": len(self.snippets) if self.snippets is not None else None,
             "backend": self.backend_status(),
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
@@ -542,6 +576,14 @@ def _repository(root: Path | None) -> Path | None:
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, OSError):
         return None
     return Path(found).resolve() if found is not None else None  # a bare repository has no workspace
+
+
+def _snippet_support(capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether the client expands `insertTextFormat: Snippet` items (it says so at initialization)."""
+    document = capabilities.text_document if capabilities is not None else None
+    completion = document.completion if document is not None else None
+    item = completion.completion_item if completion is not None else None
+    return bool(item is not None and item.snippet_support)
 
 
 def _word_before(prefix: str) -> str:
@@ -659,9 +701,13 @@ async def inline_completion(ls: DoubleServer, params: types.InlineCompletionPara
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
 async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.CompletionList:
     answer = await ls.suggestion(params.text_document.uri, params.position, "completion")
+    if answer.superseded:
+        return types.CompletionList(is_incomplete=True, items=[])
+    # The engineer's snippets that fit here, after the double's own completion (their sort texts say so).
+    snippets = ls.snippet_items(params.text_document.uri, params.position)
     text, word = answer.text, answer.word
     if not text:
-        return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(is_incomplete=True, items=snippets)
     # The item replaces the word being typed, so that clients filtering by that word keep it.
     start = types.Position(params.position.line, params.position.character - len(word.encode("utf-16-le")) // 2)
     first = (word + text).split("\n", 1)[0]
@@ -674,7 +720,7 @@ async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.
         insert_text_format=types.InsertTextFormat.PlainText,
         sort_text="0",
     )
-    return types.CompletionList(is_incomplete=True, items=[item])
+    return types.CompletionList(is_incomplete=True, items=[item, *snippets])
 
 
 @server.feature(STATUS)

@@ -22,6 +22,7 @@ from lsprotocol import types
 from codedouble.grammars.definitions import parse
 from codedouble.server.contract.snippets import Snippet
 
+MAX_PARSED_CHARS = 300_000  # documents longer than this are not parsed for the enclosing definition
 MAX_ITEMS = 5  # snippet items per answer: a completion list is read at a glance
 # Kinds of definition grouped by what may be written inside them: a method body takes what a function body
 # takes, a struct's or an interface's what a class's does.
@@ -48,6 +49,11 @@ def is_test_path(path: str) -> bool:
 def enclosing_family(language: str, source: str, offset: int) -> str:
     """The family of the innermost definition around character `offset` of `source` ("" at the top level).
     One tree-sitter parse of the document: linear in it, and done only when a snippet is a candidate."""
+    if len(source) > MAX_PARSED_CHARS:
+        # A parse of a document this long could take a good part of a second on every keystroke: an indented
+        # line is taken to be in a function body, an unindented one at the top level.
+        start = source.rfind("\n", 0, offset) + 1
+        return "function" if source[start : start + 1] in (" ", "\t") else ""
     encoded = source.encode("utf-8", errors="surrogatepass")
     at = len(source[:offset].encode("utf-8", errors="surrogatepass"))
     inner = ""
