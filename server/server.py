@@ -426,25 +426,27 @@ class DoubleServer(LanguageServer):
         self.latencies.append((time.perf_counter() - started) * 1000)
         return Answer(cached.text, word, cached.system, cached.score, mode, language)
 
-    def snippet_items(self, uri: str, position: types.Position) -> list[types.CompletionItem]:
-        """The double's snippets that fit the cursor, as Snippet items; none for a client that cannot expand
-        snippets, an excluded or unknown document, or with the `snippets` setting off."""
+    def snippet_items(self, uri: str, position: types.Position) -> tuple[list[types.CompletionItem], str]:
+        """The double's snippets that fit the cursor, as Snippet items, and the statement typed before the cursor
+        that they replace; none for a client that cannot expand snippets, an excluded or unknown document, or
+        with the `snippets` setting off."""
         snippets = self.snippets
         if not snippets or not self.options.snippets or not _snippet_support(self.client_capabilities):
-            return []
+            return [], ""
         document = self.document(uri)
         if document is None or len(document.source) > MAX_DOCUMENT_CHARS:
-            return []
+            return [], ""
         text = document.source
         try:
             offset = offset_at(text, position.line, position.character)
         except PositionError:
-            return []
+            return [], ""
         path = document.path
         language = language_for_path(path)
         if language is None or not self.options.enabled(language, path):
-            return []
-        return snippet_items.items(snippets, language, path, text, offset, position.line, position.character)
+            return [], ""
+        found = snippet_items.items(snippets, language, path, text, offset, position.line, position.character)
+        return found, snippet_items.typed_before(text, offset) if found else ""
 
     async def commit_draft(self, uri: str) -> str:
         """The draft message for the commit buffer `uri`: the staged change of the workspace's repository, drafted
@@ -704,10 +706,14 @@ async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.
     if answer.superseded:
         return types.CompletionList(is_incomplete=True, items=[])
     # The engineer's snippets that fit here, after the double's own completion (their sort texts say so).
-    snippets = ls.snippet_items(params.text_document.uri, params.position)
+    snippets, statement = ls.snippet_items(params.text_document.uri, params.position)
     text, word = answer.text, answer.word
     if not text:
         return types.CompletionList(is_incomplete=True, items=snippets)
+    if snippets and statement.endswith(word):
+        # The snippets replace the whole statement typed; this item then replaces it too, with itself in front
+        # (the same edit): Neovim puts every item of a list where they all start, or else at the word.
+        word = statement
     # The item replaces the word being typed, so that clients filtering by that word keep it.
     start = types.Position(params.position.line, params.position.character - len(word.encode("utf-16-le")) // 2)
     first = (word + text).split("\n", 1)[0]

@@ -155,6 +155,13 @@ def completion_items(ranked: list[Snippet], line: int, character: int, typed: st
     return out
 
 
+def typed_before(source: str, offset: int) -> str:
+    """The line before `offset`, after its indentation: the statement being started. Scanned back to the
+    line's start only (bounded by that line's length)."""
+    line_start = source.rfind("\n", 0, offset) + 1
+    return source[line_start:offset].lstrip(" \t")
+
+
 def items(
     snippets: list[Snippet] | None, language: str, path: str, source: str, offset: int, line: int, character: int
 ) -> list[types.CompletionItem]:
@@ -162,10 +169,7 @@ def items(
     the line before the cursor is a statement being started."""
     if not snippets:
         return []
-    # The line before the cursor: scanned back to its start only (bounded by that line's length).
-    line_start = source.rfind("\n", 0, offset) + 1
-    before = source[line_start:offset]
-    typed = before.lstrip(" \t")
+    typed = typed_before(source, offset)
     if not typed or len(typed) > 200:
         return []
     candidates = [s for s in snippets if s.language == language and matches(s, typed)]

@@ -345,7 +345,6 @@ def new_test_file(double: SnippetDouble) -> tuple[str, str]:
     return f"tests/test_zeta_{next(_fresh)}.py", "from app.config import parse_config\n\n\n" + TYPED_TEST
 
 
-@ASYNC
 async def snippet_answer(client: Any, double: SnippetDouble) -> tuple[types.CompletionList, types.Position]:
     path, text = new_test_file(double)
     uri = open_document(client, double.repo, text, name=path)
@@ -354,7 +353,6 @@ async def snippet_answer(client: Any, double: SnippetDouble) -> tuple[types.Comp
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-@ASYNC
 async def snippet_served(snippet_double: SnippetDouble) -> Any:
     client = await start_server(
         snippet_double.root, snippet_double.repo, "--artifact", str(snippet_double.artifact),

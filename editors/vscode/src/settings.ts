@@ -32,6 +32,7 @@ export interface InitializationOptions {
   model?: string;
   apiKeyEnv?: string;
   timeoutMs?: number;
+  snippets?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -98,6 +99,9 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   const workspaceContext = config.get("workspaceContext");
   if (typeof workspaceContext === "boolean") {
     options.workspaceContext = workspaceContext;
+  }
+  if (config.get("snippets") === false) {
+    options.snippets = false; // the server offers the double's snippets by default; only the opt-out is sent
   }
   if (config.get("refuseStale") === true) {
     options.refuseStale = true; // the server serves a stale double with a warning by default; only the opt-in is sent

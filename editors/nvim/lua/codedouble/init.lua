@@ -20,6 +20,10 @@ M.defaults = {
   -- Insert-mode keys, only in buffers the server is attached to; false leaves a key unmapped.
   keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-C-Right>", dismiss = "<C-]>" },
   ghost_text = true,
+  -- The server's completion list in Neovim's built-in LSP completion (vim.lsp.completion): <C-x><C-o> or
+  -- vim.lsp.completion.get() shows it, and accepting one of your snippets expands it with vim.snippet, its
+  -- placeholders visited with <Tab>/<S-Tab>. false leaves completion to another plugin (nvim-cmp, blink).
+  completion = true,
 }
 
 M.options = vim.deepcopy(M.defaults)
@@ -127,6 +131,29 @@ function M.setup(opts)
   M.create_commands()
   -- The group is recreated on each call, so autocmds never pile up.
   require("codedouble.ghost").setup(o, vim.api.nvim_create_augroup(NAME, { clear = true }))
+  -- A group of its own, recreated on each call like the ghost text's.
+  local group = vim.api.nvim_create_augroup(NAME .. ".completion", { clear = true })
+  if o.completion and vim.lsp.completion then
+    -- Built-in completion per buffer the server attaches to: without it, an accepted Snippet item would be
+    -- inserted as its raw text (`${1:name}`) rather than expanded.
+    local function enable(client, bufnr)
+      vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false })
+    end
+    vim.api.nvim_create_autocmd("LspAttach", {
+      group = group,
+      callback = function(args)
+        local client = vim.lsp.get_client_by_id(args.data.client_id)
+        if client and client.name == NAME then
+          enable(client, args.buf)
+        end
+      end,
+    })
+    for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do -- buffers attached before this setup()
+      for bufnr in pairs(client.attached_buffers) do
+        enable(client, bufnr)
+      end
+    end
+  end
 end
 
 return M
