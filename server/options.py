@@ -66,6 +66,9 @@ class Options:
     # A habit from the history is proposed only where the engineer made it at least this share of the times
     # they met the old form (its precision); the edit just made is always proposed.
     next_edit_min_precision: float = MIN_PRECISION
+    # Offer the shapes the engineer keeps writing (the double's snippets.jsonl) as completion items of kind
+    # Snippet, with placeholders; false offers only the double's own completion.
+    snippets: bool = True
 
     def remote(self) -> bool:
         return self.backend != "local"
@@ -286,6 +289,7 @@ _PARSERS = {
     "timeoutMs": _count(50, 30_000),
     "nextEdits": _switch,
     "nextEditMinPrecision": _share,
+    "snippets": _switch,
 }
 _FIELD = {
     "artifact": "artifact",
@@ -304,6 +308,7 @@ _FIELD = {
     "timeoutMs": "timeout_ms",
     "nextEdits": "next_edits",
     "nextEditMinPrecision": "next_edit_min_precision",
+    "snippets": "snippets",
 }
 
 

@@ -30,10 +30,12 @@ from codedouble.server import feedback as fb
 from codedouble.server import framing, suggest
 from codedouble.server import next_edits as nx
 from codedouble.server import options as opts
+from codedouble.server import snippets as snippet_items
 from codedouble.server.commits import editor as commit_editor
 from codedouble.server.commits import gitdiff
 from codedouble.server.commits.draft import Drafter
 from codedouble.server.contract import edits as contract_edits
+from codedouble.server.contract import snippets as snippet_file
 from codedouble.server.contract import tombstones
 from codedouble.server.contract.artifact import current_artifact, default_artifact, read_manifest
 from codedouble.server.contract.version import tool_version
@@ -189,6 +191,8 @@ class DoubleServer(LanguageServer):
         # notifications came, so that neither a model's forward pass nor the event loop waits on a parse.
         self.next_edits = nx.NextEdits()
         self.edits_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codedouble-edits")
+        # The double's snippets (snippets.jsonl); None when it ships none (trained before them) or none is loaded.
+        self.snippets: list[snippet_file.Snippet] | None = None
 
     def _start_io_async(self, stdin: Any = None, stdout: Any = None) -> None:
         """pygls's stdio loop with a reader that survives a bad frame (framing.py)."""
@@ -249,6 +253,7 @@ class DoubleServer(LanguageServer):
             if artifact is None:
                 self.engine, self.artifact, self.state = None, None, "missing"
                 self.use_patterns([])
+                self.snippets = None
                 where = self.workspace_root or "this workspace"
                 self.problem = (
                     f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
@@ -262,6 +267,7 @@ class DoubleServer(LanguageServer):
                 if self.options.refuse_stale:
                     self.engine, self.artifact, self.state = None, artifact, "stale"
                     self.use_patterns([])  # its habits were learnt from the forgotten data too
+                    self.snippets = None
                     self.artifact_stamp = _stamp(artifact)
                     self.problem = f"{message} (not served: the refuseStale setting is on)"
                     self.tell_once(self.problem, types.MessageType.Error)
@@ -275,11 +281,17 @@ class DoubleServer(LanguageServer):
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
                 self.engine, self.artifact, self.state = None, artifact, "broken"
                 self.use_patterns([])
+                self.snippets = None
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
                 self.tell_once(self.problem, types.MessageType.Error)
                 return
             finally:
                 progress(None)
+            try:
+                self.snippets = snippet_file.load(artifact)
+            except snippet_file.SnippetsError as exc:  # the completions still serve, without snippet items
+                self.snippets = None
+                self.tell_once(f"codedouble: no snippets: {exc}")
             self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
             self.artifact_stamp = _stamp(artifact)
             self.use_patterns(self._edit_patterns(artifact))
@@ -483,6 +495,28 @@ class DoubleServer(LanguageServer):
         self.latencies.append((time.perf_counter() - started) * 1000)
         return Answer(cached.text, word, cached.system, cached.score, mode, language)
 
+    def snippet_items(self, uri: str, position: types.Position) -> tuple[list[types.CompletionItem], str]:
+        """The double's snippets that fit the cursor, as Snippet items, and the statement typed before the cursor
+        that they replace; none for a client that cannot expand snippets, an excluded or unknown document, or
+        with the `snippets` setting off."""
+        snippets = self.snippets
+        if not snippets or not self.options.snippets or not _snippet_support(self.client_capabilities):
+            return [], ""
+        document = self.document(uri)
+        if document is None or len(document.source) > MAX_DOCUMENT_CHARS:
+            return [], ""
+        text = document.source
+        try:
+            offset = offset_at(text, position.line, position.character)
+        except PositionError:
+            return [], ""
+        path = document.path
+        language = language_for_path(path)
+        if language is None or not self.options.enabled(language, path):
+            return [], ""
+        found = snippet_items.items(snippets, language, path, text, offset, position.line, position.character)
+        return found, snippet_items.typed_before(text, offset) if found else ""
+
     async def commit_draft(self, uri: str) -> str:
         """The draft message for the commit buffer `uri`: the staged change of the workspace's repository, drafted
         once per buffer on the inference thread by the helper `codedouble commit-message` uses."""
@@ -554,8 +588,10 @@ class DoubleServer(LanguageServer):
                 "timeoutMs": self.options.timeout_ms,
                 "nextEdits": self.options.next_edits,
                 "nextEditMinPrecision": self.options.next_edit_min_precision,
+                "snippets": self.options.snippets,
             },
             "next_edits": {"patterns": len(self.next_edits.patterns)},
+            "snippets": len(self.snippets) if self.snippets is not None else None,
             "backend": self.backend_status(),
             "abstention": _abstention_status(self.engine),
             "feedback": self.feedback.status(),
@@ -614,6 +650,14 @@ def _repository(root: Path | None) -> Path | None:
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, OSError):
         return None
     return Path(found).resolve() if found is not None else None  # a bare repository has no workspace
+
+
+def _snippet_support(capabilities: types.ClientCapabilities | None) -> bool:
+    """Whether the client expands `insertTextFormat: Snippet` items (it says so at initialization)."""
+    document = capabilities.text_document if capabilities is not None else None
+    completion = document.completion if document is not None else None
+    item = completion.completion_item if completion is not None else None
+    return bool(item is not None and item.snippet_support)
 
 
 def _word_before(prefix: str) -> str:
@@ -735,9 +779,17 @@ async def inline_completion(ls: DoubleServer, params: types.InlineCompletionPara
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
 async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.CompletionList:
     answer = await ls.suggestion(params.text_document.uri, params.position, "completion")
+    if answer.superseded:
+        return types.CompletionList(is_incomplete=True, items=[])
+    # The engineer's snippets that fit here, after the double's own completion (their sort texts say so).
+    snippets, statement = ls.snippet_items(params.text_document.uri, params.position)
     text, word = answer.text, answer.word
     if not text:
-        return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(is_incomplete=True, items=snippets)
+    if snippets and statement.endswith(word):
+        # The snippets replace the whole statement typed; this item then replaces it too, with itself in front
+        # (the same edit): Neovim puts every item of a list where they all start, or else at the word.
+        word = statement
     # The item replaces the word being typed, so that clients filtering by that word keep it.
     start = types.Position(params.position.line, params.position.character - len(word.encode("utf-16-le")) // 2)
     first = (word + text).split("\n", 1)[0]
@@ -750,7 +802,7 @@ async def completion(ls: DoubleServer, params: types.CompletionParams) -> types.
         insert_text_format=types.InsertTextFormat.PlainText,
         sort_text="0",
     )
-    return types.CompletionList(is_incomplete=True, items=[item])
+    return types.CompletionList(is_incomplete=True, items=[item, *snippets])
 
 
 @server.feature(

@@ -29,6 +29,7 @@ from test_server import (  # noqa: F401 - `double` trains the tiny double
     installer,
     server_env,
 )
+from test_snippets import SnippetDouble, snippet_double  # noqa: F401 - the double that ships one snippet
 
 from codedouble.grammars.languages import neovim_filetypes
 from codedouble.server.contract.artifact import mark_default
@@ -795,6 +796,46 @@ end)
 )
 
 
+# --- the engineer's snippets (issue 15): a Snippet completion item, expanded by vim.snippet --------------------
+
+SNIPPET = (
+    DRIVE
+    + r"""
+run(function()
+  local client = start({ workspaceContext = false })
+  out.snippets = request(client, "codedouble/status", vim.empty_dict()).snippets
+  -- `def ` typed at the top level of a new test file, then completion asked for as <C-x><C-o> does.
+  vim.api.nvim_buf_set_lines(0, cfg.line - 1, cfg.line, true, { "def " })
+  vim.api.nvim_win_set_cursor(0, { cfg.line, 0 })
+  keys("A")
+  wait(function() return vim.fn.mode() == "i" end, 5000, "insert mode")
+  vim.lsp.completion.get()
+  local index
+  wait(function()
+    if vim.fn.pumvisible() == 0 then return false end
+    for i, item in ipairs(vim.fn.complete_info({ "items" }).items) do
+      local lsp = vim.tbl_get(item, "user_data", "nvim", "lsp", "completion_item")
+      if lsp and lsp.insertTextFormat == 2 then
+        index = i
+        out.item = { word = item.word, abbr = item.abbr, kind = lsp.kind, detail = lsp.detail }
+        return true
+      end
+    end
+    return false
+  end, 30000, "the snippet in the completion menu")
+  step("menu")
+  -- Select it and end completion: CompleteDone hands the item to vim.snippet.
+  vim.api.nvim_select_popupmenu_item(index - 1, true, true, {})
+  wait(function() return vim.snippet.active() end, 10000, "the snippet to expand")
+  out.lines = vim.api.nvim_buf_get_lines(0, cfg.line - 1, cfg.line + 3, false)
+  out.mode = vim.fn.mode()
+  out.selected = vim.fn.getregion(vim.fn.getpos("v"), vim.fn.getpos("."), { type = "v" })
+  step("expanded")
+end)
+"""
+)
+
+
 def test_next_edits_hint_apply_and_jump(double: Double, tmp_path: Path) -> None:  # noqa: F811 - the `double` fixture, imported above
     from next_edit_history import REWRITTEN, UNREWRITTEN, write_patterns
 
@@ -842,4 +883,33 @@ def test_next_edits_hint_apply_and_jump(double: Double, tmp_path: Path) -> None:
     assert got["jobs_cursor"] == [jobs_rows[1], len("        ")]
     assert got["jobs_lines"] == REWRITTEN.splitlines()
     assert "codedouble-next-edit" in got["keymap"]
+    print("timings (ms):", dict(got["steps"]))
+
+
+def test_a_recurring_shape_is_a_snippet_item_that_neovim_expands(
+    snippet_double: SnippetDouble,  # noqa: F811 - the `snippet_double` fixture, imported above
+    tmp_path: Path,
+) -> None:
+    """The done-means of issue 15 in a real Neovim: the test shape written in 5 commits comes in the completion
+    menu as a Snippet item, and accepting it expands it with its first placeholder selected."""
+    source = snippet_double.repo / "tests" / "test_zeta.py"
+    source.write_text("from app.config import parse_config\n\n\ndef \n", encoding="utf-8")
+    config = {
+        "cmd": [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(snippet_double.artifact)],
+        "file": str(source),
+        "line": 4,
+    }
+    got = nvim(tmp_path, SNIPPET, config, server_env(snippet_double.root), snippet_double.repo)
+    assert got["snippets"] == 1
+    assert got["item"]["kind"] == 15  # CompletionItemKind.Snippet
+    assert got["item"]["abbr"] == "def test_parses_epsilon():"
+    assert got["item"]["detail"].startswith("codedouble snippet: written 5 times in 5 commits")
+    assert got["lines"] == [
+        "def test_parses_epsilon():",
+        '    parsed = parse_config("epsilon.toml")',
+        '    assert parsed.name == "epsilon"',
+        "    assert parsed.errors == []",
+    ]
+    assert got["mode"] == "s"  # select mode over the first placeholder: typing replaces the name
+    assert got["selected"] == ["test_parses_epsilon"]
     print("timings (ms):", dict(got["steps"]))

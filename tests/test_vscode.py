@@ -24,6 +24,7 @@ from pathlib import Path
 import next_edit_history
 import pytest
 from test_server import Double, double, server_env  # noqa: F401 - `double` is the module fixture that trains it
+from test_snippets import SnippetDouble, snippet_double  # noqa: F401 - the double that ships one snippet
 
 EXTENSION = Path(__file__).resolve().parent.parent / "editors" / "vscode"
 VERSION = "0.1.0"
@@ -61,6 +62,7 @@ def node_modules() -> Path:
 def test_the_extension_builds_passes_its_node_tests_and_packages(
     node_modules: Path,
     double: Double,  # noqa: F811 - the `double` fixture, imported above
+    snippet_double: SnippetDouble,  # noqa: F811 - the `snippet_double` fixture, imported above
     tmp_path: Path,
 ) -> None:
     shutil.rmtree(EXTENSION / "out", ignore_errors=True)  # no compiled test outlives its source
@@ -79,6 +81,8 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
         ),
         CODEDOUBLE_TEST_REPO=str(double.repo),
         CODEDOUBLE_TEST_PYTHON=sys.executable,
+        CODEDOUBLE_TEST_SNIPPET_ARTIFACT=str(snippet_double.artifact),
+        CODEDOUBLE_TEST_SNIPPET_REPO=str(snippet_double.repo),
     )
     output = npm("test", env=env, timeout=240)
     # node's spec reporter: every test passed, none skipped, and the end-to-end one is among them.
@@ -87,6 +91,8 @@ def test_the_extension_builds_passes_its_node_tests_and_packages(
     assert re.search(r"^\s*✔ e2e: ", output, re.M), f"the end-to-end test did not pass:\n{output}"
     assert 'e2e completed "ority=HIGH_PRIORITY)"' in output, output
     assert "e2e applied 5 next edits and 2 habits" in output, output
+    assert re.search(r"^\s*✔ e2e: the engineer's recurring test shape comes as a Snippet completion item", output, re.M)
+    assert 'e2e snippet "def test_parses_epsilon():"' in output, output
 
     vsix = tmp_path / f"codedouble-{VERSION}.vsix"
     npm("run", "package", "--", "--out", str(vsix))

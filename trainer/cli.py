@@ -366,6 +366,29 @@ def _run_commit_message(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snippets_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "snippets",
+        help="list the shapes you keep writing, as your double serves them as completion snippets",
+        description="List the recurring shapes of your history (a test's skeleton, a guard, a command's frame): "
+        "definitions and statement blocks of the same tree-sitter shape, names and literals aside, written in "
+        "at least 3 distinct commits, each as the LSP snippet the server offers, with placeholders where the "
+        "occurrences differ. A DATASET is mined now, from all its records; an ARTIFACT_DIR lists what the double "
+        "ships (mined from its training commits).",
+    )
+    p.add_argument("path", type=Path, metavar="DATASET|ARTIFACT_DIR")
+    p.add_argument("--json", action="store_true", help="print JSON (every field of every snippet)")
+    p.add_argument("--language", metavar="LANGUAGE", help="only this language's (python, go, ...)")
+    p.set_defaults(run=_run_snippets)
+
+
+def _run_snippets(args: argparse.Namespace) -> int:
+    from codedouble.trainer.snippets.listing import listing
+
+    print(listing(args.path, args.json, args.language))
+    return 0
+
+
 def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "eval",
@@ -678,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _follow_parsers(sub)
     _commit_message_parser(sub)
+    _snippets_parser(sub)
     owning_cli.add_parsers(sub)
     edits_cli.add_parser(sub)
     _export_parser(sub)

@@ -19,6 +19,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from codedouble.server.contract import artifact, atomic, commits, corpus, edits, prompt, tombstones
+from codedouble.server.contract import snippets as snippet_file
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
 from codedouble.trainer.base.shipped import identity as base_identity
@@ -26,6 +27,7 @@ from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.records import ChangeRecord
+from codedouble.trainer.snippets import mine as snippet_mining
 from codedouble.trainer.training import abstention, checkpoint, commit_index, edit_patterns, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
@@ -247,6 +249,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             for found in module_level.snippets(repository, commits, paths)
         ]
         snippets = corpus_snippets(training, module)
+        shapes = snippet_mining.mine(training)
 
         def fill(folder: Path) -> None:
             export.save_pretrained(folder, safe_serialization=True)
@@ -255,6 +258,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             tuned = _tune_abstention(folder, manifest, fit, module, validation, training, opts)
             # Past messages for drafting new ones (training commits only), and which source drafts better.
             commits.write(folder, commit_index.entries(training))
+            # The shapes the engineer keeps writing, as completion snippets (training commits only).
+            snippet_file.write(folder, shapes)
             drafting = commit_index.measure(folder, [r for r in training if r.commit in validation])
             # The engineer's recurring rewrites, for next-edit proposals (training commits only).
             habits = edit_patterns.mine(training)
@@ -291,6 +296,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "near_duplicates_dropped": near_duplicates,
                         "corpus_snippets": len(snippets),
                         "corpus_module_snippets": sum(s.kind == "module" for s in snippets),
+                        "snippets": len(shapes),
                         "languages": dict(sorted(Counter(r.language for r in fit).items())),
                     },
                     "training": {

@@ -30,10 +30,12 @@ from typing import Any
 
 from codedouble.server.contract import artifact, atomic, corpus, tombstones
 from codedouble.server.contract import commits as commit_log
+from codedouble.server.contract import snippets as snippet_file
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord
+from codedouble.trainer.snippets import mine as snippet_mining
 from codedouble.trainer.training import checkpoint, commit_index, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import load_base
@@ -158,6 +160,7 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     split = Split.from_dict(double["split"])
     heldout = [r for r in records if split.is_heldout(r)]
     new, leaked = drop_near_duplicates([r for r in new if not split.is_heldout(r)], heldout)
+    trained, _ = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
 
     # 2. The new code in the corpus at once: a new double beside the current one, the same weights.
     module = [
@@ -181,8 +184,11 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     quick = _manifest(double, manifest, dataset_dir, summary, len(old_corpus) + len(added))
     with atomic.directory(out) as folder:
         for name in artifact.member_hashes(current):
-            if name not in (corpus.CORPUS, commit_log.COMMITS):
+            if name not in (corpus.CORPUS, commit_log.COMMITS, snippet_file.SNIPPETS):
                 _link(current / name, folder / name)
+        # Snippets mined again from every training-split record, old and new: a shape the new commits wrote
+        # once more may now reach the commits a snippet needs, and its counts and dates change.
+        snippet_file.write(folder, snippet_mining.mine(trained))
         corpus.write(folder, [*old_corpus, *added])
         # The new commits' messages join the commit index too (a double from before it has none to extend).
         old_index = commit_log.load(current)
@@ -326,6 +332,8 @@ def _fine_tune(
             _link(out / corpus.CORPUS, folder / corpus.CORPUS)
             if (out / commit_log.COMMITS).is_file():
                 _link(out / commit_log.COMMITS, folder / commit_log.COMMITS)
+            if (out / snippet_file.SNIPPETS).is_file():
+                _link(out / snippet_file.SNIPPETS, folder / snippet_file.SNIPPETS)
             kept = {k: v for k, v in quick.items() if k not in {"tool", "artifact_format", artifact.FILES}}
             summary = {
                 **kept["updates"][-1],

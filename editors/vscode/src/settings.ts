@@ -34,6 +34,7 @@ export interface InitializationOptions {
   timeoutMs?: number;
   nextEdits?: boolean;
   nextEditMinPrecision?: number;
+  snippets?: boolean;
 }
 
 export const DEFAULT_COMMAND: readonly string[] = ["codedouble", "serve"];
@@ -103,6 +104,9 @@ export function toInitializationOptions(config: Config, places: Places = {}): In
   }
   if (config.get("nextEdits") === false) {
     options.nextEdits = false; // on by default in the server; only the opt-out is sent
+  }
+  if (config.get("snippets") === false) {
+    options.snippets = false; // the server offers the double's snippets by default; only the opt-out is sent
   }
   if (config.get("refuseStale") === true) {
     options.refuseStale = true; // the server serves a stale double with a warning by default; only the opt-in is sent

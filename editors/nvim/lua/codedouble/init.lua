@@ -25,6 +25,10 @@ M.defaults = {
   ghost_text = true,
   -- The next edit (the same rewrite elsewhere, or a usual one of yours) as a hint after an edit (nextedit.lua).
   next_edits = true,
+  -- The server's completion list in Neovim's built-in LSP completion (vim.lsp.completion): <C-x><C-o> or
+  -- vim.lsp.completion.get() shows it, and accepting one of your snippets expands it with vim.snippet, its
+  -- placeholders visited with <Tab>/<S-Tab>. false leaves completion to another plugin (nvim-cmp, blink).
+  completion = true,
 }
 
 M.options = vim.deepcopy(M.defaults)
@@ -134,6 +138,29 @@ function M.setup(opts)
   local group = vim.api.nvim_create_augroup(NAME, { clear = true })
   require("codedouble.ghost").setup(o, group)
   require("codedouble.nextedit").setup(o, group)
+  -- A group of its own, recreated on each call like the ghost text's.
+  local completion = vim.api.nvim_create_augroup(NAME .. ".completion", { clear = true })
+  if o.completion and vim.lsp.completion then
+    -- Built-in completion per buffer the server attaches to: without it, an accepted Snippet item would be
+    -- inserted as its raw text (`${1:name}`) rather than expanded.
+    local function enable(client, bufnr)
+      vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = false })
+    end
+    vim.api.nvim_create_autocmd("LspAttach", {
+      group = completion,
+      callback = function(args)
+        local client = vim.lsp.get_client_by_id(args.data.client_id)
+        if client and client.name == NAME then
+          enable(client, args.buf)
+        end
+      end,
+    })
+    for _, client in ipairs(vim.lsp.get_clients({ name = NAME })) do -- buffers attached before this setup()
+      for bufnr in pairs(client.attached_buffers) do
+        enable(client, bufnr)
+      end
+    end
+  end
 end
 
 return M

@@ -11,6 +11,8 @@ import { pathToFileURL } from "node:url";
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from "vscode-jsonrpc/node";
 import {
   CodeActionRequest,
+  CompletionItemKind,
+  CompletionRequest,
   DidChangeConfigurationNotification,
   DidChangeTextDocumentNotification,
   DidOpenTextDocumentNotification,
@@ -20,6 +22,7 @@ import {
   InitializeRequest,
   InlineCompletionRequest,
   InlineCompletionTriggerKind,
+  InsertTextFormat,
   LogMessageNotification,
   ShowMessageNotification,
   ShutdownRequest,
@@ -200,6 +203,73 @@ test("e2e: the real server, configured as the extension does, completes the engi
     await connection.sendNotification(ExitNotification.type);
     const hung = new Promise((resolve) => setTimeout(() => resolve("hung"), 10_000).unref()); // unref: no wait once it exits
     assert.equal(await Promise.race([exited, hung]), 0, stderr);
+  } finally {
+    connection.dispose();
+    if (child.exitCode === null) {
+      child.kill();
+    }
+  }
+});
+
+// tests/test_snippets.py's history: one test's shape written in 5 commits with 5 names; the double ships it as a
+// snippet, which the server offers as a Snippet completion item to a client that expands snippets (as
+// vscode-languageclient declares).
+const SNIPPET_ARTIFACT = process.env.CODEDOUBLE_TEST_SNIPPET_ARTIFACT;
+const SNIPPET_REPO = process.env.CODEDOUBLE_TEST_SNIPPET_REPO;
+const SNIPPET_SKIP = SNIPPET_ARTIFACT && SNIPPET_REPO && PYTHON ? false : "set CODEDOUBLE_TEST_SNIPPET_ARTIFACT, CODEDOUBLE_TEST_SNIPPET_REPO and CODEDOUBLE_TEST_PYTHON";
+const SNIPPET_BODY =
+  "def ${1:test_parses_epsilon}():\n" +
+  '    parsed = parse_config(${2:"epsilon.toml"})\n' +
+  '    assert parsed.name == ${3:"epsilon"}\n' +
+  "    assert parsed.errors == []$0";
+
+test("e2e: the engineer's recurring test shape comes as a Snippet completion item", { skip: SNIPPET_SKIP, timeout: 180_000 }, async () => {
+  const config = configFrom({ pythonPath: PYTHON, artifact: SNIPPET_ARTIFACT, debounceMs: 0, workspaceContext: false });
+  const { command, args } = serverCommand(config);
+  const child = spawn(command, args, { cwd: SNIPPET_REPO, stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+  connection.listen();
+  try {
+    const root = pathToFileURL(SNIPPET_REPO!).href;
+    await connection.sendRequest(InitializeRequest.type, {
+      processId: process.pid,
+      rootUri: root,
+      workspaceFolders: [{ uri: root, name: path.basename(SNIPPET_REPO!) }],
+      capabilities: { textDocument: { completion: { completionItem: { snippetSupport: true } } } },
+      initializationOptions: toInitializationOptions(config),
+    });
+    await connection.sendNotification(InitializedNotification.type, {});
+    let got = await connection.sendRequest<Status>("codedouble/status", {});
+    for (const deadline = Date.now() + READY_MS; !["ready", "missing", "broken"].includes(got.state) && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      got = await connection.sendRequest<Status>("codedouble/status", {});
+    }
+    assert.equal(got.state, "ready", `${JSON.stringify(got)}\n${stderr}`);
+
+    // A new test file, `def ` typed at the top level.
+    const text = "from app.config import parse_config\n\n\ndef ";
+    const uri = pathToFileURL(path.join(SNIPPET_REPO!, "tests", "test_zeta.py")).href;
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri, languageId: "python", version: 1, text },
+    });
+    const position = { line: 3, character: 4 };
+    const answer = await connection.sendRequest(CompletionRequest.type, { textDocument: { uri }, position });
+    const items = Array.isArray(answer) ? answer : answer?.items ?? [];
+    const snippets = items.filter((i) => i.insertTextFormat === InsertTextFormat.Snippet);
+    assert.equal(snippets.length, 1, JSON.stringify(answer));
+    const [item] = snippets;
+    assert.equal(item.kind, CompletionItemKind.Snippet);
+    assert.equal(item.label, "def test_parses_epsilon():");
+    assert.match(item.detail ?? "", /^codedouble snippet: written 5 times in 5 commits, last \d{4}-\d\d-\d\d$/);
+    const edit = item.textEdit as { newText: string; range: unknown };
+    assert.equal(edit.newText, SNIPPET_BODY);
+    assert.deepEqual(edit.range, { start: { line: 3, character: 0 }, end: position });
+    console.log(`e2e snippet ${JSON.stringify(item.label)}: ${item.detail}`);
+
+    await connection.sendRequest(ShutdownRequest.type);
+    await connection.sendNotification(ExitNotification.type);
   } finally {
     connection.dispose();
     if (child.exitCode === null) {

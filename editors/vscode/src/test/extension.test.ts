@@ -114,7 +114,7 @@ test("package.json contributes what the extension registers", () => {
   const settings = Object.keys(manifest.contributes.configuration.properties);
   assert.deepEqual(
     settings.sort(),
-    ["apiKeyEnv", "artifact", "backend", "command", "debounceMs", "exclude", "feedbackLog", "languages", "maxLines", "minConfidence", "model", "nextEditMinPrecision", "nextEdits", "pythonPath", "refuseStale", "timeoutMs", "url", "workspaceContext"].map((k) => `codedouble.${k}`),
+    ["apiKeyEnv", "artifact", "backend", "command", "debounceMs", "exclude", "feedbackLog", "languages", "maxLines", "minConfidence", "model", "nextEditMinPrecision", "nextEdits", "pythonPath", "refuseStale", "snippets", "timeoutMs", "url", "workspaceContext"].map((k) => `codedouble.${k}`),
   );
   // The accept command of every inline item (`codedouble.accepted`) is the server's: vscode-languageclient
   // registers it from executeCommandProvider. Registering it here too would throw "command already exists".

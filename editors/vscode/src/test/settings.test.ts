@@ -54,6 +54,9 @@ test("numbers out of range still go: the server names the bad setting and keeps 
   // workspaceContext: a boolean goes as it is; anything else leaves the server's default (on).
   assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: false })), { workspaceContext: false });
   assert.deepEqual(toInitializationOptions(configFrom({ workspaceContext: "no" })), {});
+  // snippets: on by default in the server; only the opt-out is sent.
+  assert.deepEqual(toInitializationOptions(configFrom({ snippets: false })), { snippets: false });
+  assert.deepEqual(toInitializationOptions(configFrom({ snippets: true })), {});
   // refuseStale: off by default on both sides, so only the opt-in travels.
   assert.deepEqual(toInitializationOptions(configFrom({ refuseStale: true })), { refuseStale: true });
   assert.deepEqual(toInitializationOptions(configFrom({ refuseStale: false })), {});

@@ -1,0 +1,1 @@
+"""Snippets mined from the engineer's history: recurring shapes turned into LSP snippets (`codedouble snippets`)."""
