@@ -15,7 +15,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from codedouble.server.contract.edits import EditPattern
+from codedouble.server.contract.edits import EditPattern, Evidence
 from codedouble.server.edits import live, propose, tokens
 from codedouble.server.edits.propose import EditProposal
 from codedouble.server.positions import Lines, clamped_offset
@@ -88,6 +88,7 @@ class NextEdits:
         self._tokens: OrderedDict[tuple[str | None, str], tokens.Tokens] = OrderedDict()
         self.session = live.Session(self.tokenize)
         self.patterns: tuple[EditPattern, ...] = ()
+        self.classes: Evidence | None = None
         self._languages: dict[str, str | None] = {}
         self._proposals: dict[str, tuple[tuple[Any, ...], list[EditProposal]]] = {}
 
@@ -102,8 +103,10 @@ class NextEdits:
             self._tokens.move_to_end(key)
         return found
 
-    def use(self, patterns: Sequence[EditPattern]) -> None:
+    def use(self, patterns: Sequence[EditPattern], classes: Evidence | None = None) -> None:
+        """The double's habits, and what its training commits measured of each class of edit just made."""
         self.patterns = tuple(patterns)
+        self.classes = classes
 
     def opened(self, uri: str, text: str, language: str | None) -> None:
         self._languages[uri] = language
@@ -130,10 +133,12 @@ class NextEdits:
             self.opened(uri, text, language)
         # An edit made in another document is the same rewrite, but its line is not this document's.
         made = tuple(e if e.uri == uri else dataclasses.replace(e, uri=None) for e in self.session.made())
-        key = (text, made, self.patterns, min_precision)
+        key = (text, made, self.patterns, self.classes, min_precision)
         cached = self._proposals.get(uri)
         if cached is not None and cached[0] == key:  # the same text object: compared by identity first
             return cached[1]
-        found = propose.propose(text, language, made, self.patterns, min_precision, doc=self.tokenize(text, language))
+        found = propose.propose(
+            text, language, made, self.patterns, min_precision, doc=self.tokenize(text, language), classes=self.classes
+        )
         self._proposals[uri] = (key, found)
         return found

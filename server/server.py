@@ -294,7 +294,7 @@ class DoubleServer(LanguageServer):
                 self.tell_once(f"codedouble: no snippets: {exc}")
             self.engine, self.artifact, self.state, self.problem = engine, artifact, "ready", ""
             self.artifact_stamp = _stamp(artifact)
-            self.use_patterns(self._edit_patterns(artifact))
+            self.use_patterns(*self._edit_patterns(artifact))
             self.log_feedback()
             self.cache.clear()
             log.info("serving %s", artifact)
@@ -302,19 +302,23 @@ class DoubleServer(LanguageServer):
             if quiet and self.options.min_confidence is None:
                 self.tell_once(quiet, types.MessageType.Info)
 
-    def _edit_patterns(self, artifact: Path) -> list[contract_edits.EditPattern]:
-        """The double's mined rewrites; none when it has none (trained before edits.jsonl) or when they are damaged,
-        which is said once and costs only the proposals from the history, never the completions."""
+    def _edit_patterns(self, artifact: Path) -> tuple[list[contract_edits.EditPattern], contract_edits.Evidence | None]:
+        """The double's mined rewrites and its measured classes of edits just made; none when it has none (trained
+        before edits.jsonl) or when they are damaged, which is said once and costs only the proposals from the
+        history, never the completions."""
         try:
-            return contract_edits.load(artifact) or []
+            found = contract_edits.load_all(artifact)
         except contract_edits.EditsError as exc:
             self.tell_once(f"codedouble: next edits from your history are off: {exc}")
-            return []
+            return [], None
+        return found if found is not None else ([], None)
 
     # -- next edits ---------------------------------------------------------------------------------------
-    def use_patterns(self, patterns: list[contract_edits.EditPattern]) -> None:
-        """Propose the habits of the double in use (none while there is none)."""
-        self.edits_thread.submit(self._on_edits_thread, self.next_edits.use, patterns)
+    def use_patterns(
+        self, patterns: list[contract_edits.EditPattern], classes: contract_edits.Evidence | None = None
+    ) -> None:
+        """Propose the habits of the double in use (none while there is none), gated by its measured classes."""
+        self.edits_thread.submit(self._on_edits_thread, self.next_edits.use, patterns, classes)
 
     def _on_edits_thread(self, work: Callable[..., Any], *args: Any) -> Any:
         """Run `work` for a notification; a bug in it is logged with its traceback and costs the next edits only."""

@@ -2,8 +2,11 @@
 rewrite rule with its evidence (how often, in which commits, when, and how often the engineer left the old
 form standing after first making the change). JSON lines, no pickle.
 
-    ARTIFACT/edits.jsonl   {"edits_format": 1}
+    ARTIFACT/edits.jsonl   {"edits_format": 1, "classes": {"rename/named/literal": [17, 13], ...}}
                            {"language": "python", "before": [...], "template": [...], "count": 7, ...}  one per rule
+
+`classes` is what train measured of the edits just made, replayed on the training commits (eval's next-edit
+task): per class of rewrite (`rules.edit_class`), how many proposals it made and how many were placed right.
 
 A pattern element is `["text", "kind"]` (a token to find as it is) or `{"var": N, "klass": "node"}`; a
 template piece is a string (written as is) or `{"var": N}`. Only training-split commits feed it. A double
@@ -104,25 +107,46 @@ def from_json(data: dict[str, Any]) -> EditPattern:
     )
 
 
-def write(folder: Path, patterns: list[EditPattern]) -> None:
+# class of rewrite -> (proposals, placed right), measured on the training commits
+Evidence = dict[str, tuple[int, int]]
+
+
+def write(folder: Path, patterns: list[EditPattern], classes: Evidence | None = None) -> None:
     with atomic.file(folder / EDITS) as f:
-        f.write(json.dumps({"edits_format": EDITS_FORMAT}) + "\n")
+        header: dict[str, Any] = {"edits_format": EDITS_FORMAT}
+        if classes is not None:
+            header["classes"] = {k: list(v) for k, v in sorted(classes.items())}
+        f.write(json.dumps(header) + "\n")
         for p in patterns:
             f.write(json.dumps(to_json(p), ensure_ascii=False) + "\n")
 
 
 def load(artifact: Path) -> list[EditPattern] | None:
     """The artifact's edit patterns, or None when it has none (trained by an older codedouble)."""
+    found = load_all(artifact)
+    return None if found is None else found[0]
+
+
+def load_all(artifact: Path) -> tuple[list[EditPattern], Evidence | None] | None:
+    """The artifact's edit patterns and the measured classes of edits just made (None when not measured), or
+    None when it has no edits.jsonl (trained by an older codedouble)."""
     path = artifact / EDITS
     if not path.is_file():
         return None
     out: list[EditPattern] = []
+    classes: Evidence | None = None
     with path.open(encoding="utf-8") as f:
         first = f.readline()
         try:
-            found = json.loads(first).get("edits_format") if first.strip() else None
+            header = json.loads(first) if first.strip() else {}
+            found = header.get("edits_format")
         except (json.JSONDecodeError, AttributeError):
             found = None
+        if found == EDITS_FORMAT and header.get("classes") is not None:
+            try:
+                classes = {str(k): (int(v[0]), int(v[1])) for k, v in header["classes"].items()}
+            except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
+                raise EditsError(f"{path}:1: the measured classes are damaged ({exc}): train the double again") from exc
         if found != EDITS_FORMAT:
             raise EditsError(
                 f"{path} is in edit pattern format {found}; this codedouble reads format {EDITS_FORMAT}: "
@@ -133,4 +157,4 @@ def load(artifact: Path) -> list[EditPattern] | None:
                 out.append(from_json(json.loads(line)))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise EditsError(f"{path}:{number}: not an edit pattern ({exc}): train the double again") from exc
-    return out
+    return out, classes

@@ -25,10 +25,13 @@ _NEAR = 1
 
 @dataclass(frozen=True)
 class MadeEdit:
-    rewrite: rules.Rewrite
-    uri: str
+    rewrite: rules.Rewrite  # generalised (rules.generalise)
+    uri: str | None
     line: int  # 0-based line where it was made, in the text after it
     language: str | None
+    # The same edit only where the very same text is (rules.literal): proposed instead of the generalised one
+    # when the engineer's history says only that is precise enough (propose.Gate). None: `rewrite` is literal.
+    literal: rules.Rewrite | None = None
 
 
 def changed_span(old: str, new: str) -> tuple[int, int, int]:
@@ -56,11 +59,11 @@ Tokenizer = Callable[[str, str | None], tokens.Tokens]
 
 
 def rewrites(
-    old: str, new: str, language: str | None, tokenize: Tokenizer = tokens.tokenize, literal: bool = False
-) -> list[tuple[rules.Rewrite, int]]:
-    """The rewrites between two versions of a document, each generalised (or, with `literal`, only for the very
-    same text), with the 0-based line it sits on (the same in both: the lines above it did not change); only
-    the tokens around the changed stretch are diffed. `tokenize` may be a cache shared with the proposals (the
+    old: str, new: str, language: str | None, tokenize: Tokenizer = tokens.tokenize
+) -> list[tuple[rules.Rewrite, rules.Rewrite, int]]:
+    """The rewrites between two versions of a document, each generalised and literal (only for the very same
+    text), with the 0-based line it sits on (the same in both: the lines above it did not change); only the
+    tokens around the changed stretch are diffed. `tokenize` may be a cache shared with the proposals (the
     server's): the new text is the document they search, the baseline stays the same all run."""
     start, old_end, new_end = changed_span(old, new)
     if start == old_end == new_end:
@@ -73,7 +76,7 @@ def rewrites(
     found = []
     for change in rules.changes(tokens.window(before, a0, a1), tokens.window(after, b0, b1)):
         line = old.count("\n", 0, change.start)
-        found.append((rules.literal(change) if literal else rules.generalise(change), line))
+        found.append((rules.generalise(change), rules.literal(change), line))
     return found
 
 
@@ -142,8 +145,8 @@ class Session:
             return cached[2]
         language = self._language.get(uri)
         made = [
-            MadeEdit(rewrite, uri, line, language)
-            for rewrite, line in rewrites(baseline, text, language, self.tokenize)
+            MadeEdit(general, uri, line, language, literal)
+            for general, literal, line in rewrites(baseline, text, language, self.tokenize)
         ]
         self._cache[uri] = (baseline, text, made)
         return made

@@ -10,6 +10,7 @@ becomes literal text again (`foo` in `foo(ctx, …)`), the others stay variables
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -18,6 +19,10 @@ from typing import Literal
 from codedouble.server.edits.tokens import Token, Tokens, index_at
 
 Klass = Literal["word", "literal", "node"]
+
+# Tokens of a replacement's text, for comparing it with its pattern (`kind`): words and single punctuation.
+_PIECE_TOKEN = re.compile(r"\w+|[^\w\s]")
+_NAME_PART = re.compile(r"\w+|\.|::|\$\d+")
 
 # A hunk changing more tokens than this is a rewrite of the code, not a routine edit to make again; a region
 # larger than this is context too specific to recur. Both measured on rich's history: 95 % of the hunks of
@@ -402,3 +407,31 @@ def _add(template: list[Piece], text: str) -> None:
         template[-1] += text
     else:
         template.append(text)
+
+
+def kind(rewrite: Rewrite) -> str:
+    """What the rewrite does to the tokens it finds: `rename` (identifiers replaced by identifiers, as a rename
+    or an API change makes them), `insert`, `delete`, or `replace` (anything else)."""
+    before = [e.text if isinstance(e, Lit) else f"${e.index}" for e in rewrite.before]
+    after: list[str] = []
+    for piece in rewrite.template:
+        after += [f"${piece.index}"] if isinstance(piece, Var) else _PIECE_TOKEN.findall(piece)
+    ops = [op for op in SequenceMatcher(None, before, after, autojunk=False).get_opcodes() if op[0] != "equal"]
+    tags = {op[0] for op in ops}
+    if tags == {"insert"}:
+        return "insert"
+    if tags == {"delete"}:
+        return "delete"
+    if tags == {"replace"} and all(
+        _NAME_PART.fullmatch(t) for _, i1, i2, j1, j2 in ops for t in before[i1:i2] + after[j1:j2]
+    ):
+        return "rename"
+    return "replace"
+
+
+def edit_class(rewrite: Rewrite) -> str:
+    """The class whose measured precision decides whether a rewrite just made is proposed elsewhere
+    (`server/edits/propose.py`): its kind, whether its pattern names an identifier, whether it has variables."""
+    named = "named" if rewrite.specific(("word",)) else "unnamed"
+    general = "general" if any(isinstance(e, Var) for e in rewrite.before) else "literal"
+    return f"{kind(rewrite)}/{named}/{general}"

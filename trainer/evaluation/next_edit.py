@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from codedouble.server.contract.edits import EditPattern
-from codedouble.server.edits import live, propose
+from codedouble.server.contract.edits import EditPattern, Evidence
+from codedouble.server.edits import live, propose, rules
 from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation.replay import Source
 from codedouble.trainer.mining.file_changes import file_changes
@@ -126,19 +126,40 @@ def samples(sources: Iterable[Source], count: int, seed: int) -> list[EditSample
 
 
 def proposer(
-    system: str, patterns: Sequence[EditPattern], min_precision: float
+    system: str, patterns: Sequence[EditPattern], min_precision: float, classes: Evidence | None
 ) -> Callable[[EditSample], list[propose.EditProposal]]:
+    """What `system` proposes once a sample's first hunk is made: the double as the server gates it (its
+    measured classes, its habits, the minimum precision), the literal edit wherever the same text is."""
+
     def run(sample: EditSample) -> list[propose.EditProposal]:
         if system == "none":
             return []
-        literal = system == "literal"
-        made = [
-            live.MadeEdit(rewrite, sample.path, line, sample.language)
-            for rewrite, line in live.rewrites(sample.parent, sample.started, sample.language, literal=literal)
-        ]
-        return propose.propose(sample.started, sample.language, made, [] if literal else patterns, min_precision)
+        made = live.rewrites(sample.parent, sample.started, sample.language)
+        if system == "literal":
+            edits = [live.MadeEdit(literal, sample.path, line, sample.language) for _, literal, line in made]
+            return propose.propose(sample.started, sample.language, edits, [], min_precision=0.0)
+        edits = [live.MadeEdit(g, sample.path, line, sample.language, literal) for g, literal, line in made]
+        return propose.propose(sample.started, sample.language, edits, patterns, min_precision, classes=classes)
 
     return run
+
+
+def class_evidence(chosen: Sequence[EditSample]) -> Evidence:
+    """Per class of edit just made (`rules.edit_class`), in both its generalised and its literal form: how many
+    proposals it made in `chosen` and how many were placed right. What the gate is tuned on, from the training
+    commits: the engineer's own way of repeating (or not repeating) an edit."""
+    evidence: dict[str, list[int]] = {}
+    for sample in chosen:
+        for general, literal, line in live.rewrites(sample.parent, sample.started, sample.language):
+            for rewrite in {general, literal}:
+                made = [live.MadeEdit(rewrite, sample.path, line, sample.language)]
+                proposals = propose.propose(sample.started, sample.language, made, [], min_precision=0.0)
+                if proposals:
+                    scored = score(sample, proposals)
+                    counts = evidence.setdefault(rules.edit_class(rewrite), [0, 0])
+                    counts[0] += scored.proposals
+                    counts[1] += scored.located
+    return {k: (v[0], v[1]) for k, v in evidence.items()}
 
 
 @dataclass(frozen=True)
@@ -190,13 +211,14 @@ def evaluate(
     chosen: Sequence[EditSample],
     patterns: Sequence[EditPattern],
     min_precision: float = propose.MIN_PRECISION,
+    classes: Evidence | None = None,
     progress: bool = False,
 ) -> tuple[EditRow, ...]:
     from tqdm import tqdm
 
     rows = []
     for system in SYSTEMS:
-        run = proposer(system, patterns, min_precision)
+        run = proposer(system, patterns, min_precision, classes)
         totals = [0] * 6
         latencies: list[float] = []
         for sample in tqdm(chosen, desc=f"next edits ({system})", unit="file", disable=None if progress else True):
