@@ -437,6 +437,14 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         help="held-out commits whose messages are drafted by the model, retrieval and a generic baseline "
         "(default 100; 0 skips)",
     )
+    p.add_argument(
+        "--edit-samples",
+        type=int,
+        default=100,
+        metavar="N",
+        help="held-out files changed in two hunks or more: the first made, each system proposes the rest as next "
+        "edits (default 100; 0 skips)",
+    )
     p.add_argument("--per-language", action="store_true", help="one table row per language as well")
     p.add_argument(
         "--no-workspace",
@@ -469,6 +477,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         block_samples=args.block_samples,
         replay_lines=args.replay_lines,
         commit_samples=args.commit_samples,
+        edit_samples=args.edit_samples,
         seed=args.seed,
         workspace=not args.no_workspace,
     )

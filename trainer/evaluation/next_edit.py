@@ -24,6 +24,7 @@ from codedouble.server.contract.edits import EditPattern, Evidence
 from codedouble.server.edits import live, propose, rules
 from codedouble.server.stats import percentile
 from codedouble.trainer.evaluation.replay import Source
+from codedouble.trainer.evaluation.summary import EditRow
 from codedouble.trainer.mining.file_changes import file_changes
 
 SYSTEMS = ("double", "literal", "none")
@@ -46,36 +47,6 @@ class EditSample:
     parent: str  # the file before the commit
     started: str  # the parent with the commit's first hunk applied
     final: str  # the file after the commit
-
-
-@dataclass(frozen=True)
-class EditRow:
-    system: str
-    samples: int
-    hunks: int  # hunks still to make after the first
-    proposals: int
-    located: int  # proposals within ±NEAR lines of a hunk still to make
-    exact: int  # proposals that are part of a hunk made exactly
-    hunks_found: int  # hunks with a proposal within ±NEAR lines
-    hunks_exact: int  # hunks the proposals made exactly
-    p50_ms: float
-    p95_ms: float
-
-    @property
-    def precision(self) -> float | None:
-        return self.located / self.proposals if self.proposals else None
-
-    @property
-    def exact_precision(self) -> float | None:
-        return self.exact / self.proposals if self.proposals else None
-
-    @property
-    def location_recall(self) -> float:
-        return self.hunks_found / self.hunks if self.hunks else 0.0
-
-    @property
-    def edit_em(self) -> float:
-        return self.hunks_exact / self.hunks if self.hunks else 0.0
 
 
 Hunk = tuple[int, int, int, int]  # lines [t1, t2) of one text that become lines [c1, c2) of the other

@@ -137,6 +137,64 @@ def format_commit_table(report: EvalReport) -> str:
     return "\n".join([*_fixed_width(cells, 2), legend]) + "\n"
 
 
+EDIT_HEADERS = (
+    "task",
+    "system",
+    "files",
+    "hunks",
+    "proposed",
+    "precision %",
+    "exact %",
+    "found %",
+    "edit EM %",
+    "p95 ms",
+)
+EDIT_LEGEND = (
+    "next edits: held-out files changed in two hunks or more, the first made, the rest to propose; precision: "
+    "proposals within ±2 lines of a hunk still to make; exact: proposals that make their hunk exactly; found: "
+    "hunks with a proposal there; edit EM: hunks made exactly"
+)
+
+
+def _edit_cells(report: EvalReport) -> list[list[str]]:
+    cells = []
+    for r in report.edit_rows:
+        cells.append(
+            [
+                "next edit",
+                r.system,
+                str(r.samples),
+                str(r.hunks),
+                str(r.proposals),
+                "-" if r.precision is None else _pct(r.precision),
+                "-" if r.exact_precision is None else _pct(r.exact_precision),
+                _pct(r.location_recall),
+                _pct(r.edit_em),
+                _ms(r.p95_ms),
+            ]
+        )
+    return cells
+
+
+def format_edit_table(report: EvalReport) -> str:
+    """The next-edit task's rows for the terminal; empty when the run proposed none."""
+    if not report.edit_rows:
+        return ""
+    return "\n".join([*_fixed_width([list(EDIT_HEADERS), *_edit_cells(report)], 2), EDIT_LEGEND]) + "\n"
+
+
+def _markdown_edits(report: EvalReport) -> list[str]:
+    if not report.edit_rows:
+        return []
+    out = ["", f"## Next edits ({report.edit_samples:,} held-out files)", ""]
+    out.append("| " + " | ".join(EDIT_HEADERS[1:]) + " |")
+    out.append("|---|" + "---:|" * (len(EDIT_HEADERS) - 2))
+    for cells in _edit_cells(report):
+        out.append("| " + " | ".join(_cell(c) for c in cells[1:]) + " |")
+    out += ["", EDIT_LEGEND[0].upper() + EDIT_LEGEND[1:] + "."]
+    return out
+
+
 def _repository_cells(r: Row, default: str, best_em: bool, best_es: bool) -> list[str]:
     return [
         r.task,
@@ -200,12 +258,14 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
     )
     replay = format_replay_table(report, per_language)
     drafted = format_commit_table(report)
+    edited = format_edit_table(report)
     repositories = format_repository_table(report)
     return (
         "\n".join(out)
         + "\n"
         + ("\n" + replay if replay else "")
         + ("\n" + drafted if drafted else "")
+        + ("\n" + edited if edited else "")
         + ("\n" + repositories if repositories else "")
     )
 
@@ -281,6 +341,7 @@ def format_markdown(report: EvalReport) -> str:
             out.append("| " + " | ".join(cells) + " |")
         out += ["", REPLAY_LEGEND[0].upper() + REPLAY_LEGEND[1:] + "."]
     out += _markdown_commits(report)
+    out += _markdown_edits(report)
     out += _markdown_repositories(report)
     out += [
         "",

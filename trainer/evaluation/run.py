@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from codedouble.server.contract import artifact as artifacts
+from codedouble.server.contract import edits as contract_edits
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.server.edits import propose
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.engine import System
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.workspace import WorkspaceContext
-from codedouble.trainer.evaluation import commit_task, metrics, replay, summary, tasks
+from codedouble.trainer.evaluation import commit_task, metrics, next_edit, replay, summary, tasks
 from codedouble.trainer.evaluation.context import RepositoryWorkspaces
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.training.split import Split
@@ -42,6 +44,7 @@ class EvalOptions:
     # does; engine, ngram and bm25 are also scored without it (`<name>/no-workspace`) in the same run.
     workspace: bool = True
     commit_samples: int = 100  # held-out commits whose messages are drafted (0 skips the task)
+    edit_samples: int = 100  # held-out files whose changes after the first hunk are proposed (0 skips the task)
 
 
 NO_WORKSPACE = "/no-workspace"
@@ -205,6 +208,11 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         drafted = commit_task.evaluate(
             artifact, engine.model, commit_task.sample(records, opts.commit_samples, opts.seed), progress
         )
+    edit_rows: tuple[summary.EditRow, ...] = ()
+    chosen = next_edit.samples(sources, opts.edit_samples, opts.seed)
+    if chosen:
+        shipped = contract_edits.load_all(artifact) or ([], None)
+        edit_rows = next_edit.evaluate(chosen, shipped[0], propose.MIN_PRECISION, shipped[1], progress)
     system_names = [s.name for s in systems]
     counts: dict[str, int] = {}
     for sample in samples:
@@ -229,6 +237,8 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         commit_rows=drafted.rows if drafted else (),
         commit_default=drafted.default if drafted else "",
         commit_examples=drafted.examples if drafted else (),
+        edit_samples=len(chosen),
+        edit_rows=edit_rows,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from codedouble.server.stats import percentile
@@ -112,6 +112,38 @@ class CommitRow:
 
 
 @dataclass(frozen=True)
+class EditRow:
+    """One system of the next-edit task (next_edit.py)."""
+
+    system: str
+    samples: int
+    hunks: int  # hunks still to make after the first
+    proposals: int
+    located: int  # proposals within ±NEAR lines of a hunk still to make
+    exact: int  # proposals that are part of a hunk made exactly
+    hunks_found: int  # hunks with a proposal within ±NEAR lines
+    hunks_exact: int  # hunks the proposals made exactly
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def precision(self) -> float | None:
+        return self.located / self.proposals if self.proposals else None
+
+    @property
+    def exact_precision(self) -> float | None:
+        return self.exact / self.proposals if self.proposals else None
+
+    @property
+    def location_recall(self) -> float:
+        return self.hunks_found / self.hunks if self.hunks else 0.0
+
+    @property
+    def edit_em(self) -> float:
+        return self.hunks_exact / self.hunks if self.hunks else 0.0
+
+
+@dataclass(frozen=True)
 class EvalReport:
     artifact: str
     repository: str
@@ -133,6 +165,9 @@ class EvalReport:
     commit_rows: tuple[CommitRow, ...] = ()
     commit_default: str = ""  # the source `codedouble commit-message` drafts with
     commit_examples: tuple[dict[str, str], ...] = ()  # commit, message, and one draft per system
+    # The next-edit task: held-out files' changes after their first hunk, proposed by each system (next_edit.py).
+    edit_samples: int = 0
+    edit_rows: tuple[EditRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,6 +177,16 @@ class EvalReport:
         data["replay"] = [asdict(r) for r in self.replay]
         data["commit_rows"] = [asdict(r) for r in self.commit_rows]
         data["commit_examples"] = [dict(e) for e in self.commit_examples]
+        data["edit_rows"] = [
+            {
+                **asdict(r),
+                "precision": r.precision,
+                "exact_precision": r.exact_precision,
+                "location_recall": r.location_recall,
+                "edit_em": r.edit_em,
+            }
+            for r in self.edit_rows
+        ]
         return data
 
     @classmethod
@@ -166,7 +211,14 @@ class EvalReport:
             commit_rows=tuple(CommitRow(**r) for r in data.get("commit_rows", ())),
             commit_default=str(data.get("commit_default", "")),
             commit_examples=tuple(dict(e) for e in data.get("commit_examples", ())),
+            edit_samples=int(data.get("edit_samples", 0)),
+            edit_rows=tuple(
+                EditRow(**{k: v for k, v in r.items() if k in _EDIT_FIELDS}) for r in data.get("edit_rows", ())
+            ),
         )
+
+
+_EDIT_FIELDS = {f.name for f in fields(EditRow)}
 
 
 def row(report: EvalReport, system: str, task: str, language: str = ALL, repository: str = ALL) -> Row | None:

@@ -263,7 +263,10 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             drafting = commit_index.measure(folder, [r for r in training if r.commit in validation])
             # The engineer's recurring rewrites, for next-edit proposals (training commits only).
             habits = edit_patterns.mine(training)
-            edits.write(folder, habits)
+            # How often each class of edit, made once, was made again elsewhere in the same file: the gate of the
+            # edit just made (server/edits/propose.py), measured on the training commits as eval measures it.
+            sources = commit_sources(manifest, training, {r.commit for r in training})
+            edits.write(folder, habits, edit_patterns.measure_classes(sources, opts.seed))
             artifact.write_manifest(
                 folder,
                 {
