@@ -105,21 +105,24 @@ def test_lines_agree_with_position_at(text: str, data: st.DataObject) -> None:
 
 def test_proposals_are_cached_per_text_and_follow_the_edit_just_made() -> None:
     state = nx.NextEdits()
-    before = "def f():\n    print(a)\n    print(b)\n    print(c)\n"
+    before = "def f():\n    print(a)\n    print(b)\n    print(a)\n"
     state.opened("u", before, "python")
     assert state.proposals("u", before, "python", 0.5) == []
-    after = before.replace("print(a)", "log(a)")
+    after = before.replace("print(a)", "log(a)", 1)
     state.changed("u", after, "python")
     got = state.proposals("u", after, "python", 0.5)
-    assert [p.new_text for p in got] == ["log(b)", "log(c)"]
+    # Gated as shipped: a rename of a call is proposed where the very same text is (the generalised `print(…)`
+    # was right 20 % of the time in rich's history: propose.PRIOR); ungated, at every call.
+    assert [p.new_text for p in got] == ["log(a)"]
     assert got[0].title.startswith("Same rewrite as you just made at line 2")
     assert state.proposals("u", after, "python", 0.5) is got  # the same text: not searched again
+    assert [p.new_text for p in state.proposals("u", after, "python", 0.0)] == ["log(b)", "log(a)"]
     # Another document gets the same rewrite, without a line of this one in its title.
-    other = "print(z)\n"
-    [there] = state.proposals("v", other, "python", 0.5)
-    assert there.new_text == "log(z)" and " at line" not in there.title
+    [there] = state.proposals("v", "print(a)\n", "python", 0.5)
+    assert there.new_text == "log(a)" and " at line" not in there.title
+    assert state.proposals("v2", "print(z)\n", "python", 0.5) == []
     # A document in another language does not.
-    assert state.proposals("w", "print(z)\n", "go", 0.5) == []
+    assert state.proposals("w", "print(a)\n", "go", 0.5) == []
 
 
 def test_mined_patterns_are_proposed_by_their_precision() -> None:
@@ -128,7 +131,9 @@ def test_mined_patterns_are_proposed_by_their_precision() -> None:
     got = state.proposals("u", history.UNREWRITTEN, "python", 0.5)
     assert [p.new_text for p in got] == ["logging.warning", "logging.warning"]
     assert got[0].title == "Your usual edit: logging.warn → logging.warning (3 times since 2024-03)"
-    assert state.proposals("u", history.UNREWRITTEN, "python", 1.0) == got  # precision 1: 3 made, 0 left
+    # 3 made, 0 left: at least 65 % right with 90 % confidence (the Wilson bound), not 100 %.
+    assert state.proposals("u", history.UNREWRITTEN, "python", 0.6) == got
+    assert state.proposals("u", history.UNREWRITTEN, "python", 0.7) == []
     weak = [history.pattern().__class__(**{**history.pattern().__dict__, "left": 9})]  # 3 of 12: 25 %
     state.use(weak)
     assert state.proposals("u", history.UNREWRITTEN, "python", 0.5) == []
@@ -287,9 +292,9 @@ async def test_next_edits_off_proposes_nothing(served: LanguageClient, double: D
     )
     assert await code_actions(served, uri) == []
     served.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"codedouble": {**ALONE, "nextEditMinPrecision": 1}})
+        types.DidChangeConfigurationParams(settings={"codedouble": {**ALONE, "nextEditMinPrecision": 0.6}})
     )
-    assert len(await code_actions(served, uri)) == 2  # on again: this habit's precision is 1
+    assert len(await code_actions(served, uri)) == 2  # on again: 3 made of 3 is at least 65 % right (the Wilson bound)
     served.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"codedouble": {**ALONE, "exclude": ["**/generated/**"]}})
     )
