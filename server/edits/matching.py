@@ -61,7 +61,7 @@ def find(rewrite: Rewrite, index: Index, most: int = 200) -> list[Match]:
         if s < after:
             continue
         bindings: dict[int, tuple[int, int]] = {}
-        end = _match(pattern, 0, index, s, bindings)
+        end = _match(pattern, 0, index, s, bindings, s)
         if end is None or end <= s:
             continue
         tokens = index.doc.tokens
@@ -76,6 +76,26 @@ def find(rewrite: Rewrite, index: Index, most: int = 200) -> list[Match]:
     return found
 
 
+def _stray(index: Index, bindings: dict[int, tuple[int, int]], start: int, end: int) -> bool:
+    """Whether a variable stands for a node that is no part of something inside the match: the node holding it
+    (named nodes nest, so the smallest one holding it is inside the match if any is) lies beyond the match. A
+    variable learnt as `(x)` of `print(x)` must not take the next statement: `print $1` would turn `print\nx = 1`
+    into `log.debugx = 1`, nor the head `alpha` of a call `alpha(b)`, leaving `(b)` behind (tests/test_edit_rules.py).
+    Without a tree (the fallback lexer) there is nothing to check."""
+    if not index.doc.parsed:
+        return False
+    for first, last in bindings.values():
+        held = any(
+            e >= last and (a, e) != (first, last)
+            for a in range(start, first + 1)
+            for e in index.doc.node_ends.get(a, [])
+            if e <= end
+        )
+        if not held:
+            return True
+    return False
+
+
 def _fits(index: Index, var: Var, start: int, end: int) -> bool:
     if var.klass == "node":
         return True
@@ -83,29 +103,36 @@ def _fits(index: Index, var: Var, start: int, end: int) -> bool:
 
 
 def _match(
-    pattern: tuple[Lit | Var, ...], i: int, index: Index, p: int, bindings: dict[int, tuple[int, int]]
+    pattern: tuple[Lit | Var, ...],
+    i: int,
+    index: Index,
+    p: int,
+    bindings: dict[int, tuple[int, int]],
+    start: int,
 ) -> int | None:
-    """The end of a match of pattern[i:] starting at token p (filling `bindings`), or None."""
+    """The end of a match of pattern[i:] starting at token p (filling `bindings`), or None; `start` is where the
+    whole match starts."""
     tokens = index.doc.tokens
     if i == len(pattern):
-        return p
+        # A variable standing for a node outside the match's syntax: the next way of binding them is tried.
+        return None if _stray(index, bindings, start, p) else p
     element = pattern[i]
     if isinstance(element, Lit):
         if p < len(tokens) and tokens[p].text == element.text:
-            return _match(pattern, i + 1, index, p + 1, bindings)
+            return _match(pattern, i + 1, index, p + 1, bindings, start)
         return None
     if element.index in bindings:
         a, b = bindings[element.index]
         want = index.span_text(a, b)
         for end in index.doc.node_ends.get(p, []):
             if index.span_text(p, end) == want:
-                return _match(pattern, i + 1, index, end, bindings)
+                return _match(pattern, i + 1, index, end, bindings, start)
         return None
     for end in index.doc.node_ends.get(p, []):
         if not _fits(index, element, p, end):
             continue
         bindings[element.index] = (p, end)
-        found = _match(pattern, i + 1, index, end, bindings)
+        found = _match(pattern, i + 1, index, end, bindings, start)
         if found is not None:
             return found
         del bindings[element.index]
