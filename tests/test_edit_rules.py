@@ -284,8 +284,9 @@ def test_anti_unification_keeps_what_agrees_and_varies_the_rest() -> None:
     [
         ("self.assertEquals(a, b)\n", "self.assertEqual(a, b)\n", "rename/named/general"),
         ("a = 'localhost'\n", "a = '127.0.0.1'\n", "replace/named/literal"),
-        # A changed number counts as a rename (`\w+` for `\w+`): the prior (propose.PRIOR) was measured so.
-        ("x = 1\n", "x = 2\n", "rename/named/literal"),
+        # A changed number is not a rename: renames are identifiers (and the dots between their parts).
+        ("x = 1\n", "x = 2\n", "replace/named/literal"),
+        ("x = foo(a)\n", "x = bar.baz(a)\n", "rename/named/general"),
         ("def f(a):\n    return foo(a, b)\n", "def f(a):\n    return foo(ctx, a, b)\n", "insert/named/general"),
         ("z = [1, 2, 3]\n", "z = [1, 2]\n", "delete/named/general"),
     ],

@@ -234,6 +234,7 @@ def test_audit_without_its_dataset_still_proves_absence_from_the_double_alone(do
     checks = {c.name: c for c in report.checks}
     assert report.ok
     assert checks["forgotten"].status == "ok"  # from the fingerprints the double carries
+    assert checks["forgotten habits"].status == "ok"  # its recurring rewrites were mined after the forget
     assert checks["trained after forget"].status == "not checked"
 
 

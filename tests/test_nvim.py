@@ -879,7 +879,10 @@ def test_next_edits_hint_apply_and_jump(double: Double, tmp_path: Path) -> None:
     # The habit: applied once through vim.lsp.buf.code_action(), once through the plugin's key.
     assert got["jobs_hint"]["row"] == jobs_rows[1] - 1
     # The habit applied is now an edit just made: the next one is proposed as that (the session's own wins).
-    assert got["jobs_hint"]["title"] == f"Same rewrite as you just made at line {jobs_rows[0]}: logging.warn → logging.warning"
+    assert (
+        got["jobs_hint"]["title"]
+        == f"Same rewrite as you just made at line {jobs_rows[0]}: logging.warn → logging.warning"
+    )
     assert got["jobs_cursor"] == [jobs_rows[1], len("        ")]
     assert got["jobs_lines"] == REWRITTEN.splitlines()
     assert "codedouble-next-edit" in got["keymap"]

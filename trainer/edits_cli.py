@@ -9,7 +9,7 @@ from pathlib import Path
 
 from codedouble.server.contract import artifact, edits
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.server.edits.propose import MIN_PRECISION
+from codedouble.server.edits.propose import MIN_PRECISION, Gate, confident
 
 
 class EditsSourceError(CodedoubleError):
@@ -69,20 +69,35 @@ def run(args: argparse.Namespace) -> int:
     if args.language:
         found = [p for p in found if p.language == args.language]
     if args.json:
-        print(json.dumps([{**edits.to_json(p), "precision": round(p.precision, 4)} for p in found], indent=1))
+        out = [
+            {
+                **edits.to_json(p),
+                "precision": round(p.precision, 4),
+                "precision_at_least": round(confident(p.count, p.count + p.left), 4),
+                "proposed": Gate().trusts(p),
+            }
+            for p in found
+        ]
+        print(json.dumps(out, indent=1))
         return 0
-    proposed = sum(p.precision >= MIN_PRECISION for p in found)
+    proposed = sum(Gate().trusts(p) for p in found)
     print(
-        f"{len(found)} recurring rewrites from {where}; {proposed} proposed by default (precision ≥ {MIN_PRECISION:.0%})"
+        f"{len(found)} recurring rewrites from {where}; {proposed} proposed by default (made at least "
+        f"{MIN_PRECISION:.0%} of the times you met the old form, with 95 % confidence)"
     )
     if not found:
         return 0
     shown = found if args.limit <= 0 else found[: args.limit]
-    print(f"{'precision':>9}  {'times':>5}  {'commits':>7}  {'since':<7}  {'last':<7}  {'language':<10}  rule")
+    # precision: the share made; at least: its 95 % lower bound, what the server's gate reads; * proposed.
+    print(
+        f"  {'precision':>9}  {'at least':>8}  {'times':>5}  {'commits':>7}  {'since':<7}  {'last':<7}  "
+        f"{'language':<10}  rule"
+    )
     for p in shown:
+        mark = "*" if Gate().trusts(p) else " "
         print(
-            f"{p.precision:>9.0%}  {p.count:>5}  {p.distinct_commits:>7}  {p.first[:7]:<7}  {p.last[:7]:<7}  "
-            f"{p.language:<10}  {p.rewrite.describe()}"
+            f"{mark} {p.precision:>9.0%}  {confident(p.count, p.count + p.left):>8.0%}  {p.count:>5}  "
+            f"{p.distinct_commits:>7}  {p.first[:7]:<7}  {p.last[:7]:<7}  {p.language:<10}  {p.rewrite.describe()}"
         )
     if len(shown) < len(found):
         print(f"… {len(found) - len(shown)} more (--limit 0 shows all)")

@@ -22,7 +22,8 @@ Klass = Literal["word", "literal", "node"]
 
 # Tokens of a replacement's text, for comparing it with its pattern (`kind`): words and single punctuation.
 _PIECE_TOKEN = re.compile(r"\w+|[^\w\s]")
-_NAME_PART = re.compile(r"\w+|\.|::|\$\d+")
+# What a rename replaces: identifiers and the dots or `::` between their parts (a changed number is not one).
+_NAME_PART = re.compile(r"[^\W\d]\w*|\.|::|\$\d+")
 
 # A hunk changing more tokens than this is a rewrite of the code, not a routine edit to make again; a region
 # larger than this is context too specific to recur. Both measured on rich's history: 95 % of the hunks of

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from codedouble.server.contract import artifact, corpus, tombstones
+from codedouble.server.contract import artifact, corpus, edits, tombstones
 from codedouble.trainer.base import licenses, shipped
 from codedouble.trainer.mining.secrets import SecretScrubber
 
@@ -84,6 +84,7 @@ def audit(path: Path, dataset: Path | None = None) -> Audit:
     graves.update({t.id: t for t in dataset_graves or ()})
     if snippets is not None:
         _forgotten(report, list(graves.values()), snippets)
+    _forgotten_habits(report, path, list(graves.values()))
     _after_forget(report, manifest, dataset, dataset_graves)
     return report
 
@@ -243,6 +244,29 @@ def _forgotten(report: Audit, graves: list[tombstones.Tombstone], snippets: list
             "ok",
             f"none of the {len(gone)} forgotten definitions ({records} records, {len(graves)} forget(s)) "
             "and nothing from a forgotten path is in the corpus",
+        )
+
+
+def _forgotten_habits(report: Audit, path: Path, graves: list[tombstones.Tombstone]) -> None:
+    """The recurring rewrites the double ships (edits.jsonl) name the commits they were learnt from: none may be
+    a commit a forget removed records of."""
+    try:
+        habits = edits.load(path)
+    except edits.EditsError as exc:
+        report.add("forgotten habits", "failed", str(exc))
+        return
+    if habits is None:
+        return  # trained before doubles kept habits: nothing to check
+    gone = {c for t in graves for c in t.commits}
+    stale = [p for p in habits if gone.intersection(p.commits)]
+    if stale:
+        shown = ", ".join(p.rewrite.describe() for p in stale[:3])
+        report.add(
+            "forgotten habits", "failed", f"{len(stale)} recurring rewrite(s) learnt from forgotten commits ({shown})"
+        )
+    else:
+        report.add(
+            "forgotten habits", "ok", f"none of the {len(habits)} recurring rewrites comes from a forgotten commit"
         )
 
 

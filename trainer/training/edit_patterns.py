@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from codedouble.server.contract.edits import COMMITS_KEPT, EditPattern, Evidence
 from codedouble.server.edits import matching, rules, tokens
-from codedouble.server.edits.propose import MIN_PRECISION as MIN_PROPOSED
+from codedouble.server.edits.propose import Gate, confident
 from codedouble.trainer.evaluation.replay import Source
 from codedouble.trainer.mining.records import ChangeRecord
 
@@ -25,8 +25,6 @@ MIN_COMMITS = 2
 # Definitions larger than this are not diffed: one rewrite of a 3,000-line generated table costs seconds and
 # is never a routine edit (the records' 99th percentile on rich is about 9 kB).
 MAX_DEFINITION_CHARS = 20_000
-# The precision the server asks of a rule by default (server/edits/propose.py), reported in the manifest.
-MIN_PRECISION = MIN_PROPOSED
 # Files of the training commits replayed to measure the classes of the edit just made: 600 files of rich
 # took 161 s here; 200 keep it under a minute on a history that size and still give tens of proposals of the
 # common classes.
@@ -88,7 +86,8 @@ def mine(records: Sequence[ChangeRecord], min_commits: int = MIN_COMMITS) -> lis
                 left=kept,
             )
         )
-    patterns.sort(key=lambda p: (-p.precision, -p.distinct_commits, -p.count, p.last))
+    # Likeliest first: by what the evidence promises at least (a rule made 9 times of 10 before one made 2 of 2).
+    patterns.sort(key=lambda p: (-confident(p.count, p.count + p.left), -p.distinct_commits, -p.count, p.last))
     return patterns[:MOST]
 
 
@@ -124,7 +123,8 @@ def summary(patterns: Sequence[EditPattern]) -> dict[str, object]:
     """What the artifact manifest says of its rules: how many, and how many the server proposes by default."""
     return {
         "rules": len(patterns),
-        "proposed": sum(p.precision >= MIN_PRECISION for p in patterns),
+        # What the server proposes by default: its gate, the Wilson bound of the share made at least 50 %.
+        "proposed": sum(Gate().trusts(p) for p in patterns),
         "min_commits": MIN_COMMITS,
     }
 
