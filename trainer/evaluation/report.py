@@ -191,7 +191,10 @@ def _markdown_edits(report: EvalReport) -> list[str]:
     out.append("|---|" + "---:|" * (len(EDIT_HEADERS) - 2))
     for cells in _edit_cells(report):
         out.append("| " + " | ".join(_cell(c) for c in cells[1:]) + " |")
-    out += ["", EDIT_LEGEND[0].upper() + EDIT_LEGEND[1:] + "."]
+    out += ["", EDIT_LEGEND[0].upper() + EDIT_LEGEND[1:] + ".", ""]
+    from codedouble.trainer.evaluation.next_edit import DESCRIPTIONS
+
+    out += [f"- **{r.system}**: {DESCRIPTIONS.get(r.system, '')}" for r in report.edit_rows]
     return out
 
 
@@ -260,9 +263,10 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
     drafted = format_commit_table(report)
     edited = format_edit_table(report)
     repositories = format_repository_table(report)
+    if not rows and (replay or drafted or edited):
+        out = []  # only other tasks were asked for (`--line-samples 0 --block-samples 0`): no empty table
     return (
-        "\n".join(out)
-        + "\n"
+        ("\n".join(out) + "\n" if out else "")
         + ("\n" + replay if replay else "")
         + ("\n" + drafted if drafted else "")
         + ("\n" + edited if edited else "")

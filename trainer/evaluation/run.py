@@ -108,7 +108,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         ]
         typed_lines = replay.lines_of(sources, opts.replay_lines, opts.seed)
         names = repositories.names(mined)
-        if not samples:
+        if not samples and (opts.line_samples or opts.block_samples):
             raise EvalError(
                 f"the {heldout_commits} held-out commits hold no code to complete (only deletions, or files that cannot be read)"
             )
@@ -137,7 +137,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         raise EvalError(str(exc)) from exc
 
     # One untimed completion per system first: the first forward pass pays for allocation and kernel choice.
-    for system in systems:
+    for system in systems if samples else ():  # (only other tasks asked for: nothing to warm up for)
         system.complete(Request(samples[0].path, samples[0].prefix, samples[0].suffix, samples[0].task))  # type: ignore[arg-type]
     outcomes: list[summary.Outcome] = []
     examples: list[dict[str, str]] = []
