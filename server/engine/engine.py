@@ -70,7 +70,13 @@ class Combined:
     """
 
     name = "engine"
-    description = "default engine: cache n-gram, the model where the n-gram has no evidence, then retrieval"
+    description = (
+        "default engine: a retrieved past body where measured better; else the cache n-gram, the model where "
+        "the n-gram has no evidence, then retrieval"
+    )
+    # No retrieved bodies unless given (an engine assembled from stand-in proposers has none).
+    bodies: Bodies | None = None
+    body_tuning: BodyTuning = BodyTuning.default()
 
     def __init__(
         self,
