@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.abstention import AbstentionError, Calibration
@@ -222,3 +224,16 @@ def test_the_enclosing_class_tells_same_named_methods_apart() -> None:
         "block",
     )
     assert Bodies([], [], []).propose(in_document).text == "        return console.grid(self.rows)"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("defclass (){}:,=<>@\n\t x_y1\"'#")), max_size=200),
+    st.sampled_from(["a.py", "a.java", "a.go", "a.ts", "a.rs", "a.txt"]),
+)
+def test_a_body_request_on_any_text_never_fails(prefix: str, path: str) -> None:
+    """The server never dies on a request: whatever is before the cursor, a proposal or nothing."""
+    corpus = ["def f(a, b):\n    return a + b\n", "class K(Base):\n    def f(self, a):\n        return a\n"]
+    bodies = Bodies(corpus, ["python", "python"], ["a.py", "k.py"])
+    got = bodies.propose(Request(path, prefix + "\n", "\n}", "block"))
+    assert isinstance(got.text, str) and 0 <= got.score <= 1
