@@ -687,6 +687,21 @@ def test_the_commit_message_task_drafts_every_heldout_commit_with_every_source(
     assert "commit message" in table and "B-Norm" in table and "ROUGE-L" in table
 
 
+def test_the_engine_with_abstention_is_reported_beside_its_forced_answers(compared: tuple[EvalReport, Path]) -> None:
+    result, _ = compared
+    assert [(r.system, r.task) for r in result.abstention] == [("engine", "line"), ("engine", "block")]
+    for r in result.abstention:
+        assert r.samples == result.samples[r.task] and 0 <= r.declined <= r.samples
+        shown = r.samples - r.declined
+        # Nothing shown has no precision to report, rather than a 0 that would read as a score.
+        assert (r.exact_match is None) == (shown == 0) and (r.edit_similarity is None) == (shown == 0)
+        for value in (r.exact_match, r.edit_similarity):
+            assert value is None or 0 <= value <= 1
+    table = reports.format_table(result)
+    assert "declined" in table and "EM % of shown" in table
+    assert "## With abstention" in reports.format_markdown(result)
+
+
 def test_the_report_files_are_written(compared: tuple[EvalReport, Path], tmp_path: Path) -> None:
     result, _ = compared
     written = reports.write(result, tmp_path / "report")

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codedouble.server.contract import artifact, atomic, prompt
+from codedouble.server.engine.bodies import BodyTuning
 from codedouble.trainer import cli
 from codedouble.trainer.mining.dataset import load_records
 from codedouble.trainer.mining.miner import MineOptions, mine
@@ -502,6 +503,9 @@ def test_artifact_manifest_records_format_split_loss_and_dataset(trained: Path, 
     assert manifest["records"]["heldout"] == sum(r.commit in held for r in loaded_records(dataset_dir))
     assert manifest["training"]["steps_done"] == 6
     assert manifest["training"]["world_size"] == 1
+    # Retrieved bodies tuned on the validation commits' block samples (bodies.py): the key the server reads.
+    tuned = BodyTuning.from_manifest(manifest)
+    assert manifest["bodies"] is not None and tuned.validation["samples"] > 0, manifest["bodies"]
 
 
 # --- the split never leaks ---------------------------------------------------------------------------

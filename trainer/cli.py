@@ -156,6 +156,14 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "(default 40; 0 shows every suggestion)",
     )
     p.add_argument(
+        "--tune-bodies",
+        type=int,
+        default=100,
+        metavar="N",
+        help="function bodies of your newest training commits on which retrieved bodies are tuned (default 100; "
+        "0 keeps the defaults)",
+    )
+    p.add_argument(
         "--default",
         action="store_true",
         help="make it your default double: served in repositories that have none of their own",
@@ -183,6 +191,7 @@ def _run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         tune_lines=args.tune_lines,
+        tune_bodies=args.tune_bodies,
     )
     result = train(args.dataset, options, progress=not args.quiet)
     print(

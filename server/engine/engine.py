@@ -13,6 +13,7 @@ from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
+from codedouble.server.engine.bodies import Bodies, BodyTuning
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.neural import Generated, Neural
 from codedouble.server.engine.ngram import CacheNgram
@@ -69,15 +70,46 @@ class Combined:
     """
 
     name = "engine"
-    description = "default engine: cache n-gram, the model where the n-gram has no evidence, then retrieval"
+    description = (
+        "default engine: a retrieved past body where measured better; else the cache n-gram, the model where "
+        "the n-gram has no evidence, then retrieval"
+    )
+    # No retrieved bodies unless given (an engine assembled from stand-in proposers has none).
+    bodies: Bodies | None = None
+    body_tuning: BodyTuning = BodyTuning.default()
 
-    def __init__(self, model: Model, ngram: CacheNgram, bm25: Bm25Lines, abstention: Abstention | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        ngram: CacheNgram,
+        bm25: Bm25Lines,
+        abstention: Abstention | None = None,
+        bodies: Bodies | None = None,
+        body_tuning: BodyTuning | None = None,
+    ) -> None:
         self.model, self.ngram, self.bm25 = model, ngram, bm25
         self.abstention = abstention or Abstention()
         self.proposers: tuple[Proposer, ...] = (ngram, ModelProposer(model), bm25)
+        self.bodies = bodies
+        self.body_tuning = body_tuning or BodyTuning.default()
+
+    def retrieved_body(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
+        """On a block request, the engineer's most similar past body adapted to the signature, when its
+        measured edit similarity at this score beats the other systems' (bodies.py); else nothing."""
+        if self.bodies is None or request.mode != "block":
+            return NOTHING
+        proposal = self.bodies.propose(request, cancelled)
+        return proposal if proposal.text.strip() and self.body_tuning.prefers(proposal.score) else NOTHING
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
-        """One forced answer (the next-line and block tasks of `codedouble eval`): the first system with one."""
+        """One forced answer (the next-line and block tasks of `codedouble eval`): a retrieved body where it is
+        measured to beat the others, else the first system with one."""
+        body = self.retrieved_body(request, cancelled)
+        return body.text if body.text else self.complete_without_bodies(request, cancelled)
+
+    def complete_without_bodies(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
+        """The forced answer of the n-gram, the model and retrieval alone: the first system with one (what a
+        retrieved body is measured against)."""
         for system in self.proposers:
             proposal = system.propose(request, cancelled)
             if proposal.text.strip() or (cancelled is not None and cancelled()):
@@ -88,7 +120,12 @@ class Combined:
         self, request: Request, cancelled: Callable[[], bool] | None = None, threshold: float | None = None
     ) -> Proposal:
         """What the editor is shown: the first system whose suggestion is confident enough (the double's
-        tuned threshold, or `threshold`), its score the calibrated probability of being right; else nothing."""
+        tuned threshold, or `threshold`), its score the calibrated probability of being right; else nothing.
+        A retrieved body is shown when its calibrated probability of being exactly right reaches the bodies'
+        own threshold (`threshold` overrides it too); otherwise the others are asked as for any request."""
+        body = self.retrieved_body(request, cancelled)
+        if body.text and self.body_tuning.shows(body.score, threshold):
+            return Proposal(body.text, self.body_tuning.confidence(body.score), system=Bodies.name)
         for system in self.proposers:
             proposal = system.propose(request, cancelled)
             if cancelled is not None and cancelled():
@@ -159,10 +196,14 @@ def load(
         log(f"the model runs on {backend.kind} at {backend.url}")
     else:
         model = load_model(artifact, threads)
-    abstention = Abstention.from_manifest(read_manifest(artifact))
+    manifest = read_manifest(artifact)
+    abstention = Abstention.from_manifest(manifest)
     snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")
     texts, languages = [s.text for s in snippets], [s.language for s in snippets]
     ngram = CacheNgram(texts, languages)
-    bm25 = Bm25Lines(texts, languages, [s.kind for s in snippets])
-    return Engine(artifact, model, ngram, bm25, Combined(model, ngram, bm25, abstention))
+    kinds = [s.kind for s in snippets]
+    bm25 = Bm25Lines(texts, languages, kinds)
+    bodies = Bodies(texts, languages, [s.path for s in snippets], kinds)
+    combined = Combined(model, ngram, bm25, abstention, bodies, BodyTuning.from_manifest(manifest))
+    return Engine(artifact, model, ngram, bm25, combined)

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 
 from codedouble.server.contract import atomic
 from codedouble.trainer.evaluation.replay import ReplayRow
-from codedouble.trainer.evaluation.summary import ALL, EvalReport, Row, task_key
+from codedouble.trainer.evaluation.summary import ALL, AbstentionRow, EvalReport, Row, task_key
 
 DEFAULT_MARK = "*"
 BEST_MARK = "↑"
@@ -93,6 +93,33 @@ def format_replay_table(report: EvalReport, per_language: bool = False) -> str:
         return ""
     cells = [list(REPLAY_HEADERS), *(_replay_cells(r, report.default_system) for r in rows)]
     return "\n".join([*_fixed_width(cells, 3), REPLAY_LEGEND]) + "\n"
+
+
+ABSTENTION_HEADERS = ("task", "system", "n", "declined", "shown", "EM % of shown", "ES % of shown")
+ABSTENTION_LEGEND = (
+    "with abstention: the engine as the server shows it, on the same samples; declined: samples where it showed "
+    "nothing (its confidence below the double's threshold); EM % of shown is its precision"
+)
+
+
+def _abstention_cells(r: AbstentionRow, default: str) -> list[str]:
+    return [
+        r.task,
+        r.system + (f" {DEFAULT_MARK}" if r.system == default else ""),
+        str(r.samples),
+        str(r.declined),
+        str(r.samples - r.declined),
+        "-" if r.exact_match is None else _pct(r.exact_match),
+        "-" if r.edit_similarity is None else _pct(r.edit_similarity),
+    ]
+
+
+def format_abstention_table(report: EvalReport) -> str:
+    """The engine with abstention, per task, for the terminal; empty when the run has no such rows."""
+    if not report.abstention:
+        return ""
+    cells = [list(ABSTENTION_HEADERS), *(_abstention_cells(r, report.default_system) for r in report.abstention)]
+    return "\n".join([*_fixed_width(cells, 2), ABSTENTION_LEGEND]) + "\n"
 
 
 COMMIT_HEADERS = ("task", "system", "n", "B-Norm", "ROUGE-L", "word 1 %", "words 1-2 %", "ES %", "p50 ms")
@@ -259,6 +286,7 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
         f"{DEFAULT_MARK} the engine `codedouble serve` uses   {BEST_MARK} best in its task and language   "
         "EM exact match, ES edit similarity"
     )
+    abstaining = format_abstention_table(report)
     replay = format_replay_table(report, per_language)
     drafted = format_commit_table(report)
     edited = format_edit_table(report)
@@ -267,6 +295,7 @@ def format_table(report: EvalReport, per_language: bool = False) -> str:
         out = []  # only other tasks were asked for (`--line-samples 0 --block-samples 0`): no empty table
     return (
         ("\n".join(out) + "\n" if out else "")
+        + ("\n" + abstaining if abstaining else "")
         + ("\n" + replay if replay else "")
         + ("\n" + drafted if drafted else "")
         + ("\n" + edited if edited else "")
@@ -331,6 +360,19 @@ def format_markdown(report: EvalReport) -> str:
             "`codedouble serve` uses."
         ),
     ]
+    if report.abstention:
+        out += [
+            "",
+            "## With abstention",
+            "",
+            "| " + " | ".join(ABSTENTION_HEADERS) + " |",
+            "|" + "|".join("---" if c < 2 else "---:" for c in range(len(ABSTENTION_HEADERS))) + "|",
+        ]
+        for r in report.abstention:
+            cells = _abstention_cells(r, "")
+            cells[1] = _cell(r.system) + (" (default)" if r.system == report.default_system else "")
+            out.append("| " + " | ".join(cells) + " |")
+        out += ["", ABSTENTION_LEGEND[0].upper() + ABSTENTION_LEGEND[1:] + "."]
     if report.replay:
         out += [
             "",

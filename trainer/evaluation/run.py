@@ -140,6 +140,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
     for system in systems if samples else ():  # (only other tasks asked for: nothing to warm up for)
         system.complete(Request(samples[0].path, samples[0].prefix, samples[0].suffix, samples[0].task))  # type: ignore[arg-type]
     outcomes: list[summary.Outcome] = []
+    shown: list[summary.Shown] = []
     examples: list[dict[str, str]] = []
     workspaces = RepositoryWorkspaces() if opts.workspace else None
     # In commit order: the samples of one commit share its parent's workspace, built once.
@@ -166,6 +167,16 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
                     names.get(sample.repository, Path(sample.repository).name),
                 )
             )
+        # What the server would show here: the forced rows above keep every answer, comparable with earlier runs.
+        offered = engine.propose(request).text
+        shown.append(
+            summary.Shown(
+                sample.task,
+                bool(offered.strip()),
+                metrics.exact_match(offered, sample.target, sample.task),
+                metrics.edit_similarity(offered, sample.target, sample.task),
+            )
+        )
         if sum(e["task"] == sample.task for e in examples) < EXAMPLES:
             examples.append(
                 {
@@ -180,7 +191,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
     if typed_lines:
         # The engine is typed against as the server shows it: only what clears the double's threshold. The
         # others show whatever they have, which is what abstention is measured against.
-        shown: dict[str, Callable[[Request], str]] = {
+        asked: dict[str, Callable[[Request], str]] = {
             engine.combined.name: lambda r: engine.propose(r).text,
             engine.combined.name + NO_WORKSPACE: lambda r: engine.propose(replace(r, workspace=None)).text,
         }
@@ -193,7 +204,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
             workspace = workspaces(line.repository, line.commit, line.path) if workspaces is not None else None
             name = names.get(line.repository, Path(line.repository).name)
             for system in systems:
-                complete = shown.get(system.name, system.complete)
+                complete = asked.get(system.name, system.complete)
                 memo: dict[int, tuple[str, float]] = {}  # both users type the same prefixes until one accepts
                 for user in replay.USERS:
                     typed.append(
@@ -239,6 +250,7 @@ def evaluate(artifact: Path, opts: EvalOptions, progress: bool = True) -> summar
         commit_examples=drafted.examples if drafted else (),
         edit_samples=len(chosen),
         edit_rows=edit_rows,
+        abstention=tuple(summary.abstained(engine.combined.name, shown)),
     )
 
 

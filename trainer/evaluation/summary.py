@@ -100,6 +100,51 @@ def aggregate(outcomes: Iterable[Outcome], systems: Sequence[str]) -> list[Row]:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """What the default engine shows on one sample, abstention applied (empty: it declined)."""
+
+    task: str
+    shown: bool
+    exact_match: bool
+    edit_similarity: float
+
+
+@dataclass(frozen=True)
+class AbstentionRow:
+    """The default engine with abstention on one task: how many samples it declined, and how right the rest
+    were (the forced rows score every sample, so a declined one counts there as the engine's forced answer)."""
+
+    system: str
+    task: str
+    samples: int
+    declined: int
+    exact_match: float | None  # of the shown, 0..1 (the precision); None when nothing was shown
+    edit_similarity: float | None
+
+
+def abstained(system: str, shown: Iterable[Shown]) -> list[AbstentionRow]:
+    """One row per task, in task order."""
+    by_task: dict[str, list[Shown]] = defaultdict(list)
+    for s in shown:
+        by_task[s.task].append(s)
+    rows = []
+    for task in sorted(by_task, key=task_key):
+        members = by_task[task]
+        kept = [s for s in members if s.shown]
+        rows.append(
+            AbstentionRow(
+                system,
+                task,
+                len(members),
+                len(members) - len(kept),
+                sum(s.exact_match for s in kept) / len(kept) if kept else None,
+                sum(s.edit_similarity for s in kept) / len(kept) if kept else None,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
 class CommitRow:
     system: str
     samples: int
@@ -168,6 +213,8 @@ class EvalReport:
     # The next-edit task: held-out files' changes after their first hunk, proposed by each system (next_edit.py).
     edit_samples: int = 0
     edit_rows: tuple[EditRow, ...] = ()
+    # The default engine as the server shows it (abstention applied) on the next-line and block samples.
+    abstention: tuple[AbstentionRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -187,6 +234,7 @@ class EvalReport:
             }
             for r in self.edit_rows
         ]
+        data["abstention"] = [asdict(r) for r in self.abstention]
         return data
 
     @classmethod
@@ -215,6 +263,7 @@ class EvalReport:
             edit_rows=tuple(
                 EditRow(**{k: v for k, v in r.items() if k in _EDIT_FIELDS}) for r in data.get("edit_rows", ())
             ),
+            abstention=tuple(AbstentionRow(**r) for r in data.get("abstention", ())),
         )
 
 

@@ -22,13 +22,14 @@ from codedouble.server.contract import artifact, atomic, commits, corpus, edits,
 from codedouble.server.contract import snippets as snippet_file
 from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.engine.abstention import Abstention
+from codedouble.server.engine.bodies import KEY as BODIES_KEY
 from codedouble.trainer.base.shipped import identity as base_identity
 from codedouble.trainer.base.shipped import require_shipped_base
 from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.snippets import mine as snippet_mining
-from codedouble.trainer.training import abstention, checkpoint, commit_index, edit_patterns, loop, module_level
+from codedouble.trainer.training import abstention, bodies, checkpoint, commit_index, edit_patterns, loop, module_level
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import (
@@ -75,6 +76,10 @@ class TrainOptions:
     # and a minute gave only 2 lines to tune on.
     tune_lines: int = 40
     tune_seconds: float = 180.0
+    # Retrieved bodies are tuned on this many block samples of the validation commits (0: the defaults of
+    # server/engine/bodies.py), for at most this long: each is one forced answer, about 0.15 s on rich.
+    tune_bodies: int = bodies.SAMPLES
+    tune_bodies_seconds: float = 60.0
 
 
 @dataclass
@@ -256,6 +261,15 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
             tokenizer.save_pretrained(folder)
             corpus.write(folder, snippets)  # what the n-gram and retrieval draw on
             tuned = _tune_abstention(folder, manifest, fit, module, validation, training, opts)
+            tuned_bodies = bodies.tune_on_validation(
+                folder,
+                fit,
+                module,
+                [r for r in training if r.commit in validation],
+                opts.tune_bodies,
+                opts.tune_bodies_seconds,
+                opts.seed,
+            )
             # Past messages for drafting new ones (training commits only), and which source drafts better.
             commits.write(folder, commit_index.entries(training))
             # The shapes the engineer keeps writing, as completion snippets (training commits only).
@@ -315,6 +329,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     },
                     "validation_loss": fitted.best_validation_loss,
                     "abstention": tuned.to_dict() if tuned is not None else None,
+                    BODIES_KEY: tuned_bodies.to_dict() if tuned_bodies is not None else None,
                     commit_index.MANIFEST_KEY: drafting,
                     "edit_patterns": edit_patterns.summary(habits),
                     artifact.FILES: artifact.member_hashes(folder),
