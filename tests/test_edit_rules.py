@@ -229,11 +229,16 @@ def test_go_return_wrapped_keeps_the_closing_paren() -> None:
     assert apply(other, found) == other.replace("return err", 'return fmt.Errorf("f: %w", err)')
 
 
-@pytest.mark.xfail(strict=True, reason="an insertion after a statement's last token is not grown to the new node")
-def test_text_appended_to_a_statement_is_a_change() -> None:
-    old = "def f(a):\n    x = compute(a)\n"
-    change = one_change(old, old.replace("compute(a)", "compute(a) + 1"))
+@pytest.mark.parametrize("after", ["", "\n    y = 2\n"])
+def test_text_appended_to_a_statement_is_a_change(after: str) -> None:
+    """` + 1` appended to a line belongs to the statement before it, not to the next line's: the region grows
+    until the new text's node reaches the inserted tokens (the call's own node ends before them)."""
+    old = "def f(a):\n    x = compute(a)" + (after or "\n")
+    new = old.replace("compute(a)", "compute(a) + 1")
+    change = one_change(old, new)
     assert old[change.start : change.end] in ("compute(a)", "x = compute(a)")
+    rewrite = rules.literal(change)
+    assert matches(rewrite, "x = compute(a)\nx = compute(b)\n") == [("x = compute(a)", "x = compute(a) + 1")]
 
 
 def test_a_changed_value_stays_literal() -> None:

@@ -192,10 +192,13 @@ def changes(old: Tokens, new: Tokens) -> list[Change]:
             continue
         change = None
         grow = i2 - i1
+        side = _insertion_side(old, new, i1, i2, j1, j2)
         # A region that is only a bracketed list grows once to what the list belongs to: `foo(a, b)` rather
-        # than `(a, b)` for an inserted `ctx,`, so that occurrences can agree on `foo` and keep it literal.
+        # than `(a, b)` for an inserted `ctx,`, so that occurrences can agree on `foo` and keep it literal. A
+        # region that does not reach the inserted tokens (` + 1` after `compute(a)`: the call's node ends
+        # before them) grows until one does (`x = compute(a)`).
         while True:
-            found = _region(old, i1, i2, grow)
+            found = _region(old, i1, i2, grow, side)
             region = None if found is None else _mapped(ops, *found)
             if region is None:
                 break
@@ -203,8 +206,11 @@ def changes(old: Tokens, new: Tokens) -> list[Change]:
             if hi - lo > MAX_REGION + MAX_CHANGED or jb - ja > MAX_REGION + MAX_CHANGED:
                 break
             candidate = _change(old, new, ops, lo, hi, ja, jb)
-            if candidate is None or candidate.shape()[0] == candidate.shape()[1]:
+            if candidate is None:
                 break
+            if candidate.shape()[0] == candidate.shape()[1]:
+                grow = found[1] - found[0]
+                continue
             change = candidate
             if not _bare_list(change.before) or grow > i2 - i1:
                 break
@@ -224,12 +230,34 @@ def _bare_list(before: tuple[Element, ...]) -> bool:
     return isinstance(first, Lit) and first.text in ("(", "[", "{", "<") and not _named(before)
 
 
-def _region(old: Tokens, i1: int, i2: int, bigger_than: int) -> tuple[int, int] | None:
+def _insertion_side(old: Tokens, new: Tokens, i1: int, i2: int, j1: int, j2: int) -> str:
+    """Which old neighbours a pure insertion belongs to: `left` when it starts on the line of the token before
+    it and ends on another line than the token after (` + 1` appended to a line), `right` the other way
+    round, else `both`."""
+    if i2 > i1 or j2 <= j1 or i1 == 0 or i1 >= len(old.tokens):
+        return "both"
+    left = new.line_of(j1 - 1) == new.line_of(j1) if j1 > 0 else False
+    right = new.line_of(j2 - 1) == new.line_of(j2) if j2 < len(new.tokens) else False
+    if left and not right:
+        return "left"
+    if right and not left:
+        return "right"
+    return "both"
+
+
+def _region(old: Tokens, i1: int, i2: int, bigger_than: int, side: str = "both") -> tuple[int, int] | None:
     """The smallest named node holding tokens [i1, i2) and more than `bigger_than` tokens (at least one
-    unchanged token besides the hunk; for an insertion, the tokens on both sides of it); else the hunk with one
-    token of context each side on its own lines."""
+    unchanged token besides the hunk; for an insertion, the tokens on the side or sides it belongs to); else
+    the hunk with one token of context each side on its own lines."""
     n = len(old.tokens)
-    c0, c1 = (i1, i2) if i2 > i1 else (max(i1 - 1, 0), min(i1 + 1, n))
+    if i2 > i1:
+        c0, c1 = i1, i2
+    elif side == "left":
+        c0, c1 = i1 - 1, i1
+    elif side == "right":
+        c0, c1 = i1, i1 + 1
+    else:
+        c0, c1 = max(i1 - 1, 0), min(i1 + 1, n)
     if c1 <= c0:
         return None
     best: tuple[int, int] | None = None
