@@ -63,8 +63,9 @@ class Options:
     # Next edits (server/next_edits.py): the rewrite just made, and the engineer's habitual ones from the
     # double's edits.jsonl, proposed again elsewhere as `refactor.rewrite` code actions. Off: none.
     next_edits: bool = True
-    # A habit from the history is proposed only where the engineer made it at least this share of the times
-    # they met the old form (its precision); the edit just made is always proposed.
+    # What is proposed must be right at least this share of the time by the engineer's own history, as a 95 %
+    # lower bound (server/edits/propose.py's Gate): a habit by how often they made it, the edit just made by
+    # how often its class was right in the training commits. 0 proposes every match.
     next_edit_min_precision: float = MIN_PRECISION
     # Offer the shapes the engineer keeps writing (the double's snippets.jsonl) as completion items of kind
     # Snippet, with placeholders; false offers only the double's own completion.
