@@ -7,7 +7,8 @@
 -- dismissed is told with the `codedouble/feedback` notification.
 local M = {}
 
-local NAME = "codedouble"
+local hints = require("codedouble.hints")
+local NAME = hints.NAME
 local FEEDBACK = "codedouble/feedback"
 local ACCEPTED = "codedouble.accepted"
 local DELAY_MS = 30 -- coalesces the TextChangedI + CursorMovedI of one keystroke into one request
@@ -16,20 +17,9 @@ local builtin = vim.lsp.inline_completion ~= nil -- Neovim 0.12+
 
 -- Per buffer: timer, request = { client, id }, shown = { row, col, lines, client, command, id, tick, before,
 -- after } (and its extmark).
-local state = {}
-
-local function get(buf)
-  state[buf] = state[buf] or {}
-  return state[buf]
-end
-
-local function resolve(buf)
-  return (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
-end
-
-local function client_of(buf)
-  return vim.lsp.get_clients({ bufnr = buf, name = NAME })[1]
-end
+local states = hints.new(ns)
+local state, get = states.of, states.get
+local resolve, client_of = hints.resolve, hints.client_of
 
 --- Whether a suggestion is on screen in `buf` (0: current).
 function M.visible(buf)
@@ -50,24 +40,7 @@ function M.text(buf)
 end
 
 --- Hide the suggestion, stop the pending timer and cancel the request in flight.
-function M.dismiss(buf)
-  buf = resolve(buf)
-  local s = state[buf]
-  if not s then
-    return
-  end
-  if s.timer then
-    s.timer:stop()
-  end
-  if s.request then
-    pcall(s.request.client.cancel_request, s.request.client, s.request.id)
-    s.request = nil
-  end
-  if s.shown and vim.api.nvim_buf_is_valid(buf) then
-    vim.api.nvim_buf_clear_namespace(buf, ns, 0, -1)
-  end
-  s.shown = nil
-end
+M.dismiss = states.dismiss
 
 --- The next word of `text`: leading white space (line breaks included), then a name, or else a run of other
 --- characters (`ority=HIGH` -> `ority`, then `=`, then `HIGH`).

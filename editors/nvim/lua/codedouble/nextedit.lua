@@ -4,27 +4,17 @@
 -- hides it. The same code actions are offered by `vim.lsp.buf.code_action()`.
 local M = {}
 
-local NAME = "codedouble"
+local hints = require("codedouble.hints")
+local NAME = hints.NAME
 local KIND = "refactor.rewrite"
 local DELAY_MS = 200 -- wait for the edit to settle (a `.` repeat, a run of `x`) before asking
 local ns = vim.api.nvim_create_namespace("codedouble_next_edit")
 
 -- Per buffer: timer, request = { client, id }, shown = { action, edit, row, col, client, tick }, applied (the
 -- changedtick our own apply left, whose TextChanged is not the user's edit).
-local state = {}
-
-local function get(buf)
-  state[buf] = state[buf] or {}
-  return state[buf]
-end
-
-local function resolve(buf)
-  return (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
-end
-
-local function client_of(buf)
-  return vim.lsp.get_clients({ bufnr = buf, name = NAME })[1]
-end
+local states = hints.new(ns)
+local state, get = states.of, states.get
+local resolve, client_of = hints.resolve, hints.client_of
 
 --- The hint on screen in `buf`: { text, row, col, title }, or nil.
 function M.shown(buf)
@@ -34,24 +24,7 @@ function M.shown(buf)
 end
 
 --- Hide the hint, stop the pending timer and cancel the request in flight.
-function M.dismiss(buf)
-  buf = resolve(buf)
-  local s = state[buf]
-  if not s then
-    return
-  end
-  if s.timer then
-    s.timer:stop()
-  end
-  if s.request then
-    pcall(s.request.client.cancel_request, s.request.client, s.request.id)
-    s.request = nil
-  end
-  if vim.api.nvim_buf_is_valid(buf) then
-    vim.api.nvim_buf_clear_namespace(buf, ns, 0, -1)
-  end
-  s.shown = nil
-end
+M.dismiss = states.dismiss
 
 -- The action's edit of `uri` (the server sends one TextEdit in `changes`; `documentChanges` is read too).
 local function edit_of(action, uri)
