@@ -6,7 +6,7 @@ form standing after first making the change). JSON lines, no pickle.
                            {"language": "python", "before": [...], "template": [...], "count": 7, ...}  one per rule
 
 `classes` is what train measured of the edits just made, replayed on the training commits (eval's next-edit
-task): per class of rewrite (`rules.edit_class`), how many proposals it made and how many were placed right.
+task): per class of rewrite (`rules.edit_class`), how many edits of it were proposed elsewhere and how many of those mostly right.
 
 A pattern element is `["text", "kind"]` (a token to find as it is) or `{"var": N, "klass": "node"}`; a
 template piece is a string (written as is) or `{"var": N}`. Only training-split commits feed it. A double
@@ -107,7 +107,7 @@ def from_json(data: dict[str, Any]) -> EditPattern:
     )
 
 
-# class of rewrite -> (proposals, placed right), measured on the training commits
+# class of rewrite -> (edits proposed elsewhere, those mostly placed right), measured on the training commits
 Evidence = dict[str, tuple[int, int]]
 
 
