@@ -769,7 +769,7 @@ def test_the_systems_on_one_sample() -> None:
     assert rows["double"].hunks_exact == 2 and rows["double"].precision == 1.0
     assert rows["literal"].proposals == 0  # `print(a)` is nowhere else
     evidence = next_edit.class_evidence([sample()])
-    assert evidence == {"rename/named/general": (1, 1)}  # one edit, one trial, however many places it matched
+    assert evidence == {"rename/named/general": (1, 1, 2, 2)}  # one edit: one trial, two proposals
 
 
 # --- packaging -----------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ form standing after first making the change). JSON lines, no pickle.
                            {"language": "python", "before": [...], "template": [...], "count": 7, ...}  one per rule
 
 `classes` is what train measured of the edits just made, replayed on the training commits (eval's next-edit
-task): per class of rewrite (`rules.edit_class`), how many edits of it were proposed elsewhere and how many of those mostly right.
+task): per class of rewrite (`rules.edit_class`), how many edits of it were proposed elsewhere and how many of
+those mostly right, then how many proposals they made and how many were placed right.
 
 A pattern element is `["text", "kind"]` (a token to find as it is) or `{"var": N, "klass": "node"}`; a
 template piece is a string (written as is) or `{"var": N}`. Only training-split commits feed it. A double
@@ -107,8 +108,9 @@ def from_json(data: dict[str, Any]) -> EditPattern:
     )
 
 
-# class of rewrite -> (edits proposed elsewhere, those mostly placed right), measured on the training commits
-Evidence = dict[str, tuple[int, int]]
+# class of rewrite -> (edits proposed elsewhere, those mostly placed right[, their proposals, those placed
+# right]), measured on the training commits
+Evidence = dict[str, tuple[int, ...]]
 
 
 def write(folder: Path, patterns: list[EditPattern], classes: Evidence | None = None) -> None:
@@ -144,7 +146,9 @@ def load_all(artifact: Path) -> tuple[list[EditPattern], Evidence | None] | None
             found = None
         if found == EDITS_FORMAT and header.get("classes") is not None:
             try:
-                classes = {str(k): (int(v[0]), int(v[1])) for k, v in header["classes"].items()}
+                classes = {str(k): tuple(int(x) for x in v) for k, v in header["classes"].items()}
+                if any(len(v) not in (2, 4) for v in classes.values()):
+                    raise ValueError("each class needs 2 or 4 counts")
             except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
                 raise EditsError(f"{path}:1: the measured classes are damaged ({exc}): train the double again") from exc
         if found != EDITS_FORMAT:

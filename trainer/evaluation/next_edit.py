@@ -117,8 +117,8 @@ def proposer(
 
 def class_evidence(chosen: Sequence[EditSample]) -> Evidence:
     """Per class of edit just made (`rules.edit_class`), in both its generalised and its literal form: how many
-    times an edit of the class, made in one file of `chosen`, was proposed elsewhere in it, and how many of
-    those times at least half its proposals were placed right. What the gate is tuned on, from the training
+    times an edit of the class, made in one file of `chosen`, was proposed elsewhere in it, how many of those
+    times at least half its proposals were placed right, then how many proposals and how many placed right. What the gate is tuned on, from the training
     commits: the engineer's own way of repeating (or not repeating) an edit.
 
     One edit is one trial however many places it matched: the proposals of one edit are not independent (a
@@ -133,10 +133,12 @@ def class_evidence(chosen: Sequence[EditSample]) -> Evidence:
                 proposals = propose.propose(sample.started, sample.language, made, [], min_precision=0.0)
                 if proposals:
                     scored = score(sample, proposals)
-                    counts = evidence.setdefault(rules.edit_class(rewrite), [0, 0])
+                    counts = evidence.setdefault(rules.edit_class(rewrite), [0, 0, 0, 0])
                     counts[0] += 1
                     counts[1] += 2 * scored.located >= scored.proposals
-    return {k: (v[0], v[1]) for k, v in evidence.items()}
+                    counts[2] += scored.proposals
+                    counts[3] += scored.located
+    return {k: tuple(v) for k, v in evidence.items()}
 
 
 @dataclass(frozen=True)
