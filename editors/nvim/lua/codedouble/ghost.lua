@@ -371,11 +371,7 @@ function M.setup(options, group)
   vim.api.nvim_create_autocmd("BufWipeout", {
     group = group,
     callback = function(args)
-      local s = state[args.buf]
-      if s and s.timer then
-        s.timer:close()
-      end
-      state[args.buf] = nil
+      states.forget(args.buf)
     end,
   })
 end

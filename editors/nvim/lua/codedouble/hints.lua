@@ -16,7 +16,8 @@ function M.client_of(buf)
 end
 
 --- Per-buffer states drawn in namespace `ns`: `states.of[buf]` (nil until used), `states.get(buf)` (made on
---- first use) and `states.dismiss(buf)` (stop the timer, cancel the request, clear the screen).
+--- first use), `states.dismiss(buf)` (stop the timer, cancel the request, clear the screen) and
+--- `states.forget(buf)` (a wiped-out buffer: its timer closed, its state dropped).
 function M.new(ns)
   local states = { of = {} }
 
@@ -42,6 +43,14 @@ function M.new(ns)
       vim.api.nvim_buf_clear_namespace(buf, ns, 0, -1)
     end
     s.shown = nil
+  end
+
+  function states.forget(buf)
+    local s = states.of[buf]
+    if s and s.timer then
+      s.timer:close()
+    end
+    states.of[buf] = nil
   end
 
   return states
