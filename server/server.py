@@ -251,7 +251,7 @@ class DoubleServer(LanguageServer):
         with self._loading:
             artifact, self.source = self.choose_artifact()
             if artifact is None:
-                self.engine, self.artifact, self.state = None, None, "missing"
+                self.engine, self.artifact = None, None
                 self.use_patterns([])
                 self.snippets = None
                 where = self.workspace_root or "this workspace"
@@ -259,18 +259,21 @@ class DoubleServer(LanguageServer):
                     f"codedouble: no double for {where} yet; create one with `codedouble mine {where} --out DATASET` "
                     "then `codedouble train DATASET` (completions stay empty until then)"
                 )
+                # Told before the state changes: a client that sees the state has already been sent the message.
                 self.tell_once(self.problem)
+                self.state = "missing"
                 return
             self.stale = _stale(artifact)
             if self.stale is not None:
                 message = tombstones.stale_message(artifact.name, self.stale)
                 if self.options.refuse_stale:
-                    self.engine, self.artifact, self.state = None, artifact, "stale"
+                    self.engine, self.artifact = None, artifact
                     self.use_patterns([])  # its habits were learnt from the forgotten data too
                     self.snippets = None
                     self.artifact_stamp = _stamp(artifact)
                     self.problem = f"{message} (not served: the refuseStale setting is on)"
                     self.tell_once(self.problem, types.MessageType.Error)
+                    self.state = "stale"
                     return
                 self.tell_once(message)
             self.state = "loading"
@@ -279,11 +282,12 @@ class DoubleServer(LanguageServer):
             try:
                 engine = load_engine(artifact, log=lambda message: progress(message), backend=self.backend())
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the user hears of it and the server lives
-                self.engine, self.artifact, self.state = None, artifact, "broken"
+                self.engine, self.artifact = None, artifact
                 self.use_patterns([])
                 self.snippets = None
                 self.problem = f"codedouble: the double at {artifact} cannot be used: {exc}"
                 self.tell_once(self.problem, types.MessageType.Error)
+                self.state = "broken"
                 return
             finally:
                 progress(None)
