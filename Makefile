@@ -49,17 +49,18 @@ fuzz-bench: $(VENV)/.installed
 	mkdir -p $(dir $(FUZZ_LOG))
 	nice -n 10 $(PY) benchmarks/fuzz_server.py --sequences $(SEQUENCES) --log $(FUZZ_LOG) --resume
 
-# Rebuild the shipped base (trainer/base/weights/): the corpus from this venv's permissively licensed code
-# (plus Debian's Go and Rust sources: apt-get install golang-1.19-src rust-src), then pretraining. Hours on
-# CPU, and far too few tokens for a Llama size: the Llama base is meant to come from the GPU run below.
-# README's "The pretrained base" gives the exact run behind the shipped weights.
+# A base pretrained on this machine's CPU: the corpus from this venv's permissively licensed code (plus Debian's
+# Go and Rust sources: apt-get install golang-1.19-src rust-src), then pretraining. Hours on CPU, and far too
+# few tokens for a Llama size, so it goes to BASE_OUT, not over the shipped base (trainer/base/weights/, from
+# the GPU run below; README's "The pretrained base" gives its exact run). Try it with `codedouble train --base`.
 BASE_CORPUS ?= .codedouble/base-corpus
+BASE_OUT ?= .codedouble/base-cpu
 BASE_SIZE ?= llama-16m
 BASE_MINUTES ?= 85
 base: $(VENV)/.installed
 	$(VENV)/bin/codedouble base corpus --out $(BASE_CORPUS) --exclude rich --debian golang-1.19-src --debian rust-src \
 		--node-modules editors/vscode/node_modules
-	$(VENV)/bin/codedouble base train $(BASE_CORPUS) --out trainer/base/weights --size $(BASE_SIZE) --minutes $(BASE_MINUTES)
+	$(VENV)/bin/codedouble base train $(BASE_CORPUS) --out $(BASE_OUT) --size $(BASE_SIZE) --minutes $(BASE_MINUTES)
 
 # The base's pretraining on a lent GPU machine (README "Pretraining on a lent GPU"), in three steps:
 # 1. here: the wheels the machine lacks (.whl/) and the Go/Rust/JS corpus packed (.gpu/); prints the command.

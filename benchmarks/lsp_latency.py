@@ -31,9 +31,10 @@ from codedouble.trainer.evaluation.run import _heldout
 class Client:
     """A minimal LSP client over the server's stdio: requests are answered one at a time, in order."""
 
-    def __init__(self, artifact: Path, cwd: Path | None = None) -> None:
+    def __init__(self, artifact: Path, cwd: Path | None = None, runtime: str | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)],
+            [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)]
+            + (["--runtime", runtime] if runtime else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -86,12 +87,13 @@ def main() -> int:
     parser.add_argument("artifact", type=Path)
     parser.add_argument("--lines", type=int, default=30, help="held-out lines to type (default 30)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runtime", choices=["int8", "fp32"], help="the server's --runtime (default: its own)")
     args = parser.parse_args()
 
     manifest = read_manifest(args.artifact)
     records, _, _ = _heldout(args.artifact, manifest)
     samples = [s for s in tasks.sample(records, args.lines, 0, args.seed) if s.task == "line"]
-    client = Client(args.artifact)
+    client = Client(args.artifact, runtime=args.runtime)
     client.request(
         "initialize",
         {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"debounceMs": 0}},

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from test_train import _own_data_home, dataset_dir, history, tiny  # noqa: F401 - fixtures
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from codedouble.server.contract import prompt
 from codedouble.trainer import cli
@@ -175,8 +175,14 @@ def test_what_cannot_be_an_adapter_is_refused_with_the_reason(
     train(dataset_dir, tiny(out=scratch), progress=False)
     with pytest.raises(AdapterError, match="--from-scratch"):
         export_adapter(scratch, tmp_path / "out")
-    # The shipped base is a GPT-2: no engine serves LoRA on it.
+    # A GPT-2 base (the shipped one before the Llama base): no engine serves LoRA on it.
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(gpt2)
     with pytest.raises(AdapterError, match="GPT2LMHeadModel"):
+        adapter._check_same_shape(lora_double, gpt2)
+    # The shipped base is a Llama: the architecture check lets it through (its shapes differ from the toy's).
+    assert SHIPPED is not None
+    with pytest.raises(AdapterError, match="not shaped like its base"):
         adapter._check_same_shape(lora_double, SHIPPED)
     # A base that moved: say where it is now; a different base: refused.
     moved = tmp_path / "moved"

@@ -955,6 +955,35 @@ def test_a_lora_finetune_from_the_base_exports_plain_weights(base: Path, dataset
     )
 
 
+def test_base_score_measures_a_base_as_its_manifest_and_a_double_beside_it(
+    base: Path, base_corpus: Path, full_double: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["base", "score", str(base_corpus), str(base), str(full_double), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    scored = [json.loads(line) for line in out.splitlines()]
+    assert [row["model"] for row in scored] == [str(base), str(full_double)]
+    recorded = read_json(base / "manifest.json")["bits_per_byte"]
+    # The same measure as pretraining's step 4, on the same held-out file; the saved weights are bf16, the ones
+    # pretraining measured were fp32, hence the tolerance.
+    assert scored[0]["bits_per_byte"] == pytest.approx(recorded["bits_per_byte"], rel=0.02)
+    assert scored[0]["bytes"] <= recorded["bytes"] and scored[0]["tokens"] % BLOCK == 0
+    assert math.isfinite(scored[1]["bits_per_byte"]) and scored[1]["bits_per_byte"] != scored[0]["bits_per_byte"]
+
+
+def test_base_score_on_a_corpus_without_held_out_files_exits_2(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src.py"
+    src.write_text("def f():\n    return 1\n", encoding="utf-8")
+    name = next(f"kept/mod_{i}.py" for i in range(1000) if not held_for_validation(f"kept/mod_{i}.py"))
+    out = tmp_path / "corpus"
+    corpus.build([Source("one", "1.0", "python-distribution", Licence("MIT", "License", True), ((name, src),))], out)
+    code = cli.main(["base", "score", str(out), str(base)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no held-out file" in err and str(out) in err
+
+
 # --- 9. the command line -----------------------------------------------------------------------------------
 
 
@@ -1058,6 +1087,16 @@ def test_the_installed_package_ships_its_base() -> None:
     assert manifest["prompt_format"] == prompt.PROMPT_FORMAT_VERSION
     assert (found / "model.safetensors").stat().st_size <= 64 * 1024 * 1024
     assert not [p for p in found.rglob("*") if p.suffix in PICKLE_SUFFIXES]
+    # The Llama base pretrained on a GPU (issue 12), with the record of how: tokens seen, bits per byte on
+    # held-out corpus files, the corpus's hash, the command and the device.
+    assert read_json(found / "config.json")["architectures"] == ["LlamaForCausalLM"]
+    assert manifest["config"]["architecture"] == "LlamaForCausalLM"
+    assert manifest["training"]["device"] == "cuda" and manifest["training"]["device_name"]
+    assert manifest["training"]["tokens_seen"] >= 20 * manifest["config"]["parameters"] * 0.9
+    assert 0 < manifest["bits_per_byte"]["bits_per_byte"] < 1.0
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["corpus"]["sha256"])
+    assert manifest["command"].startswith("codedouble base train ") and "--device cuda" in manifest["command"]
+    assert read_json(found / "corpus-manifest.json")["sha256"] == manifest["corpus"]["sha256"]
     model = engines.load_model(found)
     assert all(model.tokenizer.convert_tokens_to_ids(t) is not None for t in prompt.SPECIAL_TOKENS)
 

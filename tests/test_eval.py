@@ -871,6 +871,17 @@ def test_cli_eval_refuses_a_double_of_another_prompt_format(
     assert "prompt format 1" in err and "train the double again" in err
 
 
+def test_cli_eval_refuses_a_double_of_an_older_artifact_format(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = copy_artifact(world, tmp_path / "double")
+    manifest = read_json(artifact / "manifest.json")
+    manifest["artifact_format"] = 1  # the GPT-2 era's doubles
+    (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    err = expect_exit_2(["eval", str(artifact), "--report", str(tmp_path / "r"), "--quiet"], capsys)
+    assert "artifact format 1" in err and "older codedouble" in err and "train the double again" in err
+
+
 def test_cli_eval_with_damaged_weights_names_the_problem(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -67,9 +67,11 @@ def _short_completions(monkeypatch: pytest.MonkeyPatch) -> None:
 def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, one_torch_thread
 ) -> tuple[Neural, Neural]:
-    """The same model twice: one keeps its cache across requests, the other computes every prompt afresh."""
+    """The same model twice: one keeps its cache across requests, the other computes every prompt afresh. In
+    fp32: int8 quantises activations per call, so a prompt fed whole or in pieces gives slightly different
+    numbers (test_int8_* below), and these tests are about the cache, which must be exact."""
     folder = save_model(tmp_path_factory.mktemp(request.param), request.param)
-    reusing, fresh = Neural(folder), Neural(folder)
+    reusing, fresh = Neural(folder, runtime="fp32"), Neural(folder, runtime="fp32")
     fresh.reuse = False
     return reusing, fresh
 
@@ -276,3 +278,28 @@ def test_the_decoder_stops_a_loop_and_drops_its_tail(pair: tuple[Neural, Neural]
         assert fresh.model.calls == 1 + neural_module.REPEATS * len(loop)  # stopped at the third copy, not at 32
     finally:
         fresh.model = real
+
+
+# --- the int8 runtime ----------------------------------------------------------------------------------------
+
+
+def test_int8_is_the_default_runtime_and_quantises_every_linear_layer(tmp_path: Path, one_torch_thread) -> None:
+    folder = save_model(tmp_path / "llama", "llama")
+    served = Neural(folder)
+    assert served.runtime == neural_module.RUNTIME == "int8"
+    layers = [m for m in served.model.modules() if isinstance(m, torch.nn.Linear)]
+    quantised = [m for m in served.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert quantised and not [m for m in layers if type(m) is torch.nn.Linear]
+    assert isinstance(served.complete(at(SOURCE, SOURCE.index("    return total") + 8)), str)
+    with pytest.raises(ValueError, match="fp16"):
+        Neural(folder, runtime="fp16")
+
+
+def test_int8_scores_code_as_fp32_does_on_the_shipped_base(one_torch_thread) -> None:
+    """What quantisation may cost: the shipped base's log-probabilities of a few lines, int8 against fp32."""
+    exact, quantised = Neural(TOKENIZER, runtime="fp32"), Neural(TOKENIZER, runtime="int8")
+    request = Request("main.py", "import os\nimport sys\n\n\ndef main():\n    args = sys.", "\n", "line")
+    candidates = ["argv[1:]", "argv", "stdin.read()", "path"]
+    got, expected = quantised.score(request, candidates), exact.score(request, candidates)
+    assert got == pytest.approx(expected, rel=0.15, abs=0.3)
+    assert max(range(4), key=got.__getitem__) == max(range(4), key=expected.__getitem__) == 0

@@ -462,6 +462,12 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "parent, and engine/ngram/bm25 are also scored without it)",
     )
     p.add_argument("--seed", type=int, default=0, help="which samples are drawn (default 0)")
+    p.add_argument(
+        "--runtime",
+        choices=["int8", "fp32"],
+        help="how the models' weights run (default int8, as the server runs them; fp32 shows what the "
+        "quantisation costs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_eval)
 
@@ -478,6 +484,10 @@ def _run_eval(args: argparse.Namespace) -> int:
         if artifact is None:
             raise EvalError(f"{args.repo} has no trained double yet; run `codedouble train` first")
 
+    if args.runtime is not None:
+        from codedouble.server.engine import neural
+
+        neural.RUNTIME = args.runtime  # every model the evaluation loads (double, base, --compare) runs so
     base = None if args.no_base else args.base or shipped_base()
     options = EvalOptions(
         compare=tuple(args.compare),
@@ -518,6 +528,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         metavar="[HOST:]PORT",
         help=f"listen on this address instead of stdio (HOST defaults to {LOOPBACK}: this machine only)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=["int8", "fp32"],
+        help="how the model's weights run on this machine (default int8: about twice as fast on a CPU; fp32 runs "
+        "them as saved)",
+    )
     remote = p.add_argument_group(
         "a remote engine (docs/serving.md)",
         "The model part runs on an engine serving your double as a LoRA adapter; n-gram, retrieval and abstention "
@@ -550,6 +566,10 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     flags = {"backend": args.backend, "url": args.url, "model": args.model, "apiKeyEnv": args.api_key_env}
     flags["timeoutMs"] = args.timeout_ms
+    if args.runtime is not None:
+        from codedouble.server.engine import neural
+
+        neural.RUNTIME = args.runtime  # every double this server loads, and reloads, runs so
     serve(tcp=args.tcp, artifact=args.artifact, settings={k: v for k, v in flags.items() if v is not None})
     return 0
 

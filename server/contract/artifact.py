@@ -21,7 +21,9 @@ from typing import Any
 from codedouble.server.contract import atomic
 from codedouble.server.contract.errors import CodedoubleError
 
-ARTIFACT_FORMAT = 1
+# 2: doubles fine-tuned from the Llama base (LlamaForCausalLM, 1,024-token context); 1 was the GPT-2 era. A double
+# of another format still loads in transformers, but export, update and the serving budgets assume this one.
+ARTIFACT_FORMAT = 2
 MANIFEST = "manifest.json"
 CURRENT = "current"  # file in a repository's doubles folder naming its newest artifact
 
@@ -150,10 +152,14 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
-    if (
-        not isinstance(manifest, dict)
-        or manifest.get("tool") != "codedouble"
-        or manifest.get("artifact_format") != ARTIFACT_FORMAT
-    ):
+    if not isinstance(manifest, dict) or manifest.get("tool") != "codedouble":
         raise ArtifactError(f"{artifact} is not a codedouble artifact of format {ARTIFACT_FORMAT}")
+    found = manifest.get("artifact_format")
+    if found != ARTIFACT_FORMAT:
+        older = isinstance(found, int) and found < ARTIFACT_FORMAT
+        raise ArtifactError(
+            f"{artifact} is a double of artifact format {found}, made by "
+            f"{'an older' if older else 'another'} codedouble; this one reads format {ARTIFACT_FORMAT}: "
+            "train the double again (`codedouble train`)"
+        )
     return manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,15 @@ LONGEST_REPEAT = 40  # characters in the repeated unit
 # time and `before + text` was copied at every new token, so a long periodic line (a 1 MB `abab…` literal)
 # cost seconds per completion; a run longer than this is counted as this long.
 REPEAT_WINDOW = 4096
+# Tokens of prompt at most. The window is the definition around the cursor, rarely longer: on this repository's
+# one-line requests a 992-token budget gave a median prompt of 309 tokens against 250 at 512, and cost 24-63 %
+# more time at p95 (README "Sizes, measured on 2 cores").
+PROMPT_LIMIT = 512
+# How the weights run: "int8" quantises the Linear layers' weights to int8 and their activations per call
+# (torch dynamic quantisation); "fp32" runs them as saved. Chosen by measurement (README "Serving the Llama
+# base"): the same eval both ways, and the latency through the LSP pipe.
+RUNTIMES = ("fp32", "int8")
+RUNTIME = "int8"
 
 
 def repetition_cut(before: str, text: str, document: tuple[str, ...] = ()) -> str | None:
@@ -80,8 +90,12 @@ class Neural:
     name = "model"
     description = "the double's model alone (fill-in-the-middle, greedy)"
 
-    def __init__(self, artifact: Path, threads: int | None = None) -> None:
+    def __init__(self, artifact: Path, threads: int | None = None, runtime: str | None = None) -> None:
         from transformers.utils import logging as hf_logging
+
+        runtime = runtime or RUNTIME
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
 
         if threads:
             torch.set_num_threads(threads)
@@ -90,6 +104,14 @@ class Neural:
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(artifact, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(artifact, local_files_only=True, dtype=torch.float32)
         self.model.eval()
+        self.runtime = runtime
+        if runtime == "int8":
+            # The safetensors file stays the record; the quantised layers are made from it at load (under a
+            # second). torch 2.13 marks torch.ao's eager quantisation deprecated in favour of torchao (not a
+            # dependency); constraints.txt pins torch, and its warnings are noise in a server's log.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         config = self.model.config
         self.context = int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 512))
         eos = self.model.generation_config.eos_token_id
@@ -97,7 +119,7 @@ class Neural:
         # Any of the prompt format's markers ends a completion: none of them is code.
         self.eos.update(int(self.tokenizer.convert_tokens_to_ids(t)) for t in prompt.SPECIAL_TOKENS)
         self.token_strings = [self.tokenizer.decode([i]) for i in range(len(self.tokenizer))]
-        self.prompt_limit = self.context  # tokens of prompt at most (a serving trade: prefill time against context)
+        self.prompt_limit = min(self.context, PROMPT_LIMIT)  # a serving trade: prefill time against context
         self.reuse = True  # keep the key-value cache of the last prompt for the next request
         # One slot: (the token ids the cache holds, the cache). The server computes on one thread; a second
         # thread finding the slot taken computes from scratch, so the lock is held only to take or put it.

@@ -124,6 +124,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(run=_run_train)
 
+    s = steps.add_parser(
+        "score",
+        help="bits per byte of bases and doubles on a corpus's held-out files",
+        description="Score each MODEL_DIR (a base or a double) on CORPUS_DIR's held-out files (one in 100 by "
+        "path hash, never pretrained on), as the base's manifest measures it: a double should not score worse "
+        "than its base on code in general.",
+    )
+    s.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
+    s.add_argument("models", type=Path, nargs="+", metavar="MODEL_DIR")
+    s.add_argument("--max-mb", type=float, metavar="N", help="score on the first N MB of held-out code (default all)")
+    s.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
+    s.set_defaults(run=_run_score)
+
 
 def _run_corpus(args: argparse.Namespace) -> int:
     import re
@@ -198,4 +211,23 @@ def _run_train(args: argparse.Namespace) -> int:
         f"files → {result.base}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from codedouble.trainer.base.score import held_out_texts, score
+
+    texts = held_out_texts(args.corpus, None if args.max_mb is None else int(args.max_mb * 1_000_000))
+    for model in args.models:
+        result = score(model, texts)
+        if args.json:
+            print(json.dumps(asdict(result)))
+        else:
+            print(
+                f"{result.bits_per_byte:.4f} bits per byte  {result.nats_per_token:.4f} nats per token  "
+                f"{result.tokens:,} tokens  {result.bytes:,} bytes  {model}"
+            )
     return 0

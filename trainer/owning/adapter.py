@@ -168,8 +168,8 @@ def _check_same_shape(folder: Path, base: Path) -> None:
         architectures = ", ".join(base_config.get("architectures") or [str(kind)])
         raise AdapterError(
             f"the base {base} is {architectures}: multi-LoRA engines serve LoRA for Llama-architecture bases "
-            "(vLLM refuses GPT2LMHeadModel, and its projections are not q_proj…down_proj). Train the double on a "
-            "Llama base (`codedouble base train --size llama-16m`, then `codedouble train --base PATH`)"
+            "(vLLM refuses GPT2LMHeadModel, and its projections are not q_proj…down_proj). Train the double again "
+            "on the shipped Llama base (`codedouble train`, without --base)"
         )
     for key in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads"):
         if double_config.get(key) != base_config.get(key):

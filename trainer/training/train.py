@@ -318,6 +318,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     },
                     "training": {
                         **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                        # A base's own size and vocabulary are what was trained, not the from-scratch defaults.
+                        **({"size": None, "vocab_size": len(tokenizer)} if base is not None else {}),
                         "learning_rate": learning_rate,
                         "steps_done": fitted.steps,
                         "train_tokens": len(stream),
