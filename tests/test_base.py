@@ -38,7 +38,7 @@ from codedouble.trainer.base.licenses import Licence
 from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
-from codedouble.trainer.training.train import train
+from codedouble.trainer.training.train import TrainError, train
 from conftest import GitRepo, isolate_git
 
 PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
@@ -926,6 +926,26 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     assert identity["shipped"] is False
     assert identity["corpus_sha256"] == read_json(base / "manifest.json")["corpus"]["sha256"]
     assert training["learning_rate"] == 1e-3  # a full fine-tune's default, not from scratch's
+    # General code rehearsed beside the history (trainer/training/rehearsal.py), and said so.
+    assert training["rehearsal"]["share"] == 0.25 and training["rehearsal"]["chars"] > 0
+    assert training["rehearsal"]["source"].startswith("python-stdlib ")
+    assert training["size"] is None and training["vocab_size"] == len(AutoTokenizer.from_pretrained(base))
+
+
+def test_a_double_from_scratch_rehearses_nothing_and_a_whole_share_is_refused(
+    dataset_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scratch"
+    train(dataset_dir, replace(TINY, out=out, steps=1), progress=False)
+    assert read_json(out / "manifest.json")["training"]["rehearsal"] == {
+        "share": 0.0,
+        "chars": 0,
+        "files": 0,
+        "source": "",
+    }
+    with pytest.raises(TrainError, match="--rehearsal 1.0"):
+        train(dataset_dir, replace(TINY, out=tmp_path / "all", rehearsal=1.0), progress=False)
+    assert not (tmp_path / "all").exists()
 
 
 def test_a_lora_finetune_from_the_base_exports_plain_weights(base: Path, dataset_dir: Path, tmp_path: Path) -> None:

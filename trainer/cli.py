@@ -144,6 +144,14 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="how a base is adapted (default: full for the shipped base, lora for --base)",
     )
     p.add_argument("--lora-rank", type=int, default=8, metavar="R")
+    p.add_argument(
+        "--rehearsal",
+        type=float,
+        default=0.25,
+        metavar="SHARE",
+        help="share of general code (this Python's standard library) mixed into a base's fine-tune so that it "
+        "keeps what the base knows (default 0.25; 0: your history alone)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
     p.add_argument("--seed", type=int, default=0)
@@ -187,6 +195,7 @@ def _run_train(args: argparse.Namespace) -> int:
         from_scratch=args.from_scratch,
         finetune=args.finetune,
         lora_rank=args.lora_rank,
+        rehearsal=args.rehearsal,
         device=args.device,
         resume=args.resume,
         seed=args.seed,

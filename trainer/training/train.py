@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -29,7 +30,16 @@ from codedouble.trainer.evaluation import replay
 from codedouble.trainer.mining import dataset, repositories
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.snippets import mine as snippet_mining
-from codedouble.trainer.training import abstention, bodies, checkpoint, commit_index, edit_patterns, loop, module_level
+from codedouble.trainer.training import (
+    abstention,
+    bodies,
+    checkpoint,
+    commit_index,
+    edit_patterns,
+    loop,
+    module_level,
+    rehearsal,
+)
 from codedouble.trainer.training.examples import ExampleMix, corpus_snippets, examples
 from codedouble.trainer.training.model import ModelSize, from_scratch, load_base, parameter_count, with_lora
 from codedouble.trainer.training.split import (
@@ -67,6 +77,7 @@ class TrainOptions:
     from_scratch: bool = False  # no base: a fresh model and the engineer's own tokenizer
     finetune: str | None = None  # full or lora; default full for the shipped base, lora for --base
     lora_rank: int = 8
+    rehearsal: float = rehearsal.SHARE  # share of general code in a base's fine-tune (0: the history alone)
     device: str = "auto"
     resume: bool = False
     seed: int = 0
@@ -167,6 +178,8 @@ def _note_data_seen(work: Path, forgotten: list[tombstones.Tombstone], run: loop
 def train(dataset_dir: Path, opts: TrainOptions, progress: bool = True) -> TrainResult:
     if not 0 <= opts.heldout_fraction < 1:
         raise TrainError(f"--heldout {opts.heldout_fraction}: the held-out fraction must be at least 0 and below 1")
+    if not 0 <= opts.rehearsal < 1:
+        raise TrainError(f"--rehearsal {opts.rehearsal}: the share of general code must be at least 0 and below 1")
     loop.quiet_transformers()
     started = time.monotonic()
     with loop.started(opts.device) as run:
@@ -216,6 +229,12 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         # The model's context is the block it trains on: RoPE positions it never saw would serve badly.
         size = replace(opts.size, context=min(opts.size.context, opts.block_size))
         model = from_scratch(size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
+    # General code rehearsed beside the engineer's, so that fine-tuning adds to the base and does not overwrite
+    # it (trainer/training/rehearsal.py); a model from scratch has nothing to keep.
+    rehearsed = rehearsal.texts(opts.rehearsal if base is not None else 0.0, sum(map(len, texts)), opts.seed)
+    if rehearsed.texts:
+        texts = [*texts, *rehearsed.texts]
+        random.Random(opts.seed).shuffle(texts)
     stream = loop.token_stream(tokenizer, texts)
     val_stream = loop.token_stream(tokenizer, val_texts)
     block = min(opts.block_size, getattr(model.config, "max_position_embeddings", opts.block_size))
@@ -328,6 +347,7 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                         "world_size": run.world_size,
                         "base": base_identity(base) if base else None,
                         "finetune": method,
+                        "rehearsal": rehearsed.to_dict(opts.rehearsal if base is not None else 0.0),
                     },
                     "validation_loss": fitted.best_validation_loss,
                     "abstention": tuned.to_dict() if tuned is not None else None,
