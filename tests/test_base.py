@@ -925,7 +925,7 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     assert identity["sha256"] == sha256_file(base / "model.safetensors")
     assert identity["shipped"] is False
     assert identity["corpus_sha256"] == read_json(base / "manifest.json")["corpus"]["sha256"]
-    assert training["learning_rate"] == 1e-3  # a full fine-tune's default, not from scratch's
+    assert training["learning_rate"] == 2e-4  # a full fine-tune's default, not from scratch's
     # General code rehearsed beside the history (trainer/training/rehearsal.py), and said so.
     assert training["rehearsal"]["share"] == 0.25 and training["rehearsal"]["chars"] > 0
     assert training["rehearsal"]["source"].startswith("python-stdlib ")

@@ -119,7 +119,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--learning-rate",
         type=float,
         metavar="LR",
-        help="peak learning rate (default 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA)",
+        help="peak learning rate (default 2e-3 from scratch, 2e-4 full fine-tune, 5e-4 LoRA)",
     )
     p.add_argument(
         "--heldout",

@@ -65,7 +65,7 @@ class TrainOptions:
     minutes: float | None = None  # wall-clock budget; with neither set, 10 minutes
     batch_size: int = 8
     block_size: int = 256
-    learning_rate: float | None = None  # default: 2e-3 from scratch, 1e-3 full fine-tune, 5e-4 LoRA
+    learning_rate: float | None = None  # default: 2e-3 from scratch, 2e-4 full fine-tune, 5e-4 LoRA
     warmup_steps: int = 20
     eval_every: int = 50
     eval_batches: int = 8
@@ -250,7 +250,9 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
         val_stream = stream  # a history this short has no newer commits to spare: validate on training text
 
     # 3. The loop, shared with the base's pretraining; the model comes back with the best weights.
-    learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4 if method == "lora" else 1e-3)
+    # A full fine-tune at a tenth of the base's pretraining peak (2e-3): on rich, 2e-4 for 365 steps took the
+    # model from 17.5 to 19.5 % next-line EM (README "The Llama base on rich"); 1e-3 was the GPT-2's.
+    learning_rate = opts.learning_rate or (2e-3 if base is None else 5e-4 if method == "lora" else 2e-4)
     loop_opts = loop.options(opts, block_size=block, learning_rate=learning_rate, default_minutes=10.0)
     if not opts.resume:
         _note_data_seen(work, forgotten, run)
