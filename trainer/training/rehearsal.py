@@ -3,7 +3,7 @@ without forgetting code in general.
 
 Fine-tuned on rich's history alone, the shipped base lost a third of its grip on code it never saw: bits per byte
 on held-out standard-library files went from 0.705 to 0.932 (full fine-tune, lr 2e-4, 365 steps) and to 0.799
-(LoRA rank 8, lr 5e-4, 450 steps); README "Fine-tuning that adds". Mixing in text of the kind the base was
+(LoRA rank 8, lr 5e-4, 450 steps); README "The Llama base on rich". Mixing in text of the kind the base was
 pretrained on is the known remedy. The text has to be on the engineer's machine already and free to train on:
 the running Python's standard library is both (PSF-2.0, checked as `codedouble base corpus` checks it) and was
 part of the base's own corpus. Its files the base held out for validation stay out, so `codedouble base score`
@@ -19,8 +19,9 @@ from codedouble.trainer.base import sources
 from codedouble.trainer.base.pretrain import held_out
 from codedouble.trainer.base.texts import plain_texts
 
-# Share of the fine-tune's training text (characters) that is rehearsal. 0.25 kept held-out bits per byte at the
-# base's level on rich while the double still learnt the history (README "Fine-tuning that adds").
+# Share of the fine-tune's training text (characters) that is rehearsal. On rich, 0.25 held held-out Python at
+# 0.743 bits per byte (the base 0.705, the history alone 0.932) and raised the model's next-line EM from 19.5 to
+# 22.0 % (README "The Llama base on rich").
 SHARE = 0.25
 MAX_FILE_CHARS = 200_000  # the corpus's own limit: bigger files are data tables, not code to learn from
 SKIPPED_PARTS = frozenset({"test", "tests", "idlelib", "site-packages"})  # test code, a GUI, other distributions
