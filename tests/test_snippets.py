@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import keyword
 import re
 import shutil
 from dataclasses import dataclass, replace
@@ -127,7 +128,8 @@ def test_escaping_follows_the_lsp_snippet_grammar() -> None:
     assert expand(body, {1: "a"}) == texts[0]
 
 
-NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(lambda s: s not in {"def", "return", "if"})
+# Identifiers only: a keyword (`in`, `is`, `not`…) makes a definition that does not parse, not an occurrence.
+NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(lambda s: not keyword.iskeyword(s))
 VALUES = st.text(alphabet=st.sampled_from(list("ab$}{\\ :%w")), max_size=8)
 
 
