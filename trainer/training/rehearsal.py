@@ -29,13 +29,14 @@ SKIPPED_PARTS = frozenset({"test", "tests", "idlelib", "site-packages"})  # test
 
 @dataclass(frozen=True)
 class Rehearsal:
+    share: float  # as asked for
     texts: tuple[str, ...]
     chars: int
     files: int
     source: str  # name and version of what the texts came from
 
-    def to_dict(self, share: float) -> dict[str, object]:
-        return {"share": share, "chars": self.chars, "files": self.files, "source": self.source}
+    def to_dict(self) -> dict[str, object]:
+        return {"share": self.share, "chars": self.chars, "files": self.files, "source": self.source}
 
 
 def _files() -> tuple[sources.Source, list[tuple[str, str]]]:
@@ -61,10 +62,10 @@ def texts(share: float, personal_chars: int, seed: int) -> Rehearsal:
     whole standard-library files as plain text, in a seeded order, cut at the file that reaches the amount (and
     repeated if the library is smaller than that: a fine-tune sees a small part of its stream in any case)."""
     if share <= 0 or personal_chars <= 0:
-        return Rehearsal((), 0, 0, "")
+        return Rehearsal(share, (), 0, 0, "")
     stdlib, files = _files()
     if not files:
-        return Rehearsal((), 0, 0, "")
+        return Rehearsal(share, (), 0, 0, "")
     wanted = int(personal_chars * share / (1 - share))
     rng = random.Random(seed)
     order = list(range(len(files)))
@@ -80,4 +81,4 @@ def texts(share: float, personal_chars: int, seed: int) -> Rehearsal:
             chars += sum(len(p) for p in pieces)
             if chars >= wanted:
                 break
-    return Rehearsal(tuple(out), chars, len(used), f"{stdlib.name} {stdlib.version}")
+    return Rehearsal(share, tuple(out), chars, len(used), f"{stdlib.name} {stdlib.version}")
