@@ -97,6 +97,63 @@ def test_nothing_is_shown_when_no_system_is_confident_but_a_forced_answer_still_
     assert engine_of(Fixed("ngram", "a()", 0.1), abstention=Abstention()).propose(REQUEST).text == "a()"
 
 
+def test_a_system_whose_calibration_never_reaches_the_threshold_is_not_asked() -> None:
+    capped = Abstention(0.45, {**CALIBRATED.calibrations, "model": Calibration((0.0, 0.3), (0.0, 0.4))})
+    ngram, model, bm25 = Fixed("ngram", "a()", 0.1), Fixed("model", "b()", 0.99), Fixed("bm25", "c()", 0.9)
+    engine = engine_of(ngram, model, bm25, abstention=capped)
+    assert engine.propose(REQUEST) == Proposal("c()", 0.9)
+    assert model.calls == 0  # its best is 0.40 < 0.45: computing it would only cost the editor time
+    assert engine.propose(REQUEST, threshold=0.4).text == "b()" and model.calls == 1  # minConfidence reaches it
+    assert not Abstention().never_shows("model") and not capped.never_shows("snippets")  # unknown: asked
+
+
+AGREEING = Abstention(
+    0.5,
+    {
+        "ngram": Calibration((0.0, 0.8), (0.1, 0.9)),
+        "agree": Calibration((0.0,), (0.8,)),  # two systems landing on the same line: likely right
+        "model": Calibration((0.0,), (0.2,)),  # the model alone never is
+        "bm25": Calibration((0.0,), (0.1,)),
+    },
+)
+
+
+def test_what_the_ngram_and_the_model_agree_on_is_shown_with_the_agreements_confidence() -> None:
+    ngram, model = Fixed("ngram", "total = 0\nnext()", 0.3), Fixed("model", "total = 0  \nother()", 0.01)
+    bm25 = Fixed("bm25", "x()", 0.9)
+    shown = engine_of(ngram, model, bm25, abstention=AGREEING).propose(REQUEST)
+    assert shown == Proposal("total = 0\nnext()", 0.8) and shown.system == "agree"  # the n-gram's text, whole
+    assert bm25.calls == 0
+    disagree = engine_of(ngram, Fixed("model", "total = 1", 0.99), bm25, abstention=AGREEING)
+    assert disagree.propose(REQUEST) == NOTHING  # alone, neither is sure enough, and bm25 never is
+
+
+def test_the_model_is_asked_for_agreement_only_when_the_ngram_has_something() -> None:
+    silent, model = Fixed("ngram", "", 0.0), Fixed("model", "total = 0", 0.9)
+    assert engine_of(silent, model, abstention=AGREEING).propose(REQUEST) == NOTHING
+    assert model.calls == 0  # nothing to agree with, and alone it could never be shown
+
+
+def test_a_double_tuned_before_agreement_never_shows_it() -> None:
+    ngram, model = Fixed("ngram", "total = 0", 0.3), Fixed("model", "total = 0", 0.3)
+    assert engine_of(ngram, model, abstention=CALIBRATED).propose(REQUEST) == NOTHING  # 0.1 each, as before
+
+
+def test_tuning_observes_agreement_and_orders_it_after_the_ngram() -> None:
+    from codedouble.server.engine.abstention import AGREE
+    from codedouble.server.engine.engine import ModelProposer
+    from codedouble.trainer.evaluation.replay import Line
+    from codedouble.trainer.training.abstention import observe
+
+    line = Line("l1", "python", "a.py", "x = 1\n", "total = 0", "\n")
+    ngram, model = Fixed("ngram", "total = 0", 0.3), Fixed("model", "total = 0", 0.02)
+    model.name = ModelProposer.name
+    seen = observe([ngram, model], [line], 60)[0].seen
+    assert seen[0][AGREE] == Seen(0.02, True, False)  # scored by the model's score, right as the n-gram is
+    engine = engine_of(ngram, model, abstention=AGREEING)
+    assert engine.order == ("ngram", AGREE, "model")
+
+
 def test_min_confidence_is_a_setting_from_0_to_1() -> None:
     assert parse({"minConfidence": 0.7})[0].min_confidence == 0.7
     assert parse({"minConfidence": None})[0].min_confidence is None

@@ -3,6 +3,7 @@ prompt gives, the prompt's cut stays put while a line is typed, and a degenerate
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -303,3 +304,26 @@ def test_int8_scores_code_as_fp32_does_on_the_shipped_base(one_torch_thread) -> 
     got, expected = quantised.score(request, candidates), exact.score(request, candidates)
     assert got == pytest.approx(expected, rel=0.15, abs=0.3)
     assert max(range(4), key=got.__getitem__) == max(range(4), key=expected.__getitem__) == 0
+
+
+def test_confirm_agrees_with_generate_on_the_shipped_base(monkeypatch: pytest.MonkeyPatch, one_torch_thread) -> None:
+    """`confirm` is `generate` in one pass: the same line confirmed with the same score, any other refused, and
+    the cache it leaves gives the next completion exactly as a fresh prompt does."""
+    monkeypatch.setattr(neural_module, "LINE_TOKENS", 32)
+    checking, fresh = Neural(TOKENIZER, runtime="fp32"), Neural(TOKENIZER, runtime="fp32")
+    fresh.reuse = False
+    confirmed = 0
+    for cursor in range(SOURCE.index("    value_3 ="), SOURCE.index("    value_3 =") + 60, 3):
+        request = at(SOURCE, cursor)
+        generated = fresh.generate(request)
+        line = generated.text.split("\n", 1)[0]
+        ended = generated.tokens < neural_module.LINE_TOKENS  # it stopped at the end of a line, not the limit
+        score = checking.confirm(request, line)
+        if ended and line.strip():
+            assert score == pytest.approx(math.exp(generated.logprob), rel=1e-3), (request.prefix[-30:], line)
+            confirmed += 1
+        assert checking.confirm(request, line + "x") is None
+        if len(line.rstrip()) > 1:
+            assert checking.confirm(request, line.rstrip()[:-1]) is None
+        assert checking.generate(request).text == generated.text  # the cache confirm kept is exact
+    assert confirmed >= 10

@@ -23,6 +23,12 @@ from typing import Any
 from codedouble.server.contract.errors import CodedoubleError
 
 KEY = "abstention"
+# Not a system but a fact about two: the n-gram and the model propose the same first line. Calibrated on the
+# model's score where they do. On rich's 200 validation lines (6,884 keystrokes) the two agreed at 885
+# keystrokes and were right at 779 of them (88 %), while each alone was right 10-14 % of the time it spoke;
+# showing what they agree on after the n-gram's own confident suggestions raised what tuning saves from 14.7
+# to 18.8 % of characters (two-fold: 14.3 → 17.7 and 19.4 %) at the same precision target.
+AGREE = "agree"
 
 
 class AbstentionError(CodedoubleError):
@@ -96,6 +102,19 @@ class Abstention:
     def shows(self, system: str, raw: float, threshold: float | None = None) -> bool:
         limit = self.threshold if threshold is None else threshold
         return limit is None or self.confidence(system, raw) >= limit
+
+    def calibrates(self, system: str) -> bool:
+        return system in self.calibrations
+
+    def never_shows(self, system: str, threshold: float | None = None) -> bool:
+        """Whether no score of `system` can reach the threshold: its calibration's highest probability is
+        below it. The engine then does not ask it at all (on rich's Llama double the model's top was 0.40
+        against a threshold of 0.45: it was computed at every keystroke and never shown)."""
+        limit = self.threshold if threshold is None else threshold
+        calibration = self.calibrations.get(system)
+        if limit is None or calibration is None:
+            return False
+        return max(calibration.probabilities, default=0.0) < limit
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ from typing import Protocol
 from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.server.engine.abstention import Abstention
+from codedouble.server.engine.abstention import AGREE, Abstention
 from codedouble.server.engine.bodies import Bodies, BodyTuning
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.neural import Generated, Neural
@@ -57,6 +57,23 @@ class ModelProposer:
         generated = self.model.generate(request, cancelled)
         return Proposal(generated.text, math.exp(generated.logprob)) if generated.text else NOTHING
 
+    def confirm(self, request: Request, line: str, cancelled: Callable[[], bool] | None = None) -> float | None:
+        """The model's score for `line` when its own greedy completion is exactly that line, else None: checked
+        in one forward pass where the model runs here (`Neural.confirm`), generated and compared elsewhere."""
+        local = getattr(self.model, "confirm", None)
+        if local is not None:
+            return local(request, line)
+        return confirmed_by_generation(self, request, line, cancelled)
+
+
+def confirmed_by_generation(
+    proposer: Proposer, request: Request, line: str, cancelled: Callable[[], bool] | None = None
+) -> float | None:
+    """`line` confirmed by generating: the proposer's score when its first line is exactly `line`."""
+    proposal = proposer.propose(request, cancelled)
+    same = bool(line.strip()) and proposal.text.split("\n", 1)[0].rstrip() == line.rstrip()
+    return proposal.score if same else None
+
 
 class Combined:
     """The default: the cache n-gram first, the model where the n-gram has no evidence, retrieval last, each
@@ -66,13 +83,18 @@ class Combined:
     their past code completes lines far better than a model small enough for a laptop CPU, and ranking its
     candidate against retrieval's and the model's by the model's likelihood lost exact matches (26 → 21 %
     next-line EM on Textualize/rich). The model earns its place where the n-gram is silent or unsure: a
-    context the engineer never wrote before.
+    context the engineer never wrote before; and as a second opinion: a line the n-gram was unsure of is shown
+    when the model proposes the same one (abstention.AGREE), calibrated like a system of its own.
+
+    A system whose calibration never reaches the threshold is not asked at all (nor the model for agreement
+    when the n-gram has nothing to agree with): its answer could only be thrown away, after costing the
+    editor its latency.
     """
 
     name = "engine"
     description = (
-        "default engine: a retrieved past body where measured better; else the cache n-gram, the model where "
-        "the n-gram has no evidence, then retrieval"
+        "default engine: a retrieved past body where measured better; else the cache n-gram, what it and the "
+        "model agree on, the model where the n-gram has no evidence, then retrieval"
     )
     # No retrieved bodies unless given (an engine assembled from stand-in proposers has none).
     bodies: Bodies | None = None
@@ -92,6 +114,13 @@ class Combined:
         self.proposers: tuple[Proposer, ...] = (ngram, ModelProposer(model), bm25)
         self.bodies = bodies
         self.body_tuning = body_tuning or BodyTuning.default()
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The order `propose` asks in, as tuning simulates it: the n-gram, their agreement, the model, BM25."""
+        names = [p.name for p in self.proposers]
+        at = names.index(CacheNgram.name) + 1 if CacheNgram.name in names else 0
+        return (*names[:at], AGREE, *names[at:])
 
     def retrieved_body(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
         """On a block request, the engineer's most similar past body adapted to the signature, when its
@@ -126,14 +155,38 @@ class Combined:
         body = self.retrieved_body(request, cancelled)
         if body.text and self.body_tuning.shows(body.score, threshold):
             return Proposal(body.text, self.body_tuning.confidence(body.score), system=Bodies.name)
+        # A double tuned before agreement was measured has no calibration for it: never shown.
+        agreement = self.abstention.calibrates(AGREE) and not self.abstention.never_shows(AGREE, threshold)
+        ngram = NOTHING
         for system in self.proposers:
+            if system.name == ModelProposer.name and agreement and ngram.text.strip():
+                score = confirm(system, request, ngram.text.split("\n", 1)[0], cancelled)
+                if score is not None and self.abstention.shows(AGREE, score, threshold):
+                    return Proposal(ngram.text, self.abstention.confidence(AGREE, score), system=AGREE)
+            if self.abstention.never_shows(system.name, threshold):
+                continue  # nothing it could say would be shown: spare the editor its latency
             proposal = system.propose(request, cancelled)
             if cancelled is not None and cancelled():
                 return NOTHING
-            if proposal.text.strip() and self.abstention.shows(system.name, proposal.score, threshold):
+            if not proposal.text.strip():
+                continue
+            if self.abstention.shows(system.name, proposal.score, threshold):
                 confidence = self.abstention.confidence(system.name, proposal.score)
                 return Proposal(proposal.text, confidence, system=system.name)
+            if system.name == CacheNgram.name:
+                ngram = proposal
         return NOTHING
+
+
+def confirm(model: Proposer, request: Request, line: str, cancelled: Callable[[], bool] | None = None) -> float | None:
+    """Whether the model's own first line would be exactly `line` (the n-gram's), with its score: two systems
+    that learned differently landing on the same line are right far more often than either alone
+    (abstention.AGREE). Tuning observes agreement through this same function, so what it calibrates is what
+    the engine scores."""
+    check = getattr(model, "confirm", None)
+    if check is not None:
+        return check(request, line, cancelled)
+    return confirmed_by_generation(model, request, line, cancelled)
 
 
 @dataclass

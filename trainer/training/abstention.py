@@ -23,9 +23,9 @@ from pathlib import Path
 
 from codedouble.server import suggest
 from codedouble.server.contract.corpus import Snippet
-from codedouble.server.engine.abstention import Abstention, Calibration, fit
+from codedouble.server.engine.abstention import AGREE, Abstention, Calibration, fit
 from codedouble.server.engine.document import Request, mode_at
-from codedouble.server.engine.engine import Combined, Proposer
+from codedouble.server.engine.engine import Combined, ModelProposer, Proposer, confirm
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
@@ -83,17 +83,37 @@ def observe(
             mode = mode_at(prefix, line.language)
             rest = line.typed[typed:]
             here: dict[str, Seen | None] = {}
+            request = Request(line.path, prefix, suffix, mode, workspace)
+            raw: dict[str, str] = {}
             for proposer in proposers:
-                proposal = proposer.propose(Request(line.path, prefix, suffix, mode, workspace))
+                proposal = proposer.propose(request)
+                raw[proposer.name] = proposal.text
                 first = suggest.tidy(proposal.text, prefix, suffix, mode, 1).split("\n", 1)[0].rstrip()
                 before = previous.get(proposer.name, "")
                 continues = bool(before) and typed > 0 and before[0] == line.typed[typed - 1] and before[1:] == first
                 here[proposer.name] = Seen(proposal.score, first == rest, continues) if first else None
                 previous[proposer.name] = first
+            here[AGREE] = _agreement(proposers, request, here, raw)
             rests.append(len(rest))
             seen.append(here)
         out.append(Typing(tuple(rests), tuple(seen)))
     return out
+
+
+def _agreement(
+    proposers: Sequence[Proposer], request: Request, here: dict[str, Seen | None], raw: dict[str, str]
+) -> Seen | None:
+    """The model confirming the n-gram's first line, scored as the engine scores it (`engine.confirm`); right
+    when the n-gram is, and typed into when both suggestions were."""
+    ngram = here.get(CacheNgram.name)
+    model = next((p for p in proposers if p.name == ModelProposer.name), None)
+    if ngram is None or model is None:
+        return None
+    score = confirm(model, request, raw[CacheNgram.name].split("\n", 1)[0])
+    if score is None:
+        return None
+    typed_into = here.get(ModelProposer.name)
+    return Seen(score, ngram.right, ngram.continues and typed_into is not None and typed_into.continues)
 
 
 def simulate(
@@ -199,7 +219,7 @@ def tune_artifact(
     texts, languages = [s.text for s in snippets], [s.language for s in snippets]
     ngram = CacheNgram(texts, languages)
     engine = Combined(Neural(folder, threads), ngram, Bm25Lines(texts, languages, [s.kind for s in snippets]))
-    order = [p.name for p in engine.proposers]
+    order = list(engine.order)
     if not workspace:
         return tune(observe(engine.proposers, lines, seconds), order)
     with RepositoryWorkspaces() as workspaces:
