@@ -134,6 +134,23 @@ def test_the_model_is_asked_for_agreement_only_when_the_ngram_has_something() ->
     assert model.calls == 0  # nothing to agree with, and alone it could never be shown
 
 
+def test_an_ngram_never_confident_alone_is_still_asked_for_the_model_to_confirm() -> None:
+    """This repository's double: the n-gram alone tops out at 0.17, the model at 0.21, their agreement at 0.83."""
+    quiet_alone = Abstention(
+        0.4,
+        {
+            "ngram": Calibration((0.0,), (0.17,)),
+            "agree": Calibration((0.0,), (0.83,)),
+            "model": Calibration((0.0,), (0.21,)),
+            "bm25": Calibration((0.0,), (0.03,)),
+        },
+    )
+    ngram, model, bm25 = Fixed("ngram", "total = 0", 0.9), Fixed("model", "total = 0", 0.5), Fixed("bm25", "x", 9.0)
+    assert engine_of(ngram, model, bm25, abstention=quiet_alone).propose(REQUEST) == Proposal("total = 0", 0.83)
+    assert bm25.calls == 0
+    assert engine_of(ngram, Fixed("model", "total = 1", 0.5), bm25, abstention=quiet_alone).propose(REQUEST) == NOTHING
+
+
 def test_a_double_tuned_before_agreement_never_shows_it() -> None:
     ngram, model = Fixed("ngram", "total = 0", 0.3), Fixed("model", "total = 0", 0.3)
     assert engine_of(ngram, model, abstention=CALIBRATED).propose(REQUEST) == NOTHING  # 0.1 each, as before

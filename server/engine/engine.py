@@ -163,7 +163,8 @@ class Combined:
                 score = confirm(system, request, ngram.text.split("\n", 1)[0], cancelled)
                 if score is not None and self.abstention.shows(AGREE, score, threshold):
                     return Proposal(ngram.text, self.abstention.confidence(AGREE, score), system=AGREE)
-            if self.abstention.never_shows(system.name, threshold):
+            asked_for_agreement = agreement and system.name == CacheNgram.name  # the line the model may confirm
+            if self.abstention.never_shows(system.name, threshold) and not asked_for_agreement:
                 continue  # nothing it could say would be shown: spare the editor its latency
             proposal = system.propose(request, cancelled)
             if cancelled is not None and cancelled():
