@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test lint format bench fuzz-bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
+.PHONY: demo test lint format llama-cpp bench fuzz-bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -34,7 +34,13 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint editors/vscode/node_modules/.installed
+# llama.cpp's own server and GGUF converters, for the end-to-end test against a real engine
+# (tests/test_llama_cpp.py): built once into .codedouble/llama.cpp from the source pinned in scripts/llama_cpp.txt,
+# about 4 minutes on 2 cores. Without cmake or a C++ compiler it says so and the test skips (under CI it fails).
+llama-cpp: $(VENV)/.installed
+	PY=$(PY) scripts/llama_cpp.sh .codedouble/llama.cpp
+
+test: lint editors/vscode/node_modules/.installed llama-cpp
 	$(VENV)/bin/pytest -q -n auto
 
 bench: $(VENV)/.installed

@@ -1,6 +1,6 @@
 """End-to-end latency of `codedouble serve`: typing replayed through the real LSP pipe.
 
-    python benchmarks/lsp_latency.py ARTIFACT_DIR [--lines N] [--seed S]
+    python benchmarks/lsp_latency.py ARTIFACT_DIR [--lines N] [--seed S] [--backend KIND --url URL]
 
 Takes next-line samples from the artifact's held-out commits (the files as they were at that commit), opens
 each file in a server subprocess over stdio with the line removed, then types the line character by
@@ -8,7 +8,8 @@ character: a `textDocument/didChange` and a `textDocument/inlineCompletion` per 
 before the next (debounce 0, so the figures are the server's own time). Prints latency p50/p95 per
 request from send to answer, the share answered from the typed-ahead and prompt caches, and the server's
 peak RSS. Baseline in the same run: the round trip of a `codedouble/status` request (the pipe and
-pygls alone), so the ratio shows what completion adds.
+pygls alone), so the ratio shows what completion adds. With `--backend`, the server's model part runs on
+that engine (`codedouble serve --backend`), e.g. llama.cpp's `llama-server` serving the double's GGUF export.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from codedouble.trainer.evaluation.run import _heldout
 class Client:
     """A minimal LSP client over the server's stdio: requests are answered one at a time, in order."""
 
-    def __init__(self, artifact: Path, cwd: Path | None = None, runtime: str | None = None) -> None:
+    def __init__(
+        self, artifact: Path, cwd: Path | None = None, runtime: str | None = None, server_args: list[str] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "codedouble.trainer.cli", "serve", "--artifact", str(artifact)]
-            + (["--runtime", runtime] if runtime else []),
+            + (["--runtime", runtime] if runtime else [])
+            + (server_args or []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -88,12 +92,17 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=30, help="held-out lines to type (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runtime", choices=["int8", "fp32"], help="the server's --runtime (default: its own)")
+    parser.add_argument("--backend", choices=["openai", "llama.cpp"], help="the server's --backend (default: local)")
+    parser.add_argument("--url", help="the engine's URL, with --backend")
     args = parser.parse_args()
+    if bool(args.backend) != bool(args.url):
+        parser.error("--backend and --url go together")
+    server_args = ["--backend", args.backend, "--url", args.url] if args.backend else []
 
     manifest = read_manifest(args.artifact)
     records, _, _ = _heldout(args.artifact, manifest)
     samples = [s for s in tasks.sample(records, args.lines, 0, args.seed) if s.task == "line"]
-    client = Client(args.artifact, runtime=args.runtime)
+    client = Client(args.artifact, runtime=args.runtime, server_args=server_args)
     client.request(
         "initialize",
         {"processId": None, "rootUri": None, "capabilities": {}, "initializationOptions": {"debounceMs": 0}},

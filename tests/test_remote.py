@@ -1,5 +1,5 @@
 """The model on a remote engine (server/engine/remote.py), checked against a small fake engine written here
-with http.server: real HTTP on loopback, an OpenAI-compatible `/v1/completions` and llama.cpp's `/infill`.
+with http.server: real HTTP on loopback, an OpenAI-compatible `/v1/completions` and llama.cpp's `/completion`.
 
 First the client alone (prompt rendering, stop sequences, timeouts, cancellation, bad answers, health), then
 the real `codedouble serve` subprocess pointed at the fake engine, and at no engine at all: completions
@@ -43,10 +43,13 @@ from codedouble.server import options as opts
 from codedouble.server.contract import prompt
 from codedouble.server.engine import remote
 from codedouble.server.engine.document import Request, window
+from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.remote import Backend, BackendError, RemoteModel
+from codedouble.trainer.base.shipped import shipped_base
 
 LOOPBACK = "127.0.0.1"
 BODY = "def unrelated(values):\n    "  # a body to write
+SHIPPED = shipped_base()
 # A language the engineer never wrote: the n-gram and retrieval are silent, only the model can answer.
 GO = "package app\n\nfunc unrelated(values []int) int {\n\treturn "
 
@@ -95,7 +98,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
         if engine.raw is not None:
             payload = engine.raw
-        elif self.path.endswith("/infill"):
+        elif self.path.endswith("/completion"):
             steps = [{"logprob": v} for v in engine.logprobs or []]
             payload = json.dumps({"content": engine.text, "completion_probabilities": steps, "stop": True}).encode()
         else:
@@ -175,18 +178,52 @@ def test_the_api_key_comes_from_the_named_environment_variable(
         RemoteModel(Backend("openai", fake.url, "alice", "TEAM_ENGINE_KEY"))
 
 
-def test_llama_cpp_infill_gets_the_same_prompt_in_its_own_fields(fake: FakeEngine) -> None:
+def test_llama_cpp_gets_the_same_prompt_on_its_native_endpoint(fake: FakeEngine) -> None:
     fake.engine.text = "path.sep\n"
     got = RemoteModel(Backend("llama.cpp", fake.url, timeout_ms=5000)).generate(LINE)
     assert got.text == "path.sep" and math.isclose(got.logprob, -0.03)
-    [seen] = fake.engine.requests
-    assert seen["path"] == "/infill"
+    RemoteModel(Backend("openai", fake.url, timeout_ms=5000)).generate(LINE)
+    [seen, openai] = fake.engine.requests
+    assert seen["path"] == "/completion"  # not /infill, which lays the prompt out otherwise (remote.llama_cpp_body)
     body = seen["body"]
-    ctx, before, after = window(LINE)
-    # FIM_PRE "" FIM_SUF suffix FIM_MID prompt: the double's suffix-prefix-middle order.
-    assert (body["input_prefix"], body["input_suffix"], body["prompt"]) == ("", after, before)
-    assert body["input_extra"] == [{"filename": "app/util.py", "text": "import os"}]
-    assert body["n_predict"] == 32 and body["stop"][0] == "\n" and body["cache_prompt"] is True
+    assert body["prompt"] == openai["body"]["prompt"]
+    assert body["n_predict"] == 32 and body["stop"][0] == "\n" and body["n_probs"] == 1 and body["cache_prompt"]
+
+
+def test_with_the_doubles_tokenizer_the_engine_gets_the_local_models_prompt(fake: FakeEngine) -> None:
+    """The prompt is cut by tokens as the local model cuts it (fim.py), so a long file stays inside the model's
+    context and the engine sees what the double was tuned with, less the healed token."""
+    assert SHIPPED is not None
+    model = RemoteModel(Backend("openai", fake.url, timeout_ms=5000), SHIPPED)
+    local = Neural(SHIPPED, runtime="fp32")
+    long_file = "".join(f"def f{i}(values):\n    return [v * {i} for v in values if v]\n\n" for i in range(400))
+    for request in (LINE, BLOCK, Request("app/long.py", long_file + "def g(x):\n    y = x.", "\n", "line")):
+        ids, healed = local.prompt_ids(request, local._new_tokens(request))
+        sent, left_off = model.prompt(request)
+        assert left_off == healed and healed  # a body's "\n    " too: only a line stops at a newline
+        assert sent == local.tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+        assert len(local._encode(sent)) <= local.budget(local._new_tokens(request))
+        assert (sent + healed).endswith(request.prefix[-12:])
+    model.generate(LINE)
+    assert fake.engine.requests[0]["body"]["prompt"] == model.prompt(LINE)[0]
+
+
+def test_the_engines_answer_must_extend_the_healed_token(fake: FakeEngine) -> None:
+    """Left off the prompt, the prefix's last token must begin the engine's answer, which is shown without it;
+    an answer that does not begin with it contradicts what the engineer typed and is none."""
+    assert SHIPPED is not None
+    model = RemoteModel(Backend("llama.cpp", fake.url, timeout_ms=5000), SHIPPED)
+    healed = model.prompt(LINE)[1]
+    assert LINE.prefix.endswith(healed) and healed
+    fake.engine.text = f"{healed}path.sep\n"
+    assert model.generate(LINE).text == "path.sep"
+    fake.engine.text = "unrelated\n"
+    got = model.generate(LINE)
+    assert got.text == "" and got.logprob == -math.inf
+    # At a line start the healed token holds the newline: it stays in the prompt, or the stop would end the line.
+    fresh = Request("app/util.py", "import os\n\n\ndef here():\n", "", "line")
+    sent, healed = model.prompt(fresh)
+    assert healed == "" and sent.endswith("def here():\n")
 
 
 def test_a_slow_engine_times_out_and_then_rests(fake: FakeEngine) -> None:
@@ -240,7 +277,14 @@ def test_a_bad_answer_is_no_suggestion_and_named_in_the_health(
 
 def test_an_answer_without_logprobs_scores_zero() -> None:
     assert remote.parse_openai({"choices": [{"text": "x", "logprobs": None}]}) == ("x", None)
-    assert remote.parse_infill({"content": "x", "completion_probabilities": [{"probs": [{"prob": 0.5}]}]}) == (
+    assert remote.parse_openai({"choices": [{"text": "x", "logprobs": {"content": [{"token": "x"}]}}]}) == ("x", None)
+
+
+def test_both_logprob_layouts_of_completions_are_read() -> None:
+    legacy = {"choices": [{"text": "ab", "logprobs": {"token_logprobs": [-0.5, -0.25]}}]}  # OpenAI, vLLM
+    chat = {"choices": [{"text": "ab", "logprobs": {"content": [{"logprob": -0.5}, {"logprob": -0.25}]}}]}  # llama.cpp
+    assert remote.parse_openai(legacy) == remote.parse_openai(chat) == ("ab", -0.75)
+    assert remote.parse_llama_cpp({"content": "x", "completion_probabilities": [{"probs": [{"prob": 0.5}]}]}) == (
         "x",
         math.log(0.5),
     )
@@ -320,13 +364,19 @@ async def test_serve_asks_the_engine_for_the_model_part(double: Double, fake_asy
     # log-probabilities make the model's 0.97, above the n-gram's guess from the document's own words.
     client = await _serve(double, *flags, init={"codedouble": {**ALONE, "minConfidence": 0.95}})
     try:
-        fake_async.engine.text = "len(values)\n}\n"
+        # The server cuts the prompt with the double's tokenizer and leaves the last token off (healed): the
+        # engine's answer starts with it.
+        sent, healed = RemoteModel(Backend("openai", fake_async.url), double.artifact).prompt(
+            Request("app/util.go", GO, "", "line")
+        )
+        fake_async.engine.text = f"{healed}len(values)\n}}\n"
         uri = open_document(client, double.repo, GO, "app/util.go", "go")
         started = time.monotonic()
         assert await inline(client, uri, position(GO, len(GO))) == "len(values)"
         through = (time.monotonic() - started) * 1000
         [seen] = fake_async.engine.requests
-        assert seen["body"]["model"] == "alice" and seen["body"]["prompt"].endswith("\treturn ")
+        assert seen["body"]["model"] == "alice" and seen["body"]["prompt"].endswith(sent[-8:])  # the server's path
+        assert (sent + healed).endswith("\treturn ")
         got = await status(client)
         assert got["backend"]["kind"] == "openai" and got["backend"]["url"] == fake_async.url
         assert got["backend"]["state"] == "ok" and got["backend"]["answered"] == 1

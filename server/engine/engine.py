@@ -246,7 +246,7 @@ def load(
     engine serves the same double as an adapter), the n-gram, retrieval and abstention here."""
     if backend is not None:
         _check_format(artifact)
-        model: Model = RemoteModel(backend)
+        model: Model = RemoteModel(backend, artifact)
         log(f"the model runs on {backend.kind} at {backend.url}")
     else:
         model = load_model(artifact, threads)

@@ -16,15 +16,11 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from codedouble.server.contract import prompt
-from codedouble.server.engine import blocks
-from codedouble.server.engine.document import Request, window
+from codedouble.server.engine import blocks, fim
+from codedouble.server.engine.document import Request
 
 LINE_TOKENS = 32
 BLOCK_TOKENS = 160
-# Tokens of the prompt kept for the cursor's line when the text before it must be cut (in steps of this size):
-# the cut then depends only on the lines above, so it stays put while the line is typed and the key-value
-# cache of everything before the cursor's line is reused from keystroke to keystroke.
-LINE_RESERVE = 64
 # A completion that ends in the same text three times over is a loop, not code (`.plugins.plugins.plugins`).
 REPEATS = 3
 LONGEST_REPEAT = 40  # characters in the repeated unit
@@ -157,52 +153,15 @@ class Neural:
         return past, fed
 
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return fim.encode(self.tokenizer, text)
 
     def prompt_ids(self, request: Request, new_tokens: int) -> tuple[list[int], str]:
-        """The FIM prompt cut to fit the model's context with room for `new_tokens` (a quarter at most for the
-        preamble, a quarter for the text after the cursor, the rest for the text before it), and the healed
-        text: the prefix's last token, taken off so that the completion may pick a longer token that starts
-        with it (the cursor mid-word sits inside a token the model knows whole)."""
-        ctx, before, after = window(request)
-        budget = min(self.context - new_tokens, self.prompt_limit)
-        preamble = self._encode(
-            prompt.fim_head(ctx, "").removesuffix(f"{prompt.FIM_PREFIX}{prompt.FIM_SUFFIX}{prompt.FIM_MIDDLE}")
-        )
-        preamble = preamble[: budget // 4]
-        # Tokenising a long text only to drop most of it is slow: characters are cut first (≥ 1 per token).
-        suffix = self._encode(after[:budget])[: budget // 4]
-        room = budget - len(preamble) - len(suffix) - 3
-        prefix = self._prefix(before, room)
-        healed = self.tokenizer.decode(prefix[-1:])
-        special = self.tokenizer.convert_tokens_to_ids
-        return [
-            *preamble,
-            special(prompt.FIM_PREFIX),
-            special(prompt.FIM_SUFFIX),
-            *suffix,
-            special(prompt.FIM_MIDDLE),
-            *prefix[:-1],
-        ], healed
+        """The FIM prompt cut to fit the model's context with room for `new_tokens`, and the healed text
+        (fim.prompt_ids)."""
+        return fim.prompt_ids(self.tokenizer, request, self.budget(new_tokens))
 
-    def _prefix(self, before: str, room: int) -> list[int]:
-        """The tokens of the text before the cursor, at most `room`, cut at the start of a line chosen from the
-        lines above the cursor's alone (with LINE_RESERVE tokens, or a multiple, left for the cursor's line):
-        typing on a line leaves the cut, and so the cached prompt before the line, where it was."""
-        if room <= 0:
-            return []
-        line_start = before.rfind("\n") + 1
-        reserve = LINE_RESERVE * max(1, math.ceil(len(self._encode(before[line_start:][-room * 4 :])) / LINE_RESERVE))
-        allowed = room - reserve
-        if allowed <= 0:
-            return self._encode(before[-room * 4 :])[-room:]
-        head_start = max(0, line_start - allowed * 4)
-        head = before[head_start:line_start]
-        offsets = self.tokenizer(head, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        start = 0 if len(offsets) <= allowed else offsets[len(offsets) - allowed][0]
-        if start > 0 or head_start > 0:
-            start = start if before[head_start + start - 1] == "\n" else head.find("\n", start) + 1 or len(head)
-        return self._encode(before[head_start + start :])[-room:]
+    def budget(self, new_tokens: int) -> int:
+        return min(self.context - new_tokens, self.prompt_limit)
 
     def _new_tokens(self, request: Request) -> int:
         # A model with a short context keeps at least half of it for the prompt.

@@ -1,5 +1,6 @@
 """The double's model on an engine elsewhere: an OpenAI-compatible `/v1/completions` (vLLM, SGLang, llama.cpp's
-server, llama-cpp-python) or llama.cpp's own `/infill`, one base with one LoRA adapter per engineer.
+server, llama-cpp-python) or llama.cpp's own `/completion`, one base with one LoRA adapter per engineer. The
+prompt is cut here, by the double's tokenizer, exactly as the local model cuts its own (fim.py).
 
 Only the model moves: the n-gram, retrieval and abstention stay in this process, so a backend that is slow,
 down or answers nonsense costs the model's suggestion and nothing else. Every failure is recorded for
@@ -22,18 +23,22 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+from transformers import PreTrainedTokenizerFast
 
 from codedouble.server.contract import prompt
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.server.engine import blocks
+from codedouble.server.engine import blocks, fim
 from codedouble.server.engine.document import Request, window
-from codedouble.server.engine.neural import BLOCK_TOKENS, LINE_TOKENS, Generated, repetition_cut
+from codedouble.server.engine.neural import BLOCK_TOKENS, LINE_TOKENS, PROMPT_LIMIT, Generated, repetition_cut
 
 Kind = Literal["openai", "llama.cpp"]
 KINDS: tuple[str, ...] = ("openai", "llama.cpp")
-# What the remote model sees at most: the window is the definition around the cursor already; these bound a
-# huge one. About four characters a token, inside the 1024-token context of the Llama bases.
+# Without the double's tokenizer (a client made for a test; the server always has the artifact's) the window is
+# cut by characters instead, which does not bound its tokens: with these caps 10 of 200 prompts cut from rich's
+# files exceeded the shipped base's 1024-token context (1,738 tokens at most), hence fim.py's cut by tokens.
 MAX_PREFIX_CHARS = 3000
 MAX_SUFFIX_CHARS = 800
 # Markers of the prompt format that end a completion (none of them is code). The OpenAI API takes at most
@@ -68,7 +73,7 @@ class Backend:
         if self.kind == "openai":
             path = f"{base}/completions" if base.endswith("/v1") else f"{base}/v1/completions"
         else:
-            path = f"{base}/infill"
+            path = f"{base}/completion"
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return parts.scheme, parts.hostname, port, path
 
@@ -85,7 +90,7 @@ class Backend:
 
 
 def rendered(request: Request) -> tuple[prompt.Context, str, str]:
-    """The window the model sees, cut to a size any engine takes: the prefix from a line start."""
+    """The window cut by characters, for a client without the double's tokenizer: the prefix from a line start."""
     ctx, before, after = window(request)
     if len(before) > MAX_PREFIX_CHARS:
         cut = before[-MAX_PREFIX_CHARS:]
@@ -103,11 +108,11 @@ def stops(request: Request) -> list[str]:
     return ["\n", *STOPS] if request.mode == "line" else [*STOPS, "\n\n\n"]
 
 
-def openai_body(backend: Backend, request: Request) -> dict[str, Any]:
-    """A `/v1/completions` request: the FIM prompt rendered here (vLLM refuses the `suffix` field), greedy."""
-    ctx, before, after = rendered(request)
+def openai_body(backend: Backend, request: Request, text: str) -> dict[str, Any]:
+    """A `/v1/completions` request for the FIM prompt `text`, rendered here (vLLM refuses the `suffix` field),
+    greedy."""
     body: dict[str, Any] = {
-        "prompt": prompt.fim_prompt(ctx, before, after),
+        "prompt": text,
         "max_tokens": max_tokens(request),
         "temperature": 0,
         "stop": stops(request),
@@ -119,19 +124,15 @@ def openai_body(backend: Backend, request: Request) -> dict[str, Any]:
     return body
 
 
-def infill_body(request: Request) -> dict[str, Any]:
-    """A llama.cpp `/infill` request. llama.cpp lays it out as FIM_PRE input_prefix FIM_SUF input_suffix FIM_MID
-    prompt; the double's suffix-prefix-middle order (prompt.py) is that with an empty input_prefix and the
-    text before the cursor as `prompt`. The file's path and header go as `input_extra`, which llama.cpp puts
-    before FIM_PRE in its own layout: the one part that differs from training (use --backend openai against
-    llama.cpp's /v1/completions for the exact prompt)."""
-    ctx, before, after = rendered(request)
-    header = "\n".join(part for part in (ctx.header, *ctx.enclosing) if part)
+def llama_cpp_body(request: Request, text: str) -> dict[str, Any]:
+    """A llama.cpp `/completion` request for the FIM prompt `text`. Not `/infill`: llama.cpp lays an infill out
+    itself, as FIM_PRE prefix FIM_SUF suffix FIM_MID (prefix-suffix-middle; its --spm-infill only swaps the two
+    parts, the prefix still before FIM_MID), while the double was trained with the text before the cursor after
+    FIM_MID (prompt.py). Measured against a real llama-server (tests/test_llama_cpp.py's build) serving the
+    shipped base, 200 mid-line cursors in rich's files: next-line EM 0.0 % through /infill against 5.5 % with
+    the double's own prompt."""
     return {
-        "input_prefix": "",
-        "input_suffix": after,
-        "prompt": before,
-        "input_extra": [{"filename": ctx.path, "text": header}] if header else [],
+        "prompt": text,
         "n_predict": max_tokens(request),
         "temperature": 0,
         "stop": stops(request),
@@ -154,12 +155,17 @@ def parse_openai(data: Any) -> tuple[str, float | None]:
     if not isinstance(text, str):
         raise BadResponse("choices[0].text is not a string")
     logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
-    values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+    if not isinstance(logprobs, dict):
+        return text, None
+    values = logprobs.get("token_logprobs")  # OpenAI's legacy completions layout, as vLLM and SGLang answer
+    if values is None and isinstance(logprobs.get("content"), list):
+        # llama.cpp's llama-server answers /v1/completions in the chat layout (measured against it, 0.3.36's tree)
+        values = [step.get("logprob") if isinstance(step, dict) else None for step in logprobs["content"]]
     return text, _summed(values)
 
 
-def parse_infill(data: Any) -> tuple[str, float | None]:
-    """(text, summed log-probability or None) of a llama.cpp `/infill` answer (`logprob` in newer servers,
+def parse_llama_cpp(data: Any) -> tuple[str, float | None]:
+    """(text, summed log-probability or None) of a llama.cpp `/completion` answer (`logprob` in newer servers,
     `probs[0].prob` of the chosen token in older ones)."""
     if not isinstance(data, dict) or not isinstance(data.get("content"), str):
         raise BadResponse(f"no content in the answer ({str(data)[:120]})")
@@ -292,11 +298,30 @@ class RemoteModel:
     name = "model"
     description = "the double's model on a remote engine"
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, artifact: Path | None = None) -> None:
+        """`artifact`: the double the engine serves; its tokenizer and context cut the prompt as the local model
+        would (without one, as in some tests, the window is cut by characters)."""
         backend.endpoint()  # a bad URL is refused when the engine loads, not at each keystroke
         backend.api_key()
         self.backend = backend
         self.health = Health()
+        self.tokenizer: PreTrainedTokenizerFast | None = None
+        self.context = 0
+        if artifact is not None:
+            self.tokenizer = PreTrainedTokenizerFast.from_pretrained(artifact, local_files_only=True)
+            config = json.loads((artifact / "config.json").read_text(encoding="utf-8"))
+            self.context = int(config.get("n_positions") or config.get("max_position_embeddings") or 512)
+
+    def prompt(self, request: Request) -> tuple[str, str]:
+        """The FIM prompt as the local model would be given it (fim.py, the same budget), and the healed text
+        its answer must start with ("" when none: a healed text holding a stop sequence, a line's newline,
+        would end the answer at once, so it stays in the prompt)."""
+        if self.tokenizer is None:
+            return prompt.fim_prompt(*rendered(request)), ""
+        new_tokens = min(max_tokens(request), self.context // 2)
+        budget = min(self.context - new_tokens, PROMPT_LIMIT)  # Neural.budget's
+        text, healed = fim.prompt_text(self.tokenizer, request, budget)
+        return (text + healed, "") if any(stop in healed for stop in stops(request)) else (text, healed)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -325,8 +350,11 @@ class RemoteModel:
                 return Generated("", 0.0, 0)
             health.requests += 1
         started = time.monotonic()
-        body = openai_body(self.backend, request) if self.backend.kind == "openai" else infill_body(request)
-        parse = parse_openai if self.backend.kind == "openai" else parse_infill
+        sent, healed = self.prompt(request)
+        body = (
+            openai_body(self.backend, request, sent) if self.backend.kind == "openai" else llama_cpp_body(request, sent)
+        )
+        parse = parse_openai if self.backend.kind == "openai" else parse_llama_cpp
         try:
             text, logprob = parse(post_json(self.backend, body, started + self.backend.timeout_ms / 1000, cancelled))
         except Cancelled:
@@ -343,9 +371,11 @@ class RemoteModel:
             health.answered += 1
             health.failing_in_a_row, health.resting_until = 0, 0.0
             health.last_latency_ms = round((time.monotonic() - started) * 1000, 1)
+        if not text.startswith(healed):
+            return Generated("", -math.inf, 0)  # the engine would not have typed what the engineer typed
         # Without log-probabilities the engine says nothing of its confidence: the score is 0, and the tuned
         # threshold decides (minConfidence 0 shows every answer).
-        return Generated(finished(request, text), logprob if logprob is not None else -math.inf, 0)
+        return Generated(finished(request, text[len(healed) :]), logprob if logprob is not None else -math.inf, 0)
 
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
         return self.generate(request, cancelled).text
