@@ -53,7 +53,7 @@ class Options:
     # warning; true refuses to serve it until it is trained again.
     refuse_stale: bool = False
     # Where the double's model runs: "local" (this process), or an engine serving it as a LoRA adapter on its
-    # base (docs/serving.md): "openai" (vLLM, SGLang, llama.cpp's /v1/completions) or "llama.cpp" (/infill).
+    # base (docs/serving.md): "openai" (vLLM, SGLang, llama.cpp's /v1/completions) or "llama.cpp" (its native /completion).
     # The n-gram, retrieval and abstention always run here; an engine that fails costs only the model's answer.
     backend: str = "local"
     url: str = ""  # the engine's base URL, e.g. http://gpu-box:8000 (Tabby's api_endpoint, Continue's apiBase)

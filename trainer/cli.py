@@ -552,7 +552,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--backend",
         choices=("local", "openai", "llama.cpp"),
         help="local (default), openai (an OpenAI-compatible /v1/completions: vLLM, SGLang, llama.cpp) or llama.cpp "
-        "(its /infill)",
+        "(its native /completion)",
     )
     remote.add_argument("--url", metavar="URL", help="the engine's base URL, e.g. http://gpu-box:8000")
     remote.add_argument("--model", metavar="NAME", help="the name your adapter is served under (vLLM --lora-modules)")

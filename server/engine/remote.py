@@ -130,7 +130,7 @@ def llama_cpp_body(request: Request, text: str) -> dict[str, Any]:
     parts, the prefix still before FIM_MID), while the double was trained with the text before the cursor after
     FIM_MID (prompt.py). Measured against a real llama-server (tests/test_llama_cpp.py's build) serving the
     shipped base, 200 mid-line cursors in rich's files: next-line EM 0.0 % through /infill against 5.5 % with
-    the double's own prompt."""
+    the double's own prompt cut by characters here, and 18.0 % cut as fim.py cuts it."""
     return {
         "prompt": text,
         "n_predict": max_tokens(request),
