@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codedouble.server.engine.abstention import Abstention, AbstentionError, Calibration, fit
+from codedouble.server.engine.abstention import AGREE, AGREE_BM25, Abstention, AbstentionError, Calibration, fit
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.engine import Combined
 from codedouble.server.options import parse
@@ -157,7 +157,7 @@ def test_a_double_tuned_before_agreement_never_shows_it() -> None:
 
 
 def test_tuning_observes_agreement_and_orders_it_after_the_ngram() -> None:
-    from codedouble.server.engine.abstention import AGREE
+
     from codedouble.server.engine.engine import ModelProposer
     from codedouble.trainer.evaluation.replay import Line
     from codedouble.trainer.training.abstention import observe
@@ -168,7 +168,41 @@ def test_tuning_observes_agreement_and_orders_it_after_the_ngram() -> None:
     seen = observe([ngram, model], [line], 60)[0].seen
     assert seen[0][AGREE] == Seen(0.02, True, False)  # scored by the model's score, right as the n-gram is
     engine = engine_of(ngram, model, abstention=AGREEING)
-    assert engine.order == ("ngram", AGREE, "model")
+    assert engine.order == ("ngram", AGREE, AGREE_BM25, "model")
+
+
+RETRIEVAL_AGREEING = Abstention(0.5, {**AGREEING.calibrations, AGREE_BM25: Calibration((0.0, 5.0), (0.3, 0.7))})
+
+
+def test_what_the_ngram_and_retrieval_agree_on_is_shown_when_the_model_does_not_agree() -> None:
+    ngram, model = Fixed("ngram", "total = 0\nnext()", 0.3), Fixed("model", "total = 1", 0.01)
+    bm25 = Fixed("bm25", "total = 0  \nelse()", 6.0)
+    shown = engine_of(ngram, model, bm25, abstention=RETRIEVAL_AGREEING).propose(REQUEST)
+    assert shown == Proposal("total = 0\nnext()", 0.7) and shown.system == AGREE_BM25  # the n-gram's text
+    assert bm25.calls == 1
+    # A weak retrieval score is not enough (0.3 < 0.5); BM25 alone is then not asked a second time.
+    weak = Fixed("bm25", "total = 0", 1.0)
+    assert engine_of(ngram, model, weak, abstention=RETRIEVAL_AGREEING).propose(REQUEST) == NOTHING
+    assert weak.calls == 1
+    # The model's agreement comes first: retrieval is not asked when the model confirms the line.
+    agreeing, unasked = Fixed("model", "total = 0", 0.01), Fixed("bm25", "total = 0", 6.0)
+    shown = engine_of(ngram, agreeing, unasked, abstention=RETRIEVAL_AGREEING).propose(REQUEST)
+    assert shown.system == AGREE and unasked.calls == 0
+    # A double tuned before this agreement was measured never shows it.
+    assert engine_of(ngram, model, bm25, abstention=AGREEING).propose(REQUEST) == NOTHING
+
+
+def test_tuning_observes_the_ngram_and_retrieval_agreeing() -> None:
+    from codedouble.trainer.evaluation.replay import Line
+    from codedouble.trainer.training.abstention import observe
+
+    line = Line("l1", "python", "a.py", "x = 1\n", "total = 0", "\n")
+    ngram, bm25 = Fixed("ngram", "total = 0", 0.3), Fixed("bm25", "total = 0\nmore()", 4.5)
+    seen = observe([ngram, bm25], [line], 60)[0].seen
+    assert seen[0][AGREE_BM25] == Seen(4.5, True, False)  # scored by BM25's score, right as the n-gram is
+    assert seen[1][AGREE_BM25] is None or seen[1][AGREE_BM25].right is False
+    differing = observe([ngram, Fixed("bm25", "total = 1", 4.5)], [line], 60)[0].seen
+    assert differing[0][AGREE_BM25] is None
 
 
 def test_min_confidence_is_a_setting_from_0_to_1() -> None:

@@ -30,6 +30,11 @@ KEY = "abstention"
 # to 18.8 % of characters (two-fold: 14.3 → 17.7 and 19.4 %) at the same precision target. On held-out lines
 # the gain was smaller: 28.2 → 28.5 % (100 lines) and 32.5 → 34.5 % (40), precision 68-69 % (README).
 AGREE = "agree"
+# The other agreement: the n-gram and retrieval (BM25) propose the same first line, calibrated on BM25's score.
+# It costs no model call. On the same 200 lines they agreed, where the model did not, at 1,181 keystrokes and
+# were right at 708 (60 %); shown after the model's agreement and before the model alone, two-fold tuning
+# (three shuffles) saved 18.6 → 21.9 % of characters on average at 57.6 → 59.8 % precision.
+AGREE_BM25 = "agree-bm25"
 
 
 class AbstentionError(CodedoubleError):

@@ -12,7 +12,7 @@ from typing import Protocol
 from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
-from codedouble.server.engine.abstention import AGREE, Abstention
+from codedouble.server.engine.abstention import AGREE, AGREE_BM25, Abstention
 from codedouble.server.engine.bodies import Bodies, BodyTuning
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.neural import Generated, Neural
@@ -84,7 +84,8 @@ class Combined:
     candidate against retrieval's and the model's by the model's likelihood lost exact matches (26 → 21 %
     next-line EM on Textualize/rich). The model earns its place where the n-gram is silent or unsure: a
     context the engineer never wrote before; and as a second opinion: a line the n-gram was unsure of is shown
-    when the model proposes the same one (abstention.AGREE), calibrated like a system of its own.
+    when the model proposes the same one (abstention.AGREE), or else retrieval does (abstention.AGREE_BM25),
+    each agreement calibrated like a system of its own.
 
     A system whose calibration never reaches the threshold is not asked at all (nor the model for agreement
     when the n-gram has nothing to agree with): its answer could only be thrown away, after costing the
@@ -94,7 +95,7 @@ class Combined:
     name = "engine"
     description = (
         "default engine: a retrieved past body where measured better; else the cache n-gram, what it and the "
-        "model agree on, the model where the n-gram has no evidence, then retrieval"
+        "model or retrieval agree on, the model where the n-gram has no evidence, then retrieval"
     )
     # No retrieved bodies unless given (an engine assembled from stand-in proposers has none).
     bodies: Bodies | None = None
@@ -117,10 +118,11 @@ class Combined:
 
     @property
     def order(self) -> tuple[str, ...]:
-        """The order `propose` asks in, as tuning simulates it: the n-gram, their agreement, the model, BM25."""
+        """The order `propose` asks in, as tuning simulates it: the n-gram, its agreement with the model, its
+        agreement with BM25, the model, BM25."""
         names = [p.name for p in self.proposers]
         at = names.index(CacheNgram.name) + 1 if CacheNgram.name in names else 0
-        return (*names[:at], AGREE, *names[at:])
+        return (*names[:at], AGREE, AGREE_BM25, *names[at:])
 
     def retrieved_body(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:
         """On a block request, the engineer's most similar past body adapted to the signature, when its
@@ -155,18 +157,33 @@ class Combined:
         body = self.retrieved_body(request, cancelled)
         if body.text and self.body_tuning.shows(body.score, threshold):
             return Proposal(body.text, self.body_tuning.confidence(body.score), system=Bodies.name)
-        # A double tuned before agreement was measured has no calibration for it: never shown.
-        agreement = self.abstention.calibrates(AGREE) and not self.abstention.never_shows(AGREE, threshold)
-        ngram = NOTHING
+        # A double tuned before an agreement was measured has no calibration for it: never shown.
+        agreement = self._may_show(AGREE, threshold)
+        retrieval_agreement = self._may_show(AGREE_BM25, threshold)
+        ngram, retrieved = NOTHING, None
         for system in self.proposers:
-            if system.name == ModelProposer.name and agreement and ngram.text.strip():
-                score = confirm(system, request, ngram.text.split("\n", 1)[0], cancelled)
-                if score is not None and self.abstention.shows(AGREE, score, threshold):
-                    return Proposal(ngram.text, self.abstention.confidence(AGREE, score), system=AGREE)
-            asked_for_agreement = agreement and system.name == CacheNgram.name  # the line the model may confirm
+            if system.name == ModelProposer.name and ngram.text.strip():
+                line = first_line(ngram.text)
+                if agreement:
+                    score = confirm(system, request, line, cancelled)
+                    if score is not None and self.abstention.shows(AGREE, score, threshold):
+                        return Proposal(ngram.text, self.abstention.confidence(AGREE, score), system=AGREE)
+                bm25 = next((p for p in self.proposers if p.name == Bm25Lines.name), None)
+                if retrieval_agreement and bm25 is not None:
+                    retrieved = bm25.propose(request, cancelled)
+                    if first_line(retrieved.text) == line and self.abstention.shows(
+                        AGREE_BM25, retrieved.score, threshold
+                    ):
+                        confidence = self.abstention.confidence(AGREE_BM25, retrieved.score)
+                        return Proposal(ngram.text, confidence, system=AGREE_BM25)
+            # The n-gram is asked for a line another system may agree with, even when never confident alone.
+            asked_for_agreement = (agreement or retrieval_agreement) and system.name == CacheNgram.name
             if self.abstention.never_shows(system.name, threshold) and not asked_for_agreement:
                 continue  # nothing it could say would be shown: spare the editor its latency
-            proposal = system.propose(request, cancelled)
+            if system.name == Bm25Lines.name and retrieved is not None:
+                proposal = retrieved  # asked already, for agreement
+            else:
+                proposal = system.propose(request, cancelled)
             if cancelled is not None and cancelled():
                 return NOTHING
             if not proposal.text.strip():
@@ -177,6 +194,14 @@ class Combined:
             if system.name == CacheNgram.name:
                 ngram = proposal
         return NOTHING
+
+    def _may_show(self, agreement: str, threshold: float | None) -> bool:
+        return self.abstention.calibrates(agreement) and not self.abstention.never_shows(agreement, threshold)
+
+
+def first_line(text: str) -> str:
+    """The part of a suggestion two systems are compared on: its first line, trailing spaces aside."""
+    return text.split("\n", 1)[0].rstrip()
 
 
 def confirm(model: Proposer, request: Request, line: str, cancelled: Callable[[], bool] | None = None) -> float | None:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from codedouble.server import suggest
 from codedouble.server.contract.corpus import Snippet
-from codedouble.server.engine.abstention import AGREE, Abstention, Calibration, fit
+from codedouble.server.engine.abstention import AGREE, AGREE_BM25, Abstention, Calibration, fit
 from codedouble.server.engine.document import Request, mode_at
-from codedouble.server.engine.engine import Combined, ModelProposer, Proposer, confirm
+from codedouble.server.engine.engine import Combined, ModelProposer, Proposer, confirm, first_line
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
@@ -94,6 +94,7 @@ def observe(
                 here[proposer.name] = Seen(proposal.score, first == rest, continues) if first else None
                 previous[proposer.name] = first
             here[AGREE] = _agreement(proposers, request, here, raw)
+            here[AGREE_BM25] = _retrieval_agreement(here, raw)
             rests.append(len(rest))
             seen.append(here)
         out.append(Typing(tuple(rests), tuple(seen)))
@@ -114,6 +115,15 @@ def _agreement(
         return None
     typed_into = here.get(ModelProposer.name)
     return Seen(score, ngram.right, ngram.continues and typed_into is not None and typed_into.continues)
+
+
+def _retrieval_agreement(here: dict[str, Seen | None], raw: dict[str, str]) -> Seen | None:
+    """The n-gram and BM25 proposing the same first line (`Combined.propose` compares them so), scored by BM25's
+    score; right when the n-gram is, and typed into when both suggestions were."""
+    ngram, bm25 = here.get(CacheNgram.name), here.get(Bm25Lines.name)
+    if ngram is None or bm25 is None or first_line(raw[CacheNgram.name]) != first_line(raw[Bm25Lines.name]):
+        return None
+    return Seen(bm25.score, ngram.right, ngram.continues and bm25.continues)
 
 
 def simulate(
