@@ -14,7 +14,14 @@ from codedouble.server.engine.abstention import AGREE, AGREE_BM25, Abstention, A
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.engine import Combined
 from codedouble.server.options import parse
-from codedouble.trainer.training.abstention import PRECISION_TARGET, Seen, Typing, simulate, tune
+from codedouble.trainer.training.abstention import (
+    PRECISION_TARGET,
+    Seen,
+    Typing,
+    precision_lower_bound,
+    simulate,
+    tune,
+)
 
 # --- calibration -------------------------------------------------------------------------------------------
 
@@ -248,6 +255,19 @@ def test_tuning_picks_the_threshold_that_saves_most_at_the_precision_target() ->
     assert tuned.validation["precision"] >= PRECISION_TARGET
     assert tuned.validation["precision_without_abstention"] < PRECISION_TARGET
     assert tuned.shows("ngram", 0.9) and not tuned.shows("ngram", 0.1)
+
+
+def test_the_target_must_hold_with_confidence_not_just_on_the_lines_seen() -> None:
+    """Precision exactly at the target on a few suggestions is luck as often as not: not enough to show them."""
+    assert precision_lower_bound(5, 10) < 0.5 < precision_lower_bound(600, 1000)
+    assert precision_lower_bound(0, 0) == 0.0 and precision_lower_bound(10, 10) < 1.0
+    # One system right half the time it speaks, on 40 lines: by the old rule shown (50 % meets the target), now
+    # not; a system right three times in four is.
+    half = [typing(10, {"ngram": Seen(0.9, i % 2 == 0)}) for i in range(40)]
+    assert simulate(half, ["ngram"], {"ngram": Calibration((0.0,), (0.9,))}, 0.5)[1] == PRECISION_TARGET
+    assert tune(half, ["ngram"]).validation["tuned"] is False
+    sure = [typing(10, {"ngram": Seen(0.9, i % 4 != 0)}) for i in range(40)]
+    assert tune(sure, ["ngram"]).validation["tuned"] is True
 
 
 def test_too_few_lines_fall_back_to_the_target_itself() -> None:
