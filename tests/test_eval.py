@@ -920,7 +920,8 @@ def test_training_tunes_abstention_on_validation_lines_never_heldout_ones(
     assert any(w is not None and w.paths for w in workspaces)  # tuned with the workspace context serving uses
     tuned = Abstention.from_manifest(manifest)
     assert tuned.validation["lines"] == len(typed) <= 6
-    assert set(tuned.calibrations) == {"ngram", "agree", "model", "bm25"}  # agree: the model confirming the n-gram
+    # agree: the model confirming the n-gram; agree-bm25: retrieval proposing the n-gram's line
+    assert set(tuned.calibrations) == {"ngram", "agree", "agree-bm25", "model", "bm25"}
     assert tuned.threshold is not None and 0 < tuned.threshold < 1
     engine = engines.load(out, threads=1)
     assert engine.combined.abstention == tuned
