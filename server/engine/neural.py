@@ -161,6 +161,7 @@ class Neural:
         return fim.prompt_ids(self.tokenizer, request, self.budget(new_tokens))
 
     def budget(self, new_tokens: int) -> int:
+        """Prompt tokens allowed with `new_tokens` to generate: the context less them, at most `prompt_limit`."""
         return min(self.context - new_tokens, self.prompt_limit)
 
     def _new_tokens(self, request: Request) -> int:
