@@ -161,6 +161,7 @@ class Combined:
         agreement = self._may_show(AGREE, threshold)
         retrieval_agreement = self._may_show(AGREE_BM25, threshold)
         ngram, retrieved = NOTHING, None
+        bm25 = next((p for p in self.proposers if p.name == Bm25Lines.name), None)
         for system in self.proposers:
             if system.name == ModelProposer.name and ngram.text.strip():
                 line = first_line(ngram.text)
@@ -168,7 +169,6 @@ class Combined:
                     score = confirm(system, request, line, cancelled)
                     if score is not None and self.abstention.shows(AGREE, score, threshold):
                         return Proposal(ngram.text, self.abstention.confidence(AGREE, score), system=AGREE)
-                bm25 = next((p for p in self.proposers if p.name == Bm25Lines.name), None)
                 if retrieval_agreement and bm25 is not None:
                     retrieved = bm25.propose(request, cancelled)
                     if first_line(retrieved.text) == line and self.abstention.shows(

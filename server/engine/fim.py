@@ -5,6 +5,8 @@ vLLM or llama.cpp is asked what it was tuned and measured with."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from transformers import PreTrainedTokenizerFast
 
@@ -15,6 +17,11 @@ from codedouble.server.engine.document import Request, window
 # the cut then depends only on the lines above, so it stays put while the line is typed and the key-value
 # cache of everything before the cursor's line is reused from keystroke to keystroke.
 LINE_RESERVE = 64
+
+
+def context_of(config: Mapping[str, Any]) -> int:
+    """The tokens a model attends to, from its Hugging Face config (GPT-2 and Llama name it differently)."""
+    return int(config.get("n_positions") or config.get("max_position_embeddings") or 512)
 
 
 def encode(tokenizer: PreTrainedTokenizerFast, text: str) -> list[int]:

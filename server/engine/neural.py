@@ -109,7 +109,7 @@ class Neural:
                 warnings.simplefilter("ignore")
                 self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         config = self.model.config
-        self.context = int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 512))
+        self.context = fim.context_of(config.to_dict())
         eos = self.model.generation_config.eos_token_id
         self.eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         # Any of the prompt format's markers ends a completion: none of them is code.

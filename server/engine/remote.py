@@ -310,7 +310,7 @@ class RemoteModel:
         if artifact is not None:
             self.tokenizer = PreTrainedTokenizerFast.from_pretrained(artifact, local_files_only=True)
             config = json.loads((artifact / "config.json").read_text(encoding="utf-8"))
-            self.context = int(config.get("n_positions") or config.get("max_position_embeddings") or 512)
+            self.context = fim.context_of(config)
 
     def prompt(self, request: Request) -> tuple[str, str]:
         """The FIM prompt as the local model would be given it (fim.py, the same budget), and the healed text
