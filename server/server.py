@@ -184,9 +184,9 @@ class DoubleServer(LanguageServer):
         # The repository around the open documents, as context for the n-gram and retrieval (indexer.py).
         self.indexer = WorkspaceIndexer(None, lambda: self.options.exclude)
         # Commit message buffers: the drafter of the double in use, and each open buffer's draft (the staged
-        # change does not change while its message is written).
+        # change does not change while its message is written), with what its comment lines start with.
         self.drafter: tuple[Engine, Drafter] | None = None
-        self.drafts: dict[str, str] = {}
+        self.drafts: dict[str, tuple[str, str]] = {}
         # Next edits (next_edits.py): all their state is touched on this one thread, in the order the
         # notifications came, so that neither a model's forward pass nor the event loop waits on a parse.
         self.next_edits = nx.NextEdits()
@@ -525,31 +525,33 @@ class DoubleServer(LanguageServer):
         found = snippet_items.items(snippets, language, path, text, offset, position.line, position.character)
         return found, snippet_items.typed_before(text, offset) if found else ""
 
-    async def commit_draft(self, uri: str) -> str:
-        """The draft message for the commit buffer `uri`: the staged change of the workspace's repository, drafted
-        once per buffer on the inference thread by the helper `codedouble commit-message` uses."""
+    async def commit_draft(self, uri: str) -> tuple[str, str]:
+        """The draft message for the commit buffer `uri` (the staged change of the workspace's repository,
+        drafted once per buffer on the inference thread by the helper `codedouble commit-message` uses) and
+        what git's comment lines there start with (`core.commentChar`)."""
         if uri in self.drafts:
             return self.drafts[uri]
         self.watch()
         engine, document = self.engine, self.workspace.text_documents.get(uri)
         if engine is None or document is None:
-            return ""
+            return "", "#"
         root = _repository(self.workspace_root) or _repository(Path(document.path).parent)
+        source = document.source
 
-        def compute() -> str:
+        def compute() -> tuple[str, str]:
             if self.drafter is None or self.drafter[0] is not engine:
                 self.drafter = (engine, Drafter.load(engine.artifact, lambda: engine.model))
             drafter = self.drafter[1]
             change = gitdiff.staged(root) if root is not None else None
-            if change is None or change.empty:
-                return ""
-            return drafter.draft(change, gitdiff.identity(root)).text
+            if root is None or change is None or change.empty:
+                return "", "#"
+            return drafter.draft(change, gitdiff.identity(root)).text, gitdiff.comment_prefix(root, source)
 
         try:
             draft = await asyncio.get_running_loop().run_in_executor(self.inference, compute)
         except gitdiff.CommitMessageError as exc:
             log.warning("%s", exc)
-            draft = ""
+            draft = "", "#"
         self.drafts[uri] = draft
         return draft
 
@@ -759,7 +761,8 @@ async def inline_completion(ls: DoubleServer, params: types.InlineCompletionPara
     uri, where = params.text_document.uri, params.position
     document = ls.workspace.text_documents.get(uri)
     if document is not None and commit_editor.is_commit_message(document.path, document.language_id):
-        rest = commit_editor.rest_of_draft(document.source, where.line, where.character, await ls.commit_draft(uri))
+        draft, comment = await ls.commit_draft(uri)
+        rest = commit_editor.rest_of_draft(document.source, where.line, where.character, draft, comment)
         items = [types.InlineCompletionItem(insert_text=rest, range=types.Range(where, where))] if rest else []
         return types.InlineCompletionList(items=items)
     answer = await ls.suggestion(uri, where, "inline")

@@ -115,6 +115,31 @@ def test_a_message_file_with_only_comments_or_a_verbose_diff_has_no_message(tmp_
     assert not commit_message.fill(path, "another draft\n")  # a message is there now: never replaced
 
 
+@pytest.mark.parametrize("comment", ["#", ";"])
+def test_the_editor_and_the_hook_read_comments_as_git_writes_them(tmp_path: Path, comment: str) -> None:
+    from codedouble.trainer import commit_message
+
+    comments = f"\n{comment} Please enter the commit message for your changes.\n{comment}\n{comment} On branch main\n"
+    draft = "Fix the table\n\nIts width.\n"
+    assert editor.rest_of_draft(comments, 0, 0, draft, comment) == draft.rstrip("\n")
+    assert editor.rest_of_draft("\nmy words" + comments, 0, 0, draft, comment) == "Fix the table"  # a body below
+    assert not commit_message.has_message(comments, comment)
+    assert commit_message.has_message("my words\n" + comments, comment)
+
+
+def test_the_comment_prefix_is_gits_core_comment_char(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    assert gitdiff.comment_prefix(repo.path) == "#"  # git's default
+    subprocess.run(["git", "config", "core.commentChar", ";"], cwd=repo.path, check=True)
+    assert gitdiff.comment_prefix(repo.path) == ";"
+    # "auto": git picks the first of its candidates that starts no line of the message, per commit; read back.
+    subprocess.run(["git", "config", "core.commentChar", "auto"], cwd=repo.path, check=True)
+    assert gitdiff.comment_prefix(repo.path, "#1 is mine\n\n; Please enter the commit message\n;\n") == ";"
+    verbose = f"\n# Please enter\n# {editor.SCISSORS}\n# Do not modify\ndiff --git a/x b/x\n@@ -1 +1 @@\n+y\n"
+    assert gitdiff.comment_prefix(repo.path, verbose) == "#"  # the scissors line's, not a hunk header's @
+    assert gitdiff.comment_prefix(repo.path, "") == "#"
+
+
 # --- a real history, a double, the command and the hook -----------------------------------------------------
 
 FEATURES = ["table", "panel", "tree", "columns", "progress", "syntax", "markdown", "layout"]
@@ -244,6 +269,26 @@ def test_the_prepare_commit_msg_hook_drafts_only_when_git_has_no_message(data, c
         assert done.returncode == 0 and _last_message(repo) == "my own words"
         assert hooks.uninstall(repo.path, hooks.PREPARE) == path and not path.exists()
     finally:
+        hooks.uninstall(repo.path, hooks.PREPARE)
+        subprocess.run(["git", "reset", "-q", "--hard", head], cwd=repo.path, check=True)
+
+
+def test_the_hook_drafts_where_git_comments_with_another_character(data) -> None:
+    """`core.commentChar=;`: git's comments start with ";", and the file is still a message file with no
+    message in it (a `#` reading would take git's comments for the engineer's words and never draft)."""
+    repo = data["repo"]
+    hooks.install(repo.path, hooks.PREPARE)
+    head = repo.head()
+    subprocess.run(["git", "config", "core.commentChar", ";"], cwd=repo.path, check=True)
+    try:
+        _stage_table_change(repo)
+        assert cli.main(["commit-message", "--repo", str(repo.path)]) == 0
+        done = _git_commit(repo)
+        assert done.returncode == 0, done.stderr
+        message = _last_message(repo)
+        assert message and not message.startswith(";")
+    finally:
+        subprocess.run(["git", "config", "--unset", "core.commentChar"], cwd=repo.path, check=True)
         hooks.uninstall(repo.path, hooks.PREPARE)
         subprocess.run(["git", "reset", "-q", "--hard", head], cwd=repo.path, check=True)
 

@@ -368,11 +368,13 @@ def _run_commit_message(args: argparse.Namespace) -> int:
         commit_message.watchdog(args.within)
     options = commit_message.Options(args.repo, args.revision, args.artifact, args.source)
     if args.into is not None:
+        from codedouble.server.commits import gitdiff
+
         try:
             done, _ = commit_message.draft(options)
+            commit_message.fill(args.into, done.text, gitdiff.root(args.repo))
         except CodedoubleError:
-            return 0  # the hook never stands between the engineer and their commit
-        commit_message.fill(args.into, done.text)
+            pass  # the hook never stands between the engineer and their commit
         return 0
     done, double = commit_message.draft(options)
     print(done.text, end="")

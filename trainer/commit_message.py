@@ -62,14 +62,16 @@ def has_message(text: str, comment: str = "#") -> bool:
     return False
 
 
-def fill(message_file: Path, text: str) -> bool:
-    """Put the draft at the top of git's message file, above git's own comments; never over a message that is
-    already there. Returns whether it was filled."""
+def fill(message_file: Path, text: str, repo: Path | None = None) -> bool:
+    """Put the draft at the top of git's message file, above git's own comments (whatever `repo`'s
+    `core.commentChar` makes them start with); never over a message that is already there. Returns whether it
+    was filled."""
     try:
         current = message_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    if has_message(current) or not text.strip():
+    comment = gitdiff.comment_prefix(repo, current) if repo is not None else "#"
+    if has_message(current, comment) or not text.strip():
         return False
     atomic.write_text(message_file, text.rstrip("\n") + "\n" + ("\n" + current.lstrip("\n") if current.strip() else ""))
     return True

@@ -14,10 +14,11 @@ def is_commit_message(path: str, language_id: str | None) -> bool:
     return language_id in COMMIT_IDS or PurePath(path).name == "COMMIT_EDITMSG"
 
 
-def rest_of_draft(text: str, line: int, character: int, draft: str) -> str:
+def rest_of_draft(text: str, line: int, character: int, draft: str, comment: str = "#") -> str:
     """What to show at (`line`, `character`) of the message buffer `text`: on the summary line, at its end,
     the draft after what is typed there when the typed text starts the draft's summary (case aside); the whole
-    draft (summary, a blank line, its body and trailers) on an empty first line; else nothing."""
+    draft (summary, a blank line, its body and trailers) on an empty first line; else nothing. `comment` is what
+    git's comment lines start with (`core.commentChar`)."""
     lines = text.split("\n")
     if line != 0 or not draft.strip():
         return ""
@@ -29,9 +30,9 @@ def rest_of_draft(text: str, line: int, character: int, draft: str) -> str:
     if not typed.strip():
         below = []
         for x in lines[1:]:
-            if x.startswith("#") and SCISSORS in x:
+            if x.startswith(comment) and SCISSORS in x:
                 break  # `commit.verbose`: git's diff follows, not the engineer's words
-            if x.strip() and not x.startswith("#"):
+            if x.strip() and not x.startswith(comment):
                 below.append(x)
         return draft if not below else draft.split("\n", 1)[0]
     summary = draft.split("\n", 1)[0]

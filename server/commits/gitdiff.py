@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from codedouble.server.commits.change import Change, Edit, edits_of_file, from_edits
+from codedouble.server.commits.editor import SCISSORS
 from codedouble.server.contract.errors import CodedoubleError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the empty tree: the parent of a root commit
@@ -98,6 +99,27 @@ def of_revision(repo: Path, revision: str) -> Change:
     base = parent.stdout.decode().strip() if parent.returncode == 0 else EMPTY_TREE
     raw = _git(repo, "diff", "-M", "--name-status", "-z", base, sha).stdout
     return _change(repo, _name_status(raw), base, sha)
+
+
+# The characters git picks from under `core.commentChar=auto`, in its order (builtin/commit.c,
+# adjust_comment_line_char): the first that starts no line of the message.
+AUTO_COMMENT_CHARS = "#;@!$%^&|:"
+
+
+def comment_prefix(repo: Path, message_file_text: str = "") -> str:
+    """What git's comment lines in `repo`'s message file start with: `core.commentString` (git 2.45 and later)
+    or `core.commentChar`, "#" by default. Under "auto" git picks the character per commit, so it is read from
+    the file: the scissors line's, else the last line's that starts with one of git's candidates (its status
+    comments end the file)."""
+    for key in ("core.commentString", "core.commentChar"):
+        value = _git(repo, "config", "--get", key, check=False).stdout.decode("utf-8", "replace").strip("\n")
+        if value and value != "auto":
+            return value
+        if value == "auto":
+            lines = [x for x in message_file_text.split("\n") if x and x[0] in AUTO_COMMENT_CHARS]
+            scissors = [x for x in lines if SCISSORS in x]
+            return (scissors or lines)[-1][:1] if lines else "#"
+    return "#"
 
 
 def identity(repo: Path) -> str | None:
