@@ -491,6 +491,38 @@ def test_unreadable_files_and_deletions_are_skipped(repo: GitRepo) -> None:
     assert tasks.sample(records[:4], 10, 10, seed=0) == []
 
 
+def test_a_body_the_commit_did_not_write_is_no_block_sample(repo: GitRepo) -> None:
+    """A definition whose signature or indentation alone changed keeps its body: nobody writes it again, so
+    it is never a block target (the older version would score it exact). Its changed signature line is still
+    a line sample; a body changed by one character is a block sample."""
+    typed = "def ok(x: int) -> str:\n    return str(x)\n"
+    edited = "def edited(x):\n    return str(x + 1)\n"
+    repo.write("app.py", typed + "\n\n" + edited)
+    sha = repo.commit("types")
+    records = [
+        replace(
+            hand_record(repo.path, sha, "app.py", typed),
+            change="modified",
+            before="def ok(x):\n      return str(x)  \n",  # another indentation, trailing blanks: the same body
+        ),
+        replace(
+            hand_record(repo.path, sha, "app.py", edited, line=5),
+            change="modified",
+            before="def edited(x):\n    return str(x)\n",
+        ),
+    ]
+    got = tasks.sample(records, 10, 10, seed=0)
+    # ok's lines changed (its signature, its body's indentation); edited's return line changed.
+    assert sorted((s.task, s.id.split(":")[2]) for s in got) == [
+        ("block", "6"),
+        ("line", "1"),
+        ("line", "2"),
+        ("line", "6"),
+    ]
+    [block] = [s for s in got if s.task == "block"]
+    assert block.target.rstrip("\n") == "    return str(x + 1)"
+
+
 # --- the baselines on a known answer -------------------------------------------------------------------
 
 

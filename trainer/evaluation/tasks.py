@@ -43,6 +43,18 @@ def _added_lines(record: ChangeRecord) -> list[int]:
     return [j for tag, _, _, j1, j2 in matcher.get_opcodes() if tag in ("replace", "insert") for j in range(j1, j2)]
 
 
+def _body_written(record: ChangeRecord, body: str) -> bool:
+    """Whether the commit wrote the definition's body: the definition is new, or its body differs from the one
+    before beyond whitespace. A definition whose signature, decorators or place alone changed keeps the body
+    it had: nobody writes that body again, and the earlier version of the same function (in the corpus, or
+    in the document the engineer had open) would score it as an exact body. On rich, 42 of 100 block samples
+    were such bodies, and all 8 of the engine's exact bodies were among them."""
+    if record.before is None:
+        return True
+    _, before = blocks.split_definition(record.before, record.language)
+    return before.split() != body.split()
+
+
 def _worth_completing(line: str) -> bool:
     # A lone bracket or a blank line is no test of anything; a scrubbed secret is no target.
     return any(c.isalnum() for c in line) and PLACEHOLDER not in line
@@ -116,6 +128,7 @@ def sample(heldout: list[ChangeRecord], line_samples: int, block_samples: int, s
             and _worth_completing(body)
             and body.count("\n") < MAX_BODY_LINES
             and PLACEHOLDER not in body
+            and _body_written(r, body)
         ):
             block_pool.append((r, at))
 
