@@ -23,6 +23,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.workspace import TextDocument, Workspace
 
 from codedouble.grammars.languages import language_for_path
@@ -72,6 +73,18 @@ class Protocol(LanguageServerProtocol):
                     exc = JsonRpcInvalidParams(f"invalid params for {data['method']}")
                 self._send_response(data["id"], None, exc.to_response_error())
             raise
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Any:
+        """Positions are UTF-16 code units everywhere here (positions.py, the incremental edits below, every range
+        the server sends). pygls would agree to the client's first preference instead: Neovim 0.10 and later
+        offer utf-8 first, and a line with a non-ASCII character before the cursor then put completions and
+        edits in the wrong column. Every client supports UTF-16 (LSP 3.17 makes it mandatory), so the client's
+        preferences are not offered to pygls and it answers utf-16, the protocol's default."""
+        general = params.capabilities.general
+        if general is not None and general.position_encodings:
+            general.position_encodings = None
+        return (yield from super().lsp_initialize(params))
 
     def _execute_handler(
         self,

@@ -99,6 +99,7 @@ class RawServer:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.peak_rss_kib = 0
+        self.initialized: dict[str, Any] = {}  # the initialize result (start() sets it)
 
     def _read(self) -> None:
         out = self.proc.stdout
@@ -205,15 +206,22 @@ def quiet_env(root: Path) -> dict[str, str]:
 SETTINGS = {"feedbackLog": False}
 
 
-def start(artifact: Path, workspace: Path, stderr: Path, ready_seconds: float = 180) -> RawServer:
-    """A server initialized on `workspace` with the double loaded."""
+def start(
+    artifact: Path,
+    workspace: Path,
+    stderr: Path,
+    ready_seconds: float = 180,
+    capabilities: dict[str, Any] | None = None,
+) -> RawServer:
+    """A server initialized on `workspace` (by a client of `capabilities`, none by default) with the double
+    loaded; the initialize result is kept as `initialized`."""
     server = RawServer(server_command(artifact), workspace, quiet_env(workspace.parent), stderr)
     got = server.request(
         "initialize",
         {
             "processId": None,
             "rootUri": workspace.as_uri(),
-            "capabilities": {},
+            "capabilities": capabilities or {},
             "initializationOptions": {"codedouble": SETTINGS},
         },
         "initialize",
@@ -222,6 +230,7 @@ def start(artifact: Path, workspace: Path, stderr: Path, ready_seconds: float = 
     if got is None:
         server.close()
         raise RuntimeError(f"the server did not initialize; see {stderr}")
+    server.initialized = got.get("result") or {}
     server.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
     deadline = time.monotonic() + ready_seconds
     for n in range(10**9):

@@ -9,6 +9,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -137,6 +138,26 @@ def test_edits_land_where_the_protocol_says(
     _open(raw, uri, text)
     _change(raw, uri, start, end, new)
     assert _text(raw, uri, f"edit {uri}") == apply_edit(text, start, end, new)
+
+
+def test_a_client_preferring_utf8_positions_is_answered_in_utf16(
+    double: Double,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Neovim 0.10 and later offer utf-8 first (pygls would have agreed to it), while the server counts
+    UTF-16 code units: an edit after a non-ASCII character then landed in the wrong column. The server answers
+    utf-16, which every client supports, and edits from a client holding to that land where they should."""
+    neovim = {"general": {"positionEncodings": ["utf-8", "utf-16", "utf-32"]}}
+    server = start(double.artifact, double.repo, tmp_path / "stderr.log", capabilities=neovim)
+    try:
+        assert server.initialized["capabilities"]["positionEncoding"] == "utf-16"
+        uri = (double.repo / "app" / "accents.py").as_uri()
+        text = 'label = "café 🎉"\nx = 1\n'
+        _open(server, uri, text)
+        _change(server, uri, (0, 17), (0, 17), "  # ok")  # after the closing quote: 17 UTF-16 units, 20 bytes
+        assert _text(server, uri, "accents") == 'label = "café 🎉"  # ok\nx = 1\n'
+    finally:
+        server.close()
 
 
 def test_reference_model_examples() -> None:
