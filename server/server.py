@@ -59,6 +59,24 @@ LATENCIES_KEPT = 500
 WATCH_SECONDS = 2.0  # how often a request may look whether the artifact changed on disk
 
 
+def provenance_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Where a double came from, as the status tells the editor: its primary repository and every history it
+    learned from (one double may follow several repositories; a dataset mined before it recorded them names
+    its one repository)."""
+    dataset = manifest["dataset"]
+    histories = dataset.get("repositories") or [{"path": dataset["repository"], "head": dataset["head"]}]
+    return {
+        "repository": dataset["repository"],
+        "head": dataset["head"],
+        "repositories": [{"path": str(r["path"]), "head": str(r["head"])} for r in histories],
+        "created": manifest.get("created"),
+        "records": manifest["records"],
+        "heldout_commits": len(manifest["split"]["heldout_commits"]),
+        "validation_loss": manifest.get("validation_loss"),
+        "parameters": manifest["training"].get("parameters"),
+    }
+
+
 class Protocol(LanguageServerProtocol):
     """pygls drops a request whose params do not fit the method's schema (or that its converter fails on);
     JSON-RPC wants an answer, so the client gets -32602 (or pygls's internal error) with the request's id and
@@ -571,16 +589,7 @@ class DoubleServer(LanguageServer):
     def status(self) -> dict[str, Any]:
         provenance: dict[str, Any] = {}
         if self.artifact is not None and self.state == "ready":
-            manifest = read_manifest(self.artifact)
-            provenance = {
-                "repository": manifest["dataset"]["repository"],
-                "head": manifest["dataset"]["head"],
-                "created": manifest.get("created"),
-                "records": manifest["records"],
-                "heldout_commits": len(manifest["split"]["heldout_commits"]),
-                "validation_loss": manifest.get("validation_loss"),
-                "parameters": manifest["training"].get("parameters"),
-            }
+            provenance = provenance_of(read_manifest(self.artifact))
         latencies = list(self.latencies)
         return {
             "state": self.state,

@@ -19,6 +19,7 @@ from test_server import TINY
 
 from codedouble.server.contract import artifact, corpus
 from codedouble.server.contract.tombstones import Rule
+from codedouble.server.server import provenance_of
 from codedouble.trainer import cli
 from codedouble.trainer.evaluation import replay
 from codedouble.trainer.evaluation import report as reports
@@ -331,6 +332,8 @@ def test_one_double_learns_from_both_and_both_find_it(world: World, monkeypatch:
         str(world.beta),
     ]
     assert {c.name: c.status for c in report.checks}["files"] == "ok"
+    # The server's status names both to the editor.
+    assert [r["path"] for r in provenance_of(manifest)["repositories"]] == [str(world.alpha), str(world.beta)]
 
 
 def test_tuning_lines_come_from_each_repository(world: World) -> None:

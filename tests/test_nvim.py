@@ -481,6 +481,8 @@ def test_ghost_text_accept_dismiss_and_status(double: Double, tmp_path: Path) ->
     assert status["latency_ms"]["count"] >= 2
     [message] = [n["message"] for n in got["notices"] if n["message"].startswith("codedouble: ready")]
     assert f"double: {artifact}" in message and "records: " in message and "latency: p50" in message
+    [history] = status["provenance"]["repositories"]  # each history the double learned from, one line each
+    assert f"trained on: {history['path']} @ {history['head'][:12]}" in message
     # setup() ran twice: still one client, one autocmd per event, one mapping per key.
     assert got["clients"] == 1
     assert got["autocmds"] == AUTOCMDS

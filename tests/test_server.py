@@ -327,6 +327,7 @@ async def test_status_names_the_double_and_where_it_came_from(served: LanguageCl
     assert Path(provenance["repository"]).resolve() == double.repo.resolve()
     assert len(provenance["head"]) == 40
     assert provenance["heldout_commits"] >= 1
+    assert provenance["repositories"] == [{"path": provenance["repository"], "head": provenance["head"]}]
     assert set(got["cache"]) == {"hits", "misses", "typed_ahead"}
 
 

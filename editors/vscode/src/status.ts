@@ -2,8 +2,9 @@
 // No `vscode` import, so node's test runner can load it.
 
 export interface Provenance {
-  repository?: string;
+  repository?: string; // the primary one
   head?: string;
+  repositories?: { path: string; head: string }[]; // every history the double learned from
   created?: string | null;
   records?: number;
   heldout_commits?: number;
@@ -95,8 +96,12 @@ export function formatStatusDetail(status: Status | undefined): string {
     lines.push(`Stale: trained on data you removed on ${(status.stale.since ?? "").slice(0, 10)}`);
   }
   const p = status.provenance ?? {};
-  if (p.repository) {
-    lines.push(`Trained on: ${p.repository}${p.head ? ` at ${p.head.slice(0, 12)}` : ""}`);
+  const histories = p.repositories && p.repositories.length > 0
+    ? p.repositories
+    : p.repository ? [{ path: p.repository, head: p.head ?? "" }] : [];
+  if (histories.length > 0) {
+    const named = histories.map((r) => `${r.path}${r.head ? ` at ${r.head.slice(0, 12)}` : ""}`);
+    lines.push(`Trained on: ${named.join(", ")}`);
   }
   if (p.created) {
     lines.push(`Created: ${p.created}`);

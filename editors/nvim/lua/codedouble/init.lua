@@ -68,7 +68,12 @@ function M.format_status(s)
   end
   local p = s.provenance or {}
   if p.repository then
-    table.insert(lines, string.format("  trained on: %s @ %s", p.repository, tostring(p.head):sub(1, 12)))
+    -- Every history the double learned from; an older server names only its primary repository.
+    local histories = type(p.repositories) == "table" and #p.repositories > 0 and p.repositories
+      or { { path = p.repository, head = p.head } }
+    for _, r in ipairs(histories) do
+      table.insert(lines, string.format("  trained on: %s @ %s", r.path, tostring(r.head):sub(1, 12)))
+    end
     local records = type(p.records) == "table" and p.records.total or p.records
     local loss = type(p.validation_loss) == "number" and string.format("%.2f", p.validation_loss) or "-"
     table.insert(lines, string.format("  records: %s, validation loss: %s", tostring(records), loss))

@@ -63,6 +63,20 @@ test("the detail names the double, where it came from, and how fast it answers",
   );
 });
 
+test("a double of several repositories names each history it learned from", () => {
+  const two: Status = {
+    ...READY,
+    provenance: {
+      ...READY.provenance,
+      repositories: [
+        { path: "/src/app", head: "0123456789abcdef0123456789abcdef01234567" },
+        { path: "/src/lib", head: "fedcba9876543210fedcba9876543210fedcba98" },
+      ],
+    },
+  };
+  assert.equal(formatStatusDetail(two).split("\n")[2], "Trained on: /src/app at 0123456789ab, /src/lib at fedcba987654");
+});
+
 test("the detail of a double that is missing or broken leads with the problem", () => {
   const missing: Status = {
     state: "missing",
