@@ -572,11 +572,10 @@ class DoubleServer(LanguageServer):
         def compute() -> tuple[str, str]:
             if self.drafter is None or self.drafter[0] is not engine:
                 self.drafter = (engine, Drafter.load(engine.artifact, lambda: engine.model))
-            drafter = self.drafter[1]
             change = gitdiff.staged(root) if root is not None else None
             if root is None or change is None or change.empty:
                 return "", "#"
-            return drafter.draft(change, gitdiff.identity(root)).text, gitdiff.comment_prefix(root, source)
+            return self.drafter[1].draft(change, gitdiff.identity(root)).text, gitdiff.comment_prefix(root, source)
 
         try:
             draft = await asyncio.get_running_loop().run_in_executor(self.inference, compute)
