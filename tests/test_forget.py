@@ -92,6 +92,31 @@ def test_rule_matches_commit_prefix_glob_author_any_case_and_whole_days() -> Non
     assert Rule(since="2024-04-02").matches("f" * 40, "x.py", None, "a@b", "2025-01-01T00:00:00+00:00")
 
 
+def test_a_rule_of_one_repository_looks_at_no_other() -> None:
+    rule = Rule(paths=("secret/*",), repositories=("/src/work",))
+    assert rule.matches("f" * 40, "secret/x.py", None, "a@b", "2024-01-01T00:00:00+00:00", "/src/work")
+    assert not rule.matches("f" * 40, "secret/x.py", None, "a@b", "2024-01-01T00:00:00+00:00", "/src/home")
+    assert rule.describe() == "path secret/* in /src/work"
+    assert Rule.from_dict(rule.to_dict()) == rule
+    old = {k: v for k, v in rule.to_dict().items() if k != "repositories"}  # a tombstone from before scoping
+    assert Rule.from_dict(old).matches("f" * 40, "secret/x.py", None, "a@b", "2024-01-01T00:00:00+00:00", "/src/home")
+
+
+def test_audit_checks_a_rule_of_one_repository_by_fingerprints_only(tmp_path: Path) -> None:
+    """The corpus does not say which repository an entry came from: a path forgotten in one repository may be
+    the same path of another, kept, so only the removed texts' fingerprints are checked."""
+    from codedouble.server.contract import corpus, tombstones
+    from codedouble.trainer.owning import audit as audits
+
+    kept = corpus.Snippet("secret/x.py", "python", "def kept():\n    return 1\n")
+    for scope, expected in (((), "failed"), (("/src/work",), "ok")):
+        rule = Rule(paths=("secret/*",), repositories=scope)
+        grave = tombstones.Tombstone(1, "2026-01-02T03:04:05+00:00", rule, records=1)
+        report = audits.Audit(tmp_path)
+        audits._forgotten(report, [grave], [kept])
+        assert [c.status for c in report.checks] == [expected]
+
+
 def test_forget_removes_the_records_everywhere_and_keeps_the_rest(history, tmp_path: Path, capsys) -> None:
     out = _mined(history, tmp_path)
     before = list(dataset.load_records(out))

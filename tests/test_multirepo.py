@@ -18,6 +18,7 @@ import pytest
 from test_server import TINY
 
 from codedouble.server.contract import artifact, corpus
+from codedouble.server.contract.errors import CodedoubleError
 from codedouble.server.contract.tombstones import Rule
 from codedouble.server.server import provenance_of
 from codedouble.trainer import cli
@@ -206,6 +207,36 @@ def test_forget_in_a_dataset_of_two_repositories(two: tuple[GitRepo, GitRepo], t
     # A fresh mine of both does not bring it back.
     run_mine([alpha.path, beta.path], out, fresh=True)
     assert "betaStep3" not in {r.qualified_name for r in dataset.load_records(out)}
+
+
+def test_forget_of_one_repository_keeps_the_same_paths_of_another(
+    two: tuple[GitRepo, GitRepo], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--path` alone reaches every repository of the dataset; `--repo` (spelled as the engineer likes) keeps it
+    to one, now and in every later mine, training path filter and audit."""
+    alpha, beta = two
+    out = tmp_path / "dataset"
+    run_mine([alpha.path, beta.path], out)
+    both = forget(out, Rule(paths=("*/step1.*",)), dry_run=True)
+    assert both.tombstone.paths == ("alpha/step1.py", "beta/step1.js")
+    spelled = str(alpha.path / ".." / alpha.path.name) + "/"
+    assert cli.main(["forget", str(out), "--path", "*/step1.*", "--repo", spelled]) == 0
+    assert f"in {alpha.path.resolve()}" in capsys.readouterr().out
+    names = {r.qualified_name for r in dataset.load_records(out)}
+    assert "alpha_step_1" not in names and "betaStep1" in names
+    manifest = manifest_of(out)
+    [grave] = manifest["tombstones"]
+    assert grave["rule"]["repositories"] == [str(alpha.path.resolve())]
+    assert dataset.path_filter(manifest, str(alpha.path.resolve())).reject("alpha/step1.py") is not None
+    assert dataset.path_filter(manifest, str(beta.path.resolve())).reject("beta/step1.js") is None
+    # A fresh mine of both brings back neither the forgotten change nor loses the other repository's.
+    run_mine([alpha.path, beta.path], out, fresh=True)
+    names = {r.qualified_name for r in dataset.load_records(out)}
+    assert "alpha_step_1" not in names and "betaStep1" in names
+    # A repository the dataset was not mined from is named, with those it was; nothing changes.
+    with pytest.raises(CodedoubleError, match=r"--repo .*elsewhere: this dataset was not mined from it \(it holds "):
+        forget(out, Rule(paths=("*",), repositories=(str(tmp_path / "elsewhere"),)))
+    assert len(manifest_of(out)["tombstones"]) == 1
 
 
 def test_an_old_dataset_is_refused_with_the_fix(two: tuple[GitRepo, GitRepo], tmp_path: Path) -> None:

@@ -56,21 +56,37 @@ class Rule:
     """What the engineer asked to forget. A change is forgotten when any part matches: one of the commits
     (full SHA or a prefix), one of the path globs (as `mine --exclude`: the whole repository-relative path, a
     `*` also crosses folders; the old path of a rename counts too), one of the authors (e-mail, any case), or
-    its commit date within since..until (either end may be open)."""
+    its commit date within since..until (either end may be open). With `repositories`, only changes mined
+    from those (absolute paths, as the dataset records them) are looked at; without, every repository's."""
 
     commits: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
+    repositories: tuple[str, ...] = ()
 
     def empty(self) -> bool:
         return not (self.commits or self.paths or self.authors or self.since or self.until)
 
+    def applies_to(self, repository: str | None) -> bool:
+        """Whether the rule looks at changes of `repository` at all (None: a repository not known)."""
+        return not self.repositories or repository in self.repositories
+
     def path_matches(self, path: str | None) -> bool:
         return path is not None and any(fnmatch.fnmatchcase(path, glob) for glob in self.paths)
 
-    def matches(self, commit: str, path: str, old_path: str | None, author_email: str, committed_at: str) -> bool:
+    def matches(
+        self,
+        commit: str,
+        path: str,
+        old_path: str | None,
+        author_email: str,
+        committed_at: str,
+        repository: str | None = None,
+    ) -> bool:
+        if not self.applies_to(repository):
+            return False
         if any(commit.startswith(prefix.lower()) for prefix in self.commits):
             return True
         if self.path_matches(path) or self.path_matches(old_path):
@@ -89,7 +105,8 @@ class Rule:
         parts += [f"author {a}" for a in self.authors]
         if self.since or self.until:
             parts.append(f"committed {self.since or '…'} to {self.until or '…'}")
-        return ", ".join(parts)
+        scope = f" in {', '.join(self.repositories)}" if self.repositories else ""
+        return ", ".join(parts) + scope
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +115,7 @@ class Rule:
             "authors": list(self.authors),
             "since": self.since,
             "until": self.until,
+            "repositories": list(self.repositories),
         }
 
     @classmethod
@@ -108,6 +126,7 @@ class Rule:
             tuple(data.get("authors", ())),
             data.get("since"),
             data.get("until"),
+            tuple(data.get("repositories", ())),  # a tombstone written before scoping looked at every repository
         )
 
 

@@ -56,7 +56,10 @@ def path_filter(manifest: dict[str, Any], repository: str | None = None) -> filt
     mined with its own options (the primary's when `repository` is not given)."""
     entry = next((e for e in manifest.get("repositories") or () if e["path"] == repository), None)
     options = (entry or manifest).get("options", {})
-    forgotten = tuple(glob for t in tombstones.from_manifest(manifest) for glob in t.rule.paths)
+    which = repository if repository is not None else manifest.get("repository")
+    forgotten = tuple(
+        glob for t in tombstones.from_manifest(manifest) if t.rule.applies_to(which) for glob in t.rule.paths
+    )
     return filters.PathFilter(tuple(options.get("include", ())), tuple(options.get("exclude", ())) + forgotten)
 
 

@@ -322,7 +322,14 @@ def _mine_repository(
                     new_counts.records[DUPLICATE] += 1
                     continue
                 if key in forgotten_changes or any(
-                    rule.matches(record.commit, record.path, record.old_path, record.author_email, record.committed_at)
+                    rule.matches(
+                        record.commit,
+                        record.path,
+                        record.old_path,
+                        record.author_email,
+                        record.committed_at,
+                        record.repository,
+                    )
                     for rule in rules
                 ):
                     new_counts.records[FORGOTTEN] += 1

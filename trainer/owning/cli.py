@@ -22,6 +22,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("--author", action="append", default=[], metavar="EMAIL", help="an author's e-mail (any case)")
     p.add_argument("--since", metavar="DATE", help="changes committed on or after DATE (ISO: 2024-03-01)")
     p.add_argument("--until", metavar="DATE", help="changes committed on or before DATE (a bare date: that whole day)")
+    p.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="only changes mined from this repository (repeatable; by default every repository of the dataset)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would be removed and change nothing")
     p.set_defaults(run=_run_forget)
 
@@ -41,7 +49,9 @@ def _run_forget(args: argparse.Namespace) -> int:
     from codedouble.server.contract.tombstones import Rule
     from codedouble.trainer.owning.forget import describe, forget
 
-    rule = Rule(tuple(args.commit), tuple(args.path), tuple(args.author), args.since, args.until)
+    rule = Rule(
+        tuple(args.commit), tuple(args.path), tuple(args.author), args.since, args.until, tuple(map(str, args.repo))
+    )
     result = forget(args.dataset, rule, dry_run=args.dry_run)
     print(describe(result, args.dataset))
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,23 @@ def _check_prefixes(records: dict[str, set[str]], rule: tombstones.Rule) -> None
             )
 
 
+def _scoped(rule: tombstones.Rule, manifest: dict[str, Any]) -> tombstones.Rule:
+    """`rule` with each of its repositories named as the dataset records it (the path `mine` was given, however
+    the engineer spells it now); one the dataset was not mined from is an error that lists those it was."""
+    if not rule.repositories:
+        return rule
+    known = {Path(path).resolve(): path for path in repositories.paths(manifest)}
+    named = []
+    for given in rule.repositories:
+        found = known.get(Path(given).expanduser().resolve())
+        if found is None:
+            raise ForgetError(
+                f"--repo {given}: this dataset was not mined from it (it holds {', '.join(known.values())})"
+            )
+        named.append(found)
+    return replace(rule, repositories=tuple(dict.fromkeys(named)))
+
+
 def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> ForgetResult:
     """Remove every record of `dataset_dir` that `rule` matches and record the tombstone (see module doc)."""
     if rule.empty():
@@ -69,6 +86,7 @@ def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> F
     if manifest is None:
         raise ForgetError(f"{dataset_dir} holds no codedouble dataset (no {dataset.MANIFEST}); nothing to forget")
     dataset.sweep_unlisted_shards(dataset_dir, manifest["shards"])  # what a killed forget or mine left
+    rule = _scoped(rule, manifest)
 
     graves = tombstones.from_manifest(manifest)
     number = max((t.id for t in graves), default=0) + 1
@@ -83,7 +101,10 @@ def forget(dataset_dir: Path, rule: tombstones.Rule, dry_run: bool = False) -> F
             records = [ChangeRecord.from_dict(json.loads(line)) for line in lines]
             for r in records:
                 commits_seen.setdefault(r.commit, set()).add(r.path)
-            gone = [rule.matches(r.commit, r.path, r.old_path, r.author_email, r.committed_at) for r in records]
+            gone = [
+                rule.matches(r.commit, r.path, r.old_path, r.author_email, r.committed_at, r.repository)
+                for r in records
+            ]
             if not any(gone):
                 shards.append(name)
                 continue
