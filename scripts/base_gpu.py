@@ -1,6 +1,7 @@
 """The base's pretraining on a lent GPU machine, as one command that ends inside the machine's limits.
 
     python3 scripts/base_gpu.py --out "$OUT"                      # on the GPU machine (make base-gpu-command)
+    python3 scripts/base_gpu.py --out "$OUT" --init trainer/base/weights   # ... continuing the shipped base
     python3 scripts/base_gpu.py --out OUT --device cpu --size llama-toy --steps 4 ...   # the rehearsal
 
 Run from the repository root, with what `make base-gpu-prepare` left beside it: `.whl/` (tree-sitter, its
@@ -76,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wheels", type=Path, default=REPO / ".whl")
     p.add_argument("--carried", type=Path, default=REPO / ".gpu" / "carried-corpus.tar.xz")
     p.add_argument("--python", default=sys.executable, help="the interpreter that has torch (default: this one)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="BASE_DIR",
+        help="continue this base (relative to the repository: trainer/base/weights, the shipped one) instead of "
+        "starting from scratch: its weights and tokenizer, a fresh optimizer; the tokens add up in its manifest",
+    )
     p.add_argument(
         "--corpus-args",
         default="--exclude rich",
@@ -200,6 +208,8 @@ def _train(args: argparse.Namespace, corpus: Path, env: dict[str, str], log: Log
         log(f"base already trained: {base}")
         return base
     common = ["--size", args.size, "--device", args.device, *shlex.split(args.train_args)]
+    if args.init is not None:
+        common += ["--init", str(args.init if args.init.is_absolute() else REPO / args.init)]
     _run([*_cli(args), "base", "train", str(corpus), "--out", str(base), "--tokenize-only", *common], env, log)
     work = base.with_name(f".{base.name}.training")
     state = work / "last" / "state.json"

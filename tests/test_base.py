@@ -15,12 +15,14 @@ import os
 import random
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_train import TINY, build_history, mine_all
@@ -1005,6 +1007,43 @@ def test_base_score_on_a_corpus_without_held_out_files_exits_2(
 
 
 # --- 9. the command line -----------------------------------------------------------------------------------
+
+
+def test_a_base_continued_with_init_keeps_its_tokenizer_and_weights_and_counts_every_token(
+    base: Path, base_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--init BASE`: the corpus is tokenized with that base's tokenizer (a cache of its own), training starts
+    from its weights (at learning rate 0 they come out as they went in), and the manifest adds the tokens up."""
+    corpus_copy = tmp_path / "corpus"
+    shutil.copytree(base_corpus, corpus_copy, ignore=shutil.ignore_patterns("tokens-*"))
+    out = tmp_path / "continued"
+    argv = ["base", "train", str(corpus_copy), "--out", str(out), "--init", str(base), "--steps", "2"]
+    argv += ["--batch-size", "2", "--block-size", "32", "--learning-rate", "0", "--device", "cpu", "--quiet"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert [p.name.split("-")[2][0] for p in corpus_copy.glob("tokens-*")] == ["t"]  # keyed by the tokenizer
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(base).get_vocab()
+    before = AutoModelForCausalLM.from_pretrained(base).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    earlier, manifest = read_json(base / "manifest.json"), read_json(out / "manifest.json")
+    assert manifest["name"] == earlier["name"] and manifest["training"]["size"] == "llama-toy"
+    assert manifest["training"]["init"] == str(base)
+    assert manifest["training"]["tokens_seen"] == 2 * 2 * 32
+    assert manifest["training"]["tokens_seen_total"] == earlier["training"]["tokens_seen"] + 2 * 2 * 32
+    assert manifest["continued_from"] == earlier
+
+
+def test_init_from_a_folder_that_is_no_base_is_a_clear_error(
+    base_corpus: Path, full_double: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in (tmp_path / "nothing", full_double):
+        folder.mkdir(exist_ok=True)
+        code = cli.main(
+            ["base", "train", str(base_corpus), "--out", str(tmp_path / "b"), "--init", str(folder), "--steps", "1"]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and f"--init {folder}: not a codedouble base" in err, err
+    assert not (tmp_path / "b").exists()
 
 
 def test_base_train_on_a_folder_without_a_corpus_says_to_build_one(

@@ -315,6 +315,24 @@ def test_a_rerun_on_the_same_machine_skips_the_finished_stages(gpu_run: dict[str
     assert (gpu_run["out"] / "SHA256SUMS").read_text() == before
 
 
+def test_a_second_loan_continues_the_first_base(gpu_run: dict[str, Any], tmp_path: Path) -> None:
+    """`--init`: the next GPU run starts from the base the last one brought back (unpacked into the
+    repository as the shipped base is), keeps its tokenizer and adds its tokens to the count."""
+    first = script("base_gpu_unpack").unpack(gpu_run["out"], tmp_path / "first")
+    args = list(gpu_run["args"])
+    args[args.index("--out") + 1] = str(tmp_path / "out")
+    args[args.index("--work") + 1] = str(tmp_path / "work")
+    again = run_script([*args, "--init", str(first)])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"--init {first}" in again.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    earlier = json.loads((first / "manifest.json").read_text())
+    assert manifest["training"]["tokens_seen_total"] == 2 * earlier["training"]["tokens_seen"]
+    assert manifest["continued_from"] == earlier
+    second = script("base_gpu_unpack").unpack(tmp_path / "out", tmp_path / "second")
+    assert (second / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
+
+
 def test_a_large_base_is_cut_into_pieces_that_join_again(
     gpu_run: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

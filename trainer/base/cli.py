@@ -120,6 +120,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="only train the tokenizer and turn the corpus into token ids (cached in CORPUS_DIR), then stop",
     )
     t.add_argument("--resume", action="store_true", help="continue the interrupted pretraining for the same --out")
+    t.add_argument(
+        "--init",
+        type=Path,
+        metavar="BASE_DIR",
+        help="continue a finished base (its weights and tokenizer; --size and --vocab-size are its own) with a "
+        "fresh optimizer: several short runs add up to one base",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(run=_run_train)
@@ -198,6 +205,7 @@ def _run_train(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         resume=args.resume,
         seed=args.seed,
+        init=args.init,
     )
     if args.tokenize_only:
         cache = tokenize(args.corpus, options, progress=not args.quiet)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from codedouble.server.contract import artifact, atomic, prompt
 from codedouble.server.contract.errors import CodedoubleError
@@ -68,6 +68,9 @@ class PretrainOptions:
     jobs: int = 0  # worker processes for the corpus's texts; 0: one per core
     resume: bool = False
     seed: int = 0
+    # A base to continue: its weights and its tokenizer (the corpus is tokenized with it), a fresh optimizer
+    # and warm-up. A GPU loan is minutes; this is how several of them add up to one base.
+    init: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def pretrain(corpus_dir: Path, opts: PretrainOptions, progress: bool = True, com
         raise PretrainError(f"--save-dtype {opts.save_dtype}: choose float32 or bfloat16")
     started = time.monotonic()
     manifest = corpus.read_manifest(corpus_dir)
+    if opts.init is not None:
+        _check_init(opts.init)
     with loop.started(opts.device) as run:
         return _pretrain(corpus_dir, manifest, opts, run, progress, command, started)
 
@@ -117,13 +122,19 @@ def _pretrain(
         files_stream = tokens.get_tensor("validation_files")
         files_bytes = int((tokens.metadata() or {})["validation_files_bytes"])
 
-    # 2. The model, from scratch at the chosen size; its context is the block it trains on.
-    block = min(opts.block_size or SIZES[opts.size].context, SIZES[opts.size].context)
-    size = replace(SIZES[opts.size], context=block)
+    # 2. The model, from scratch at the chosen size (or the base to continue); its context is the block it
+    # trains on.
+    torch.manual_seed(opts.seed)
+    if opts.init is not None:
+        model = AutoModelForCausalLM.from_pretrained(opts.init, local_files_only=True, dtype=torch.float32)
+        context = int(model.config.max_position_embeddings)
+        block = min(opts.block_size or context, context)
+    else:
+        block = min(opts.block_size or SIZES[opts.size].context, SIZES[opts.size].context)
+        size = replace(SIZES[opts.size], context=block)
+        model = from_scratch(size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
     if len(val_stream) <= block:
         val_stream = stream  # a corpus this small (a test's) has no block of validation text to spare
-    torch.manual_seed(opts.seed)
-    model = from_scratch(size, len(tokenizer), tokenizer.convert_tokens_to_ids(prompt.EOS))
     parameters = parameter_count(model)
     batch = opts.batch_size or (
         loop.largest_batch(model, block, run.device, MAX_TOKENS_PER_STEP // block)
@@ -164,10 +175,11 @@ def _pretrain(
             model.to(torch.bfloat16)
         model.generation_config.eos_token_id = int(tokenizer.convert_tokens_to_ids(prompt.EOS))
         config = model.config
+        earlier = _earlier(opts.init)
         base_manifest = {
             "kind": BASE_KIND,
             "format": BASE_FORMAT,
-            "name": f"{BASE_KIND}-{opts.size}",
+            "name": earlier["name"] if earlier else f"{BASE_KIND}-{opts.size}",
             "prompt_format": prompt.PROMPT_FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": command,
@@ -195,12 +207,17 @@ def _pretrain(
             },
             "training": {
                 **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+                "size": earlier["manifest"].get("training", {}).get("size", opts.size) if earlier else opts.size,
                 "block_size": block,
                 "batch_size": batch,
                 "tokens_per_step": batch * block * run.world_size,
                 "steps_done": fitted.steps,
                 "tokens_seen": fitted.tokens_seen,
-                "tokens_per_parameter": round(fitted.tokens_seen / parameters, 2),
+                # Every token the weights have seen, the continued base's included (this run's alone above).
+                "tokens_seen_total": fitted.tokens_seen + (earlier["tokens_seen_total"] if earlier else 0),
+                "tokens_per_parameter": round(
+                    (fitted.tokens_seen + (earlier["tokens_seen_total"] if earlier else 0)) / parameters, 2
+                ),
                 "epochs": round(fitted.tokens_seen / len(stream), 3),
                 "precision": "bf16 autocast, fp32 weights" if run.device.type == "cuda" else "fp32",
                 "device": str(run.device),
@@ -211,6 +228,8 @@ def _pretrain(
             },
             "validation_loss": fitted.best_validation_loss,
             "bits_per_byte": measured,
+            # The run this one continued, as its manifest recorded it (and the ones before it, nested).
+            "continued_from": earlier["manifest"] if earlier else None,
         }
 
         def fill(folder: Path) -> None:
@@ -241,8 +260,39 @@ def tokenize(corpus_dir: Path, opts: PretrainOptions, progress: bool = True) -> 
 
 
 def _cache(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions) -> Path:
-    """Where a corpus's token ids live: one cache per corpus, vocabulary and seed, shared by every size."""
-    return corpus_dir / f"tokens-{manifest['sha256'][:12]}-v{opts.vocab_size}-s{opts.seed}-f{TOKENS_FORMAT}"
+    """Where a corpus's token ids live: one cache per corpus, vocabulary and seed, shared by every size; a
+    continued base's tokenizer is its own, so its ids are cached apart, by the tokenizer's hash."""
+    tokenizer = (
+        f"t{hashlib.sha256((opts.init / 'tokenizer.json').read_bytes()).hexdigest()[:12]}"
+        if opts.init is not None
+        else f"v{opts.vocab_size}"
+    )
+    return corpus_dir / f"tokens-{manifest['sha256'][:12]}-{tokenizer}-s{opts.seed}-f{TOKENS_FORMAT}"
+
+
+def _check_init(init: Path) -> None:
+    """A base to continue must be one `codedouble base train` wrote, in this prompt format."""
+    try:
+        found = artifact.read_manifest(init)
+    except CodedoubleError as exc:
+        raise PretrainError(f"--init {init}: not a codedouble base ({exc})") from None
+    if found.get("kind") != BASE_KIND or not (init / "tokenizer.json").is_file():
+        raise PretrainError(f"--init {init}: not a codedouble base (a folder `codedouble base train` wrote)")
+    if found.get("prompt_format") != prompt.PROMPT_FORMAT_VERSION:
+        raise PretrainError(
+            f"--init {init}: its prompt format is {found.get('prompt_format')}, this codedouble's is "
+            f"{prompt.PROMPT_FORMAT_VERSION}; pretrain a new base instead"
+        )
+
+
+def _earlier(init: Path | None) -> dict[str, Any] | None:
+    """What the continued base's manifest says of it: its name, every token it had seen, the manifest."""
+    if init is None:
+        return None
+    found = artifact.read_manifest(init)
+    training = found.get("training", {})
+    seen = int(training.get("tokens_seen_total", training.get("tokens_seen", 0)))
+    return {"name": found["name"], "tokens_seen_total": seen, "manifest": found}
 
 
 def held_out(path: str) -> bool:
@@ -346,6 +396,9 @@ def _prepare(corpus_dir: Path, manifest: dict[str, Any], opts: PretrainOptions, 
             f"{corpus_dir} is too small to pretrain on: {len(train_texts)} training and {len(val_texts)} validation texts"
         )
     random.Random(opts.seed).shuffle(train_texts)
+    if opts.init is not None and not (cache / "tokenizer" / "tokenizer.json").is_file():
+        with atomic.directory(cache / "tokenizer") as folder:  # the continued base's tokenizer, as it is
+            PreTrainedTokenizerFast.from_pretrained(opts.init, local_files_only=True).save_pretrained(folder)
     if not (cache / "tokenizer" / "tokenizer.json").is_file():
         sample, chars = [], 0
         for text in train_texts:
