@@ -6,7 +6,7 @@
 
 Run from the repository root, with what `make base-gpu-prepare` left beside it: `.whl/` (tree-sitter, its
 grammars and detect-secrets as cp312 wheels: the machine has torch and transformers but not these) and
-`.gpu/carried-corpus.tar.xz` (the Go, Rust and JavaScript part of the corpus, built where those sources are
+`.gpu/carried-corpus.tar.xz` (the Go, Rust, JavaScript and Java part of the corpus, built where those sources are
 installed). Stages, each skipped when a rerun on the same machine finds it done:
 
   1. setup    the wheels installed into WORK/site; the repository importable as `codedouble` through a

@@ -3,8 +3,10 @@
     .whl/                        cp312 manylinux wheels of what the GPU machine lacks: tree-sitter, the six
                                  grammars and detect-secrets, at the versions installed here (it has torch,
                                  transformers, tokenizers, safetensors, pyyaml, requests, tqdm; KINDS.md)
-    .gpu/carried-corpus.tar.xz   the Go, Rust and JavaScript/TypeScript part of the corpus, built here from
-                                 Debian's golang-1.19-src and rust-src and the VS Code client's node_modules
+    .gpu/carried-corpus.tar.xz   the Go, Rust, JavaScript/TypeScript and Java part of the corpus, built here
+                                 from Debian's golang-1.19-src and rust-src, the VS Code client's node_modules
+                                 and the npm packages of scripts/java_corpus (React Native and Cordova
+                                 plugins, whose Android side is Java), installed exactly as its lock pins them
 
 Both folders are git-ignored; the device tool's `carry` takes them along. At the end the script checks that
 what travels (the working tree, both folders) stays well under the tool's 64 MiB, and prints the command.
@@ -39,6 +41,10 @@ MISSING_THERE = (
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 LIMIT = 64 * 2**20
 BUDGET = 48 * 2**20  # "well under": room for the tree to grow before the next run
+# The Java part: no Debian package ships permissively licensed Java source, and there is no Maven registry
+# here; npm packages with an Android side do, under their package.json licence (3.2 MB from the first 22).
+JAVA_PACKAGES = REPO / "scripts" / "java_corpus"
+JAVA_INSTALLED = REPO / ".codedouble" / "java-npm"
 CORPUS_ARGS = [
     "--no-stdlib",
     "--no-site",
@@ -48,6 +54,8 @@ CORPUS_ARGS = [
     "rust-src",
     "--node-modules",
     "editors/vscode/node_modules",
+    "--node-modules",
+    str(JAVA_INSTALLED / "node_modules"),
 ]
 
 
@@ -97,6 +105,7 @@ def _carried(rebuild: bool) -> None:
         return
     corpus = REPO / ".codedouble" / "carried-corpus"  # unpacked, it stays here: only the archive travels
     GPU.mkdir(exist_ok=True)
+    _java_packages()
     subprocess.run(
         [sys.executable, "-m", "codedouble.trainer.cli", "base", "corpus", "--out", str(corpus), *CORPUS_ARGS],
         cwd=REPO,
@@ -111,6 +120,19 @@ def _carried(rebuild: bool) -> None:
     print(
         f"carried corpus: {len(manifest['sources'])} sources, {manifest['bytes'] / 1e6:.1f} MB → "
         f"{CARRIED.stat().st_size / 2**20:.1f} MiB compressed"
+    )
+
+
+def _java_packages() -> None:
+    """scripts/java_corpus's packages into JAVA_INSTALLED, exactly as its lock pins them; their install scripts
+    never run (the corpus only reads the files)."""
+    JAVA_INSTALLED.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        (JAVA_INSTALLED / name).write_bytes((JAVA_PACKAGES / name).read_bytes())
+    subprocess.run(
+        ["npm", "ci", "--ignore-scripts", "--legacy-peer-deps", "--no-audit", "--no-fund"],
+        cwd=JAVA_INSTALLED,
+        check=True,
     )
 
 

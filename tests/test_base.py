@@ -589,6 +589,9 @@ def test_npm_packages_are_judged_by_their_package_json(tmp_path: Path) -> None:
             "index.d.ts": "export declare function leftPad(s: string, n: number): string;\n",
             "node_modules/nested-dep/index.js": "module.exports = 'nested';\n",
             "README.md": "# left-pad\n",
+            # An Android side (React Native, Cordova): Java under the package's own licence; Kotlin no grammar reads.
+            "android/src/main/java/pad/PadModule.java": "class PadModule {\n  int width() { return 1; }\n}\n",
+            "android/src/main/java/pad/Pad.kt": "fun pad() = 1\n",
         },
     )
     make_npm(
@@ -619,7 +622,12 @@ def test_npm_packages_are_judged_by_their_package_json(tmp_path: Path) -> None:
     assert all(s.kind == "npm" for s in found.values())
     pad = found["left-pad"]
     assert pad.version == "1.3.0" and pad.licence == Licence("MIT", "package.json", True)
-    assert sorted(p for p, _ in pad.files) == ["left-pad/index.js", "left-pad/lib/esm.mjs", "left-pad/lib/util.ts"]
+    assert sorted(p for p, _ in pad.files) == [
+        "left-pad/android/src/main/java/pad/PadModule.java",
+        "left-pad/index.js",
+        "left-pad/lib/esm.mjs",
+        "left-pad/lib/util.ts",
+    ]
     assert not found["copyleft"].licence.permissive and found["copyleft"].licence.spdx == "GPL-3.0"
     assert found["old-style"].licence.permissive and found["old-style"].licence.spdx == "MIT"
     assert found["no-licence"].licence == Licence("", "unknown", False)

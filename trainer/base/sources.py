@@ -178,6 +178,11 @@ def _dpkg_version(package: str, status: Path) -> str:
     return ""
 
 
+# What a package's files give the corpus: its JavaScript and TypeScript, and the Java of packages that ship an
+# Android side (React Native and Cordova plugins), under the same package.json licence.
+NPM_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".ts", ".java"})
+
+
 def npm_packages(node_modules: Path) -> Iterator[Source]:
     """Each package in a node_modules folder (scoped ones too), judged by its package.json `license`."""
     for manifest in sorted(node_modules.glob("*/package.json")) + sorted(node_modules.glob("@*/*/package.json")):
@@ -197,7 +202,7 @@ def npm_packages(node_modules: Path) -> Iterator[Source]:
         files = tuple(
             (f"{name}/{p.relative_to(root).as_posix()}", p)
             for p in sorted(root.rglob("*"))
-            if p.suffix in {".js", ".mjs", ".cjs", ".ts"}
+            if p.suffix in NPM_SUFFIXES
             and not p.name.endswith(".d.ts")
             and "node_modules" not in p.relative_to(root).parts
             and p.is_file()
