@@ -176,6 +176,8 @@ def _pretrain(
         model.generation_config.eos_token_id = int(tokenizer.convert_tokens_to_ids(prompt.EOS))
         config = model.config
         earlier = _earlier(opts.init)
+        # Every token the weights have seen, the continued base's included (`tokens_seen`: this run's alone).
+        seen_total = fitted.tokens_seen + (earlier["tokens_seen_total"] if earlier else 0)
         base_manifest = {
             "kind": BASE_KIND,
             "format": BASE_FORMAT,
@@ -213,11 +215,8 @@ def _pretrain(
                 "tokens_per_step": batch * block * run.world_size,
                 "steps_done": fitted.steps,
                 "tokens_seen": fitted.tokens_seen,
-                # Every token the weights have seen, the continued base's included (this run's alone above).
-                "tokens_seen_total": fitted.tokens_seen + (earlier["tokens_seen_total"] if earlier else 0),
-                "tokens_per_parameter": round(
-                    (fitted.tokens_seen + (earlier["tokens_seen_total"] if earlier else 0)) / parameters, 2
-                ),
+                "tokens_seen_total": seen_total,
+                "tokens_per_parameter": round(seen_total / parameters, 2),
                 "epochs": round(fitted.tokens_seen / len(stream), 3),
                 "precision": "bf16 autocast, fp32 weights" if run.device.type == "cuda" else "fp32",
                 "device": str(run.device),
