@@ -64,11 +64,17 @@ def match_indentation(text: str, document: str) -> str:
 
 def tidy(text: str, prefix: str, suffix: str, mode: str, max_lines: int) -> str:
     """The completion as the editor should show it: indented as the document is, no more than `max_lines`,
-    nothing from where it loops over a piece of a line (`cut_loop`), no line that only repeats the one before it, no closing bracket the line never opened, and nothing the
-    text after the cursor already has."""
+    nothing from where it loops over a piece of a line (`cut_loop`) or over a group of lines
+    (`blocks.line_loop_cut`), no line that only repeats the one before it, no closing bracket the line never
+    opened, and nothing the text after the cursor already has."""
     if mode == "block":
         text = match_indentation(text, prefix + suffix)
-    lines = cut_loop(text.rstrip()).split("\n")[:max_lines]
+    text = cut_loop(text.rstrip())
+    if mode == "block":
+        # A group of lines written three times over is cut to one copy (the engine's decoder cuts its own; a
+        # remote engine's or a cached text may not have been).
+        text = blocks.line_loop_cut(text + "\n", (prefix, suffix)) or text
+    lines = text.split("\n")[:max_lines]
     kept = lines[:1]
     for line in lines[1:]:
         if line.strip() and line.strip() == kept[-1].strip():

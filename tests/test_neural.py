@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from codedouble.server.engine import blocks
 from codedouble.server.engine import neural as neural_module
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.neural import Neural, repetition_cut
@@ -252,6 +253,42 @@ def test_repetition_cut_keeps_a_run_the_document_already_has() -> None:
     assert repetition_cut("    p = ", "Path(__file__).parent.parent.parent") == "Path(__file__).parent"
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # rich's held-out bodies, as the model wrote them: one line five times, a pair of lines four times
+        (
+            '    """Parse."""\n' + '    assert v.format(v) == "1.0"\n' * 5,
+            '    """Parse."""\n    assert v.format(v) == "1.0"',
+        ),
+        ("    x = 1\n" + "    if x:\n        x = x.rfind('.')\n" * 4, "    x = 1\n    if x:\n        x = x.rfind('.')"),
+        ("    a()\n    b()\n    c()\n" * 3 + "    a(", "    a()\n    b()\n    c()"),  # a partial fourth copy goes
+    ],
+)
+def test_line_loop_cut_keeps_one_copy_of_a_looping_group(text: str, kept: str) -> None:
+    assert blocks.line_loop_cut(text) == kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "    x = 1\n    x = 1\n",  # two copies may be meant: wait for a third
+        "    print()\n    print()\n    print(",  # the third is not whole yet
+        "        }\n    }\n}\n\n\n\n",  # closing braces and blank lines are code
+        "    self.a = a\n    self.b = b\n    self.c = c\n",
+    ],
+)
+def test_line_loop_cut_leaves_code_that_repeats_legitimately(text: str) -> None:
+    assert blocks.line_loop_cut(text) is None
+
+
+def test_line_loop_cut_keeps_a_run_the_document_already_has() -> None:
+    """Three `yield Text()` in a row that the engineer already wrote in the file are their style."""
+    text = "        yield Text()\n" * 3
+    assert blocks.line_loop_cut(text, ("    def a(self):\n" + text, "")) is None
+    assert blocks.line_loop_cut(text) == "        yield Text()"
+
+
 class LoopingModel:
     """A stand-in model that writes the healed token, then `.plugins` forever (the loop a small model falls into)."""
 
@@ -277,6 +314,31 @@ def test_the_decoder_stops_a_loop_and_drops_its_tail(pair: tuple[Neural, Neural]
         got = fresh.generate(request)
         assert got.text == ".plugins"
         assert fresh.model.calls == 1 + neural_module.REPEATS * len(loop)  # stopped at the third copy, not at 32
+    finally:
+        fresh.model = real
+
+
+def test_the_decoder_stops_a_body_looping_over_lines(
+    pair: tuple[Neural, Neural], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that writes the same line again and again ends after its third copy, not at the token limit, and
+    keeps one copy."""
+    monkeypatch.setattr(neural_module, "BLOCK_TOKENS", 64)
+    _, fresh = pair
+    request = Request("app/a.py", "def f(x):\n", "\n", "block")
+    _, healed = fresh.prompt_ids(request, 32)
+    assert healed == "\n"  # the prompt's last newline is healed: the first token starts with it
+    # Longer than the character-level cut's unit (LONGEST_REPEAT): only the line-level cut stops it.
+    written = "    assert version_str.format(version_str) == '1.0'"
+    assert len(written) > neural_module.LONGEST_REPEAT
+    line = fresh._encode("\n" + written)
+    real = fresh.model
+    try:
+        fresh.model = LoopingModel(line[0], line[1:] + line[:1], len(fresh.token_strings))  # type: ignore[assignment]
+        got = fresh.generate(request)
+        assert got.text == written
+        # The third copy is whole once the fourth line starts: stopped there, not at the token limit.
+        assert fresh.model.calls == len(line) * blocks.LOOP_REPEATS + 1
     finally:
         fresh.model = real
 

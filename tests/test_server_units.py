@@ -300,6 +300,13 @@ def test_tidy_cuts_a_model_stuck_repeating_a_line() -> None:
     assert tidy(looped, "def f():\n", "", "block", 8) == "    total = 0\n    total += 1"
 
 
+def test_tidy_cuts_a_body_looping_over_a_group_of_lines() -> None:
+    """The model's body for `__get__` on rich: a pair of lines four times (and a partial fifth copy)."""
+    pair = "        if obj is not None:\n            obj = obj.rfind('.')\n"
+    looped = "        obj = self.obj\n" + pair * 4 + "        if obj is not"
+    assert tidy(looped, "    def f(self):\n", "", "block", 20) == "        obj = self.obj\n" + pair.rstrip()
+
+
 def test_tidy_keeps_blank_lines_that_repeat() -> None:
     body = "    a = 1\n\n\n    b = 2"
     assert tidy(body, "def f():\n", "", "block", 8) == body

@@ -106,3 +106,36 @@ def body_end(prefix: str, text: str, language: str | None) -> str:
     if not around or around[-1].has_error or around[-1].end_byte <= cursor:
         return fallback
     return source[cursor : around[-1].end_byte].decode("utf-8", "replace").rstrip()
+
+
+# A body that ends in the same group of lines three times over is a loop, not code: the model's bodies on rich's
+# held-out commits wrote `assert version_str.format(version_str) == "1.0"` five times, and `if obj is not
+# None:` / `obj = obj.rfind('.')` four, until the token limit. The character-level cut (neural.repetition_cut)
+# looks at units of at most 40 characters on one line and misses these; one repeated line is caught by the
+# server's tidy step, a pair or more by nothing. Groups of up to this many lines are looked for.
+LOOP_LINES = 4
+LOOP_REPEATS = 3
+
+
+def line_loop_cut(text: str, document: tuple[str, ...] = ()) -> str | None:
+    """`text` up to the end of the first copy of the group of lines it starts looping over, or None when it
+    never does. Only whole lines count (the last one is whole when `text` ends in a newline); a group holds a
+    letter (blank lines and `}` runs are code), and a run the document already holds is the engineer's own
+    pattern, not a loop."""
+    lines = text.split("\n")
+    whole = lines[:-1]  # the last element is a line still being written, or "" after a final newline
+    for start in range(len(whole)):
+        for size in range(1, LOOP_LINES + 1):
+            end = start + size * LOOP_REPEATS
+            if end > len(whole):
+                break
+            unit = whole[start : start + size]
+            if not any(c.isalpha() for line in unit for c in line):
+                continue
+            if any(whole[start + k * size : start + (k + 1) * size] != unit for k in range(1, LOOP_REPEATS)):
+                continue
+            run = "\n".join(whole[start:end])
+            if any(run.strip() in part for part in document):
+                continue
+            return "\n".join(whole[: start + size])
+    return None

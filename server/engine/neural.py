@@ -204,10 +204,13 @@ class Neural:
                 break
             logprob += float(torch.log_softmax(logits, -1)[token])
             out.append(token)
+            written = len(text)
             text = self.tokenizer.decode(out).removeprefix(healed)
             if request.mode == "line" and "\n" in text:
                 break
             cut = repetition_cut(line_before, text, (request.prefix, request.suffix))
+            if cut is None and request.mode == "block" and "\n" in text[written:]:  # a line was finished
+                cut = blocks.line_loop_cut(text, (request.prefix, request.suffix))
             if cut is not None:
                 text = cut
                 break

@@ -195,6 +195,8 @@ def finished(request: Request, text: str) -> str:
     text = cut if cut is not None else text
     if request.mode == "line":
         return blocks.cut_line(text)
+    lines_cut = blocks.line_loop_cut(text, (request.prefix, request.suffix))
+    text = lines_cut if lines_cut is not None else text
     return blocks.body_end(request.prefix, text, request.language)
 
 
