@@ -14,6 +14,8 @@ from codedouble.server.engine.abstention import AbstentionError, Calibration
 from codedouble.server.engine.bodies import Bodies, BodyTuning, Signature, adapt, place, signature_of
 from codedouble.server.engine.document import NOTHING, Proposal, Request
 from codedouble.server.engine.neural import Generated
+from codedouble.server.engine.workspace import WorkspaceContext
+from codedouble.trainer.evaluation import tasks
 from codedouble.trainer.mining.dataset import load_records
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.training import bodies as tuning
@@ -204,6 +206,57 @@ def test_the_engines_bodies_come_from_the_document_too(tmp_path: Path) -> None:
     proposal = engine.bodies.propose(request)
     assert proposal.text == "    checked = float(edge)\n    return checked * checked"
     assert 0 < proposal.score < 1
+
+
+def test_the_engines_bodies_come_from_the_workspace_too() -> None:
+    """A function in another file of the workspace, as it is now, is a candidate like a sibling; the newer
+    version there wins the tie against the older one the corpus holds; the document's own file is left out of
+    the workspace's candidates (its live text is the document)."""
+    old = "def area_of_square(side):\n    return side * side\n"
+    now = "def area_of_square(side):\n    checked = float(side)\n    return checked * checked\n"
+    request = Request("shapes.py", "def area_of_square(edge):\n", "\n", "block")
+    bodies = Bodies([old], ["python"], ["geo.py"])
+    assert bodies.propose(request).text == "    return edge * edge"
+    workspace = WorkspaceContext({"geo.py": now, "shapes.py": "def area_of_square(x):\n    return 0\n"})
+    assert [e.signature.name for e in workspace.bodies("python", "shapes.py")] == ["area_of_square"]
+    assert workspace.bodies("go", "shapes.py") == []
+    got = bodies.propose(Request(request.path, request.prefix, request.suffix, "block", workspace))
+    assert got.text == "    checked = float(edge)\n    return checked * checked"
+
+
+def test_a_workspace_class_gives_its_methods_with_the_class_name() -> None:
+    panel = "class Panel:\n    def render(self, console):\n        return console.box(self)\n"
+    table = "class Table:\n    def render(self, console):\n        return console.grid(self.rows)\n"
+    workspace = WorkspaceContext({"ui/panel.py": panel, "ui/table.py": table})
+    assert [(e.enclosing, e.path) for e in workspace.bodies("python", "ui/new.py")] == [
+        ("Panel", "ui/panel.py"),
+        ("Table", "ui/table.py"),
+    ]
+    request = Request("ui/new.py", "class Table:\n    def render(self, console):\n", "\n", "block", workspace)
+    assert Bodies([], [], []).propose(request).text == "        return console.grid(self.rows)"
+
+
+def test_tuning_observes_each_sample_with_its_workspace() -> None:
+    """Body tuning sees what the server will: a body found only in another file of the workspace is exact with
+    the sample's workspace, and not without it."""
+    now = "def area_of_square(side):\n    checked = float(side)\n    return checked * checked\n"
+    sample = tasks.Sample(
+        "c:shapes.py:1:1",
+        "block",
+        "python",
+        "shapes.py",
+        "def area_of_square(edge):\n",
+        "\n",
+        "    checked = float(edge)\n    return checked * checked",
+        commit="c",
+        repository="repo",
+    )
+    engine = _engine([])
+    assert engine.bodies is not None
+    workspaces = {("c", "shapes.py"): WorkspaceContext({"geo.py": now})}
+    seen = tuning.observe(engine, engine.bodies, [sample], 60, lambda s: workspaces[(s.commit, s.path)])
+    assert [o.exact for o in seen] == [True]
+    assert [o.exact for o in tuning.observe(engine, engine.bodies, [sample], 60)] == [False]
 
 
 def test_the_enclosing_class_tells_same_named_methods_apart() -> None:

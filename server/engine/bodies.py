@@ -2,7 +2,8 @@
 signature being completed.
 
 Candidates come from the completion corpus (the engineer's training-split definitions, shipped in the
-artifact) and from the other definitions of the document itself (an editor has the whole file). Each is
+artifact), from the workspace's files as they are now (workspace.py; the server's `workspaceContext`), and from
+the other definitions of the document itself (an editor has the whole file). Each is
 scored by how alike its signature is to the one being completed: the same name, the same file, the same
 parameters, the same signature text. The best is adapted (its name and parameter names replaced by the
 signature's, re-indented to one step inside it) and proposed with that score.
@@ -362,10 +363,12 @@ class Bodies:
                     candidates.append(entries[i])
         siblings, enclosing = _document(request, language)
         enclosing = enclosing or _class_by_indent(request.prefix)
+        if request.workspace is not None:
+            candidates += request.workspace.bodies(language, request.path)
         candidates += siblings
         if not candidates:
             return NOTHING
-        # Ties go to the later entry: the corpus and the document list newer or nearer code last.
+        # Ties go to the later entry: the corpus, then the workspace's files as they are now, then the document.
         scored = [(score(query, request.path, enclosing, c), i) for i, c in enumerate(candidates)]
         raw, at = max(scored)
         best = candidates[at]
@@ -396,29 +399,41 @@ def _class_by_indent(prefix: str) -> str:
     return ""
 
 
-def _document(request: Request, language: str | None) -> tuple[list[Entry], str]:
-    """The document's other definitions with a body (never the one being written), and the name of the class
-    around the cursor ("" when none)."""
-    if language is None:
-        return [], ""
+def _parsed(path: str, source: bytes, language: str, cursor: int | None = None) -> tuple[list[Entry], str]:
+    """The definitions with a body in `source` (not the one around byte `cursor`, being written), each with
+    the class around it, and the name of the class around the cursor ("" when none)."""
     from codedouble.grammars import definitions
 
-    source = (request.prefix + request.suffix).encode("utf-8", "surrogatepass")
-    if len(source) > DOCUMENT_PARSE_BYTES:
-        return [], ""
-    cursor = len(request.prefix.encode("utf-8", "surrogatepass"))
     parsed = definitions.parse(language, source).definitions
     out = []
     enclosing = ""
     for d in parsed:
-        if d.start_byte < cursor <= d.end_byte:
+        if cursor is not None and d.start_byte < cursor <= d.end_byte:
             if d.kind not in BODIED:
                 enclosing = d.name  # outer before inner: the innermost class wins
             continue
         if d.kind not in BODIED:
             continue
         around = parsed[d.parent].name if d.parent is not None and parsed[d.parent].kind not in BODIED else ""
-        entry = _entry(request.path, source[d.start_byte : d.end_byte].decode("utf-8", "replace"), language, around)
+        entry = _entry(path, source[d.start_byte : d.end_byte].decode("utf-8", "replace"), language, around)
         if entry is not None:
             out.append(entry)
     return out, enclosing
+
+
+def definitions_of(path: str, text: str, language: str) -> list[Entry]:
+    """The definitions with a body of a whole file (a workspace file: workspace.py); none for a file larger
+    than DOCUMENT_PARSE_BYTES."""
+    source = text.encode("utf-8", "surrogatepass")
+    return [] if len(source) > DOCUMENT_PARSE_BYTES else _parsed(path, source, language)[0]
+
+
+def _document(request: Request, language: str | None) -> tuple[list[Entry], str]:
+    """The document's other definitions with a body (never the one being written), and the name of the class
+    around the cursor ("" when none)."""
+    if language is None:
+        return [], ""
+    source = (request.prefix + request.suffix).encode("utf-8", "surrogatepass")
+    if len(source) > DOCUMENT_PARSE_BYTES:
+        return [], ""
+    return _parsed(request.path, source, language, len(request.prefix.encode("utf-8", "surrogatepass")))

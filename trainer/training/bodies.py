@@ -19,7 +19,7 @@ retrieved bodies). Then:
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,9 @@ from codedouble.server.engine.engine import Combined
 from codedouble.server.engine.neural import Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
+from codedouble.server.engine.workspace import WorkspaceContext
 from codedouble.trainer.evaluation import metrics, tasks
+from codedouble.trainer.evaluation.context import RepositoryWorkspaces
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.training.abstention import MIN_LINES, PRECISION_TARGET, THRESHOLDS
 from codedouble.trainer.training.examples import corpus_snippets
@@ -50,14 +52,22 @@ class Observed:
     fallback_similarity: float  # the other systems' answer's
 
 
-def observe(engine: Combined, bodies: Bodies, samples: Sequence[tasks.Sample], seconds: float) -> list[Observed]:
-    """The retrieved body and the others' answer on each block sample, until `seconds` have passed."""
+def observe(
+    engine: Combined,
+    bodies: Bodies,
+    samples: Sequence[tasks.Sample],
+    seconds: float,
+    context: Callable[[tasks.Sample], WorkspaceContext | None] | None = None,
+) -> list[Observed]:
+    """The retrieved body and the others' answer on each block sample, until `seconds` have passed; with
+    `context`, each sample's workspace as the server would have had it."""
     deadline = time.monotonic() + seconds
     out: list[Observed] = []
     for sample in samples:
         if time.monotonic() > deadline:
             break
-        request = Request(sample.path, sample.prefix, sample.suffix, "block")
+        workspace = context(sample) if context is not None else None
+        request = Request(sample.path, sample.prefix, sample.suffix, "block", workspace)
         proposal = bodies.propose(request)
         others = engine.complete_without_bodies(request)
         out.append(
@@ -118,14 +128,26 @@ def tune_artifact(
     samples: Sequence[tasks.Sample],
     seconds: float,
     threads: int | None = None,
+    workspace: bool = True,
 ) -> BodyTuning:
     """Tune the double being written in `folder` on `samples` (block samples of the validation commits), with
-    a completion corpus of `snippets`, which must hold neither those commits' code nor its near-duplicates."""
+    a completion corpus of `snippets`, which must hold neither those commits' code nor its near-duplicates.
+    With `workspace`, each sample sees its repository at its commit's parent, as the server's workspace
+    context (on by default) would show it: its files' definitions are body candidates too."""
     texts, languages = [s.text for s in snippets], [s.language for s in snippets]
     kinds = [s.kind for s in snippets]
     bodies = Bodies(texts, languages, [s.path for s in snippets], kinds)
     engine = Combined(Neural(folder, threads), CacheNgram(texts, languages), Bm25Lines(texts, languages, kinds))
-    return tune(observe(engine, bodies, samples, seconds))
+    if not workspace:
+        return tune(observe(engine, bodies, samples, seconds))
+    with RepositoryWorkspaces() as workspaces:
+
+        def context(sample: tasks.Sample) -> WorkspaceContext | None:
+            if not (sample.repository and sample.commit):
+                return None
+            return workspaces(sample.repository, sample.commit, sample.path)
+
+        return tune(observe(engine, bodies, samples, seconds, context))
 
 
 def tune_on_validation(
