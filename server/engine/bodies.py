@@ -2,10 +2,10 @@
 signature being completed.
 
 Candidates come from the completion corpus (the engineer's training-split definitions, shipped in the
-artifact), from the workspace's files as they are now (workspace.py; the server's `workspaceContext`), and from
-the other definitions of the document itself (an editor has the whole file). Each is
-scored by how alike its signature is to the one being completed: the same name, the same file, the same
-parameters, the same signature text. The best is adapted (its name and parameter names replaced by the
+artifact), from the workspace's files as they are now (workspace.py; the server's `workspaceContext`), and
+from the other definitions of the document itself (an editor has the whole file). Each is scored by how alike
+its signature is to the one being completed: the same name, the same file, the same parameters, the same
+signature text. The best is adapted (its name and parameter names replaced by the
 signature's, re-indented to one step inside it) and proposed with that score.
 
 Whether the retrieved body wins against the other systems' body, and whether it is shown, is measured on

@@ -1,7 +1,8 @@
 """Workspace context: the other files of the repository around the document (and the editor's other open
-documents) as the count-based systems search them, and their definitions as whole-body proposals do. Built whole from a path → text mapping and never changed
-afterwards, so the server's indexer builds one on its own thread and hands it to the inference thread by
-swapping a reference; `codedouble eval` builds one from the repository at a held-out commit's parent.
+documents) as the count-based systems search them, and their definitions as whole-body proposals do. Built
+whole from a path → text mapping and never changed afterwards, so the server's indexer builds one on its own
+thread and hands it to the inference thread by swapping a reference; `codedouble eval` builds one from the
+repository at a held-out commit's parent.
 
 The document's own path is left out of every request (its live text is the n-gram's cache already)."""
 
