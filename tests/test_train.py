@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from codedouble.server.commits import model as commit_model
 from codedouble.server.contract import artifact, atomic, prompt
 from codedouble.server.engine.bodies import BodyTuning
 from codedouble.trainer import cli
@@ -34,6 +35,7 @@ from codedouble.trainer.mining.dataset import load_records
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
 from codedouble.trainer.training import checkpoint, split
+from codedouble.trainer.training import examples as examples_module
 from codedouble.trainer.training.examples import ExampleMix, examples, fim_cut
 from codedouble.trainer.training.loop import LoopError
 from codedouble.trainer.training.model import BaseModelError, ModelSize
@@ -808,6 +810,35 @@ def test_training_examples_use_the_prompt_builders(dataset_dir: Path) -> None:
         for r in with_after
         for _ in range(3)
     )
+
+
+def test_a_commit_example_shows_the_change_as_the_draft_prompt_does() -> None:
+    """The definition that changed most, cut around its changed lines, as `server/commits/model.py` shows a
+    staged change: not the commit's first definition whole."""
+    long_before = "def render(rows):\n" + "".join(f"    step_{i} = {i}\n" for i in range(200)) + "    return rows\n"
+    long_after = long_before.replace("    step_100 = 100\n", "    step_100 = compute(100)\n    check(step_100)\n")
+    small = record(
+        "c1", "2024-01-01T00:00:00+00:00", "def f():\n    return 2\n", before="def f():\n    return 1\n", path="a.py"
+    )
+    large = record(
+        "c1",
+        "2024-01-01T00:00:00+00:00",
+        long_after,
+        before=long_before,
+        path="b.py",
+        qualified_name="render",
+        message="fix: checks",
+    )
+    example = examples_module.commit_example([small, large])
+    assert example is not None
+    before, after = commit_model.around_changes(long_before, long_after)
+    assert example == prompt.commit_example("b.py", before, after, "fix: checks")
+    assert "step_98 = 98" in example and "step_97 = 97" not in example  # two lines of context, no more
+    assert len(example) < 400
+    assert examples_module.commit_example([record("c2", "2024-01-01T00:00:00+00:00", message="  ")]) is None
+    # Each commit gives one message example, from its largest change.
+    texts = examples([small, large], ExampleMix(fim_per_definition=0, edits=False), seed=0)
+    assert texts == [example]
 
 
 # --- the tokenizer ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The double's model writes a message: the change rendered as the trainer rendered commit examples
-(`prompt.commit_prompt`: one changed definition, before → after, then the message marker), greedy after it.
+"""The double's model writes a message: the change rendered as the trainer renders commit examples
+(`prompt.commit_prompt`: the definition that changed most, cut around its changed lines, before → after, then
+the message marker; trainer/training/examples.py), greedy after it.
 
 The trainer showed the model the first changed definition of each commit in training blocks of a few hundred
 tokens, so the message was learned from at most that much text before it. A staged change of many files
@@ -27,7 +28,7 @@ def main_edit(change: Change) -> Edit | None:
     return max(change.edits, key=lambda e: len(changed_lines(e.before, e.after)))
 
 
-def _around_changes(before: str, after: str) -> tuple[str, str]:
+def around_changes(before: str, after: str) -> tuple[str, str]:
     """Both texts cut to the span of their changed lines, CONTEXT_LINES either side."""
     a, b = before.split("\n"), after.split("\n")
     spans = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]
@@ -45,7 +46,7 @@ def prompt_ids(model: Neural, change: Change, budget: int = PROMPT_TOKENS) -> li
     edit = main_edit(change)
     if edit is None:
         return None
-    before, after = _around_changes(edit.before, edit.after)
+    before, after = around_changes(edit.before, edit.after)
 
     def encode(text: str) -> list[int]:
         return list(model.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from codedouble.server.commits import model as commit_model
+from codedouble.server.commits.change import changed_lines
 from codedouble.server.contract import corpus, prompt
 from codedouble.trainer.mining.records import ChangeRecord
 
 # Longer definitions are cut to this many characters: a prompt never shows the model more than a window.
 MAX_TEXT_CHARS = 6000
 MAX_MESSAGE_CHARS = 1000
+# A commit example's change, in characters: about the draft prompt's PROMPT_TOKENS (224) at the 3-4 characters
+# a token that byte-level BPE gives on code.
+COMMIT_PROMPT_CHARS = 4 * commit_model.PROMPT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,27 @@ def fim_cut(text: str, rng: random.Random) -> tuple[str, str, str]:
     return text[:start], text[start:end], text[end:]
 
 
+def commit_example(records: Sequence[ChangeRecord]) -> str | None:
+    """One commit's message example, its change shown as the draft shows one (server/commits/model.py): the
+    definition that changed most (most changed lines; the first in path order on a tie), cut to its changed
+    lines and CONTEXT_LINES around them, at most COMMIT_PROMPT_CHARS of it, the before-text half at most. The
+    examples were once the commit's first definition whole: a long one put the message in a training block
+    that began mid-code, far from the prompt the draft shows. None when the commit has no message."""
+    if not records or not records[0].message.strip():
+        return None
+    ordered = sorted(records, key=lambda r: r.path)
+    main = max(ordered, key=lambda r: len(changed_lines(r.before or "", r.after or "")))
+    before, after = commit_model.around_changes(main.before or "", main.after or "")
+    before = before[: COMMIT_PROMPT_CHARS // 2]
+    after = after[: COMMIT_PROMPT_CHARS - len(before)]
+    return prompt.commit_example(main.path, before, after, main.message[:MAX_MESSAGE_CHARS])
+
+
 def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> list[str]:
     """All training texts for these records, deterministic for a seed."""
     rng = random.Random(seed)
     texts: list[str] = []
-    first_of_commit: dict[str, ChangeRecord] = {}
+    by_commit: dict[str, list[ChangeRecord]] = {}
     for r in records:
         ctx = _context(r)
         after = r.after[:MAX_TEXT_CHARS] if r.after else None
@@ -61,13 +82,12 @@ def examples(records: Iterable[ChangeRecord], mix: ExampleMix, seed: int) -> lis
                 texts.append(prompt.fim_example(ctx, *fim_cut(after, rng)))
         if mix.edits and r.before and after:
             texts.append(prompt.edit_example(ctx, r.before[:MAX_TEXT_CHARS], after))
-        if r.commit not in first_of_commit:
-            first_of_commit[r.commit] = r
+        by_commit.setdefault(r.commit, []).append(r)
     if mix.commit_messages:
-        for r in first_of_commit.values():
-            if r.message.strip():
-                before, after = (r.before or "")[:MAX_TEXT_CHARS], (r.after or "")[:MAX_TEXT_CHARS]
-                texts.append(prompt.commit_example(r.path, before, after, r.message[:MAX_MESSAGE_CHARS]))
+        for commit_records in by_commit.values():
+            example = commit_example(commit_records)
+            if example is not None:
+                texts.append(example)
     rng.shuffle(texts)
     return texts
 
