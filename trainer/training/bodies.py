@@ -140,6 +140,9 @@ def tune_artifact(
     engine = Combined(Neural(folder, threads), CacheNgram(texts, languages), Bm25Lines(texts, languages, kinds))
     if not workspace:
         return tune(observe(engine, bodies, samples, seconds))
+    # In commit order, as eval asks: a commit's samples share its parent's workspace, built once. On rich's 100
+    # validation bodies as sampled, 99 workspaces were built (60 s); in this order, 60 (36 s).
+    samples = sorted(samples, key=lambda s: (s.repository, s.commit, s.path))
     with RepositoryWorkspaces() as workspaces:
 
         def context(sample: tasks.Sample) -> WorkspaceContext | None:

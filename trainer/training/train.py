@@ -89,8 +89,8 @@ class TrainOptions:
     tune_seconds: float = 180.0
     # Retrieved bodies are tuned on this many block samples of the validation commits (0: the defaults of
     # server/engine/bodies.py), for at most this long: each is one forced answer and the workspace at its
-    # commit's parent, about 0.85 s on rich's Llama double (100 samples: 85 s). At 60 s only 80 were seen, and
-    # the cut they chose (0.97) was not the one all 100 chose (0.41).
+    # commit's parent, about 0.6 s on rich's Llama double (100 samples in commit order: 57 s). At 60 s, in the
+    # order sampled, only 80 were seen, and the cut they chose (0.97) was not the one all 100 chose (0.41).
     tune_bodies: int = bodies.SAMPLES
     tune_bodies_seconds: float = 150.0
 
