@@ -32,6 +32,8 @@ import codedouble.trainer.base as base_package
 from codedouble.server.contract import prompt
 from codedouble.server.engine import engine as engines
 from codedouble.server.engine.document import Request
+from codedouble.server.engine.neural import Neural
+from codedouble.server.engine.routing import ByLanguage
 from codedouble.trainer import cli
 from codedouble.trainer.base import corpus, licenses, shipped, sources
 from codedouble.trainer.base import pretrain as pretraining
@@ -924,6 +926,23 @@ def test_a_full_finetune_from_the_base_serves_completions(full_double: Path, bas
         model.get_input_embeddings().num_embeddings
         == AutoModelForCausalLM.from_pretrained(base).get_input_embeddings().num_embeddings
     )
+
+
+def test_a_double_answers_with_its_base_in_a_language_it_did_not_learn(full_double: Path, base: Path) -> None:
+    manifest = read_json(full_double / "manifest.json")
+    entries = manifest["languages"]
+    assert set(entries) == {"python"}, "the shop history is Python: no other language is the double's"
+    engine = engines.load(full_double)
+    answering = engine.combined.model
+    assert isinstance(answering, ByLanguage) and answering.double is engine.model
+    go = Request("main.go", 'package main\n\nimport "', "", "line")
+    python = Request("shop/cart.py", "class Cart:\n    def total(self):\n        return ", "", "line")
+    on_its_own = Neural(base)
+    assert answering.complete(go) == on_its_own.complete(go)
+    assert answering.model_for(go) is not engine.model, "Go is answered by the base, loaded beside the double"
+    python_by = engine.model if entries["python"]["served_by"] == "double" else answering.model_for(go)
+    assert answering.model_for(python) is python_by
+    assert answering.complete(python) == python_by.complete(python)
 
 
 def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: Path) -> None:

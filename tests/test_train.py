@@ -29,6 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from codedouble.server.commits import model as commit_model
 from codedouble.server.contract import artifact, atomic, prompt
+from codedouble.server.engine import routing
 from codedouble.server.engine.bodies import BodyTuning
 from codedouble.trainer import cli
 from codedouble.trainer.mining.dataset import load_records
@@ -1140,6 +1141,17 @@ def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(
     assert manifest["training"]["base"]["shipped"] is False and manifest["training"]["finetune"] == "lora"
     assert manifest["prompt_format"] == prompt.PROMPT_FORMAT_VERSION
     assert math.isfinite(manifest["validation_loss"])
+    # Which model answers in each language the history has, measured on its validation commits both ways.
+    entries = manifest["languages"]
+    assert set(entries) == set(manifest["records"]["languages"])
+    measured = [e for e in entries.values() if "validation_loss" in e]
+    assert measured, entries
+    for entry in measured:
+        losses = entry["validation_loss"]
+        assert entry["served_by"] == ("double" if losses["double"] < losses["base"] else "base"), entry
+    # This base lacks the prompt format's tokens (the double's tokenizer has them added): the server cannot ask
+    # it, and the double answers in every language.
+    assert routing.base_of(manifest) is None
     ids = tokenizer(
         prompt.fim_prompt(prompt.Context("a.py"), "def f(", ""), return_tensors="pt", add_special_tokens=False
     )["input_ids"]

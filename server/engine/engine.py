@@ -7,11 +7,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.artifact import read_manifest
 from codedouble.server.contract.errors import CodedoubleError
+from codedouble.server.engine import routing
 from codedouble.server.engine.abstention import AGREE, AGREE_BM25, Abstention
 from codedouble.server.engine.bodies import Bodies, BodyTuning
 from codedouble.server.engine.document import NOTHING, Proposal, Request
@@ -19,6 +20,7 @@ from codedouble.server.engine.neural import Generated, Neural
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.remote import Backend, RemoteModel
 from codedouble.server.engine.retrieval import Bm25Lines
+from codedouble.server.engine.routing import ByLanguage
 
 
 class System(Protocol):
@@ -276,6 +278,7 @@ def load(
     else:
         model = load_model(artifact, threads)
     manifest = read_manifest(artifact)
+    answering = _by_language(model, manifest, threads, log)
     abstention = Abstention.from_manifest(manifest)
     snippets = corpus.load(artifact)
     log(f"indexing {len(snippets):,} snippets of your code")
@@ -284,5 +287,19 @@ def load(
     kinds = [s.kind for s in snippets]
     bm25 = Bm25Lines(texts, languages, kinds)
     bodies = Bodies(texts, languages, [s.path for s in snippets], kinds)
-    combined = Combined(model, ngram, bm25, abstention, bodies, BodyTuning.from_manifest(manifest))
+    combined = Combined(answering, ngram, bm25, abstention, bodies, BodyTuning.from_manifest(manifest))
     return Engine(artifact, model, ngram, bm25, combined)
+
+
+def _by_language(model: Model, manifest: dict[str, Any], threads: int | None, log: Callable[[str], None]) -> Model:
+    """The model the combined engine asks: the double's, or in the languages it did not learn, its base's
+    (routing.py). A remote model stays as it is: the engine it runs on serves the base under its own name."""
+    languages = routing.double_languages(manifest)
+    if isinstance(model, RemoteModel) or languages is None:
+        return model
+    base = routing.base_of(manifest)
+    if base is None:
+        log("the double answers in every language: its base is not where it was trained, or has changed")
+        return model
+    log(f"the double answers in {', '.join(sorted(languages)) or 'no language'}; the base in the others")
+    return ByLanguage(model, languages, lambda: Neural(base, threads))

@@ -36,6 +36,7 @@ from codedouble.trainer.training import (
     checkpoint,
     commit_index,
     edit_patterns,
+    languages,
     loop,
     module_level,
     rehearsal,
@@ -258,7 +259,15 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
     loop_opts = loop.options(opts, block_size=block, learning_rate=learning_rate, default_minutes=10.0)
     if not opts.resume:
         _note_data_seen(work, forgotten, run)
+    # Each language's validation examples, scored by the base now and by the double after: the server answers
+    # with the base in a language the double did not learn better (trainer/training/languages.py). Only with
+    # validation commits of its own: scored on text it trained on, the double would always look better.
+    measured = base is not None and run.rank == 0 and check is not fit
+    streams = languages.validation_streams(check, tokenizer, opts.mix, opts.seed + 1, block) if measured else {}
+    model.to(run.device)
+    base_losses = languages.losses(model, streams, block, opts.batch_size, run.device)
     fitted = loop.fit(model, stream, val_stream, loop_opts, work, run, progress)
+    double_losses = languages.losses(model, streams, block, opts.batch_size, run.device)
 
     # 4. The artifact: best weights (LoRA merged in), tokenizer, provenance; written whole or not at all.
     if run.rank == 0:
@@ -357,6 +366,11 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                     "abstention": tuned.to_dict() if tuned is not None else None,
                     BODIES_KEY: tuned_bodies.to_dict() if tuned_bodies is not None else None,
                     commit_index.MANIFEST_KEY: drafting,
+                    languages.MANIFEST_KEY: (
+                        languages.choose(Counter(r.language for r in fit), base_losses, double_losses)
+                        if base is not None
+                        else None
+                    ),
                     "edit_patterns": edit_patterns.summary(habits),
                     artifact.FILES: artifact.member_hashes(folder),
                 },
