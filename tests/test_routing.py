@@ -115,14 +115,15 @@ def test_an_engine_asks_the_double_alone_when_its_manifest_does_not_route(tmp_pa
 
 
 def test_training_serves_a_language_by_the_double_only_where_it_measured_better() -> None:
-    trained = Counter({"python": 80, "go": 12, "rust": 2})
+    trained = Counter({"python": 80, "go": 12, "rust": 2, "java": 6})
     chosen = languages.choose(trained, {"python": 1.4, "go": 1.1}, {"python": 1.2, "go": 1.3})
-    assert chosen["python"]["served_by"] == "double"
+    assert chosen["python"]["served_by"] == "double" and chosen["python"]["by"] == "validation loss"
     assert chosen["python"]["validation_loss"] == {"base": 1.4, "double": 1.2}
     assert chosen["go"]["served_by"] == "base", "the fine-tune made its Go worse: the base answers in Go"
-    # No validation text in Rust: nothing measured against the double, which learned from the engineer's Rust.
-    assert chosen["rust"] == {"records": 2, "served_by": "double"}
-    assert set(chosen) == {"python", "go", "rust"}, "a language the history never had is not listed: the base's"
+    # No validation text: the share of the training records decides (6 of 100 is the double's, 2 is not).
+    assert chosen["rust"] == {"records": 2, "by": "share of records", "served_by": "base"}
+    assert chosen["java"] == {"records": 6, "by": "share of records", "served_by": "double"}
+    assert set(chosen) == set(trained), "a language the history never had is not listed: the base's"
 
 
 @pytest.mark.parametrize("double_loss", [1.0, 1.2])

@@ -1148,6 +1148,7 @@ def test_lora_on_a_local_base_exports_a_merged_model_that_loads_without_peft(
     assert measured, entries
     for entry in measured:
         losses = entry["validation_loss"]
+        assert entry["by"] == "validation loss"
         assert entry["served_by"] == ("double" if losses["double"] < losses["base"] else "base"), entry
     # This base lacks the prompt format's tokens (the double's tokenizer has them added): the server cannot ask
     # it, and the double answers in every language.
