@@ -10,13 +10,13 @@ whose base is gone or changed, answers everywhere itself, as before.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from codedouble.server.contract import prompt
+from codedouble.server.contract.artifact import sha256_file
 from codedouble.server.engine.document import Request
 from codedouble.server.engine.neural import Generated, Neural
 
@@ -35,14 +35,6 @@ def double_languages(manifest: dict[str, Any]) -> frozenset[str] | None:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as weights:
-        for chunk in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def base_of(manifest: dict[str, Any]) -> Path | None:
     """The base the double was fine-tuned from, when it is still there with the same weights and speaks the
     prompt format (a base given with `--base` may lack its tokens: the double's tokenizer has them added)."""
@@ -53,7 +45,7 @@ def base_of(manifest: dict[str, Any]) -> Path | None:
     folder = Path(base["path"])
     weights = folder / "model.safetensors"
     try:
-        if not weights.is_file() or _sha256(weights) != base.get("sha256"):
+        if not weights.is_file() or sha256_file(weights) != base.get("sha256"):
             return None
         vocabulary = (folder / "tokenizer.json").read_text(encoding="utf-8")
     except OSError:
