@@ -293,13 +293,14 @@ def load(
 
 def _by_language(model: Model, manifest: dict[str, Any], threads: int | None, log: Callable[[str], None]) -> Model:
     """The model the combined engine asks: the double's, or in the languages it did not learn, its base's
-    (routing.py). A remote model stays as it is: the engine it runs on serves the base under its own name."""
+    (routing.py). A remote model stays as it is: asking the remote engine's base would need its name there, a
+    setting not built."""
     languages = routing.double_languages(manifest)
     if isinstance(model, RemoteModel) or languages is None:
         return model
     base = routing.base_of(manifest)
     if base is None:
-        log("the double answers in every language: its base is not where it was trained, or has changed")
+        log("the double answers in every language: its base is gone, changed, or lacks the prompt's tokens")
         return model
     log(f"the double answers in {', '.join(sorted(languages)) or 'no language'}; the base in the others")
     return ByLanguage(model, languages, lambda: Neural(base, threads))
