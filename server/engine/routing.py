@@ -1,11 +1,12 @@
 """The model that answers a request: the double's in the languages it learned, the base's in the others.
 
 A fine-tune on a history in one language forgets the others (trainer/training/languages.py has the figures), so
-a double records which languages it answers in (`languages` in its manifest: those it trained on and scored
-better than its base on the engineer's validation commits). In any other language the base it was fine-tuned
-from answers, loaded on the first such request (a second or so, once) and only if it is still where training
-found it, with the same weights. A double without the record (trained before it existed, or from scratch), or
-whose base is gone or changed, answers everywhere itself, as before.
+a double records which languages it answers in (`languages` in its manifest: those it trained on and, where its
+validation commits have them, scored better in than its base; trainer/training/languages.py decides). In any
+other language the base it was fine-tuned from answers, loaded on the first such request (a second or so,
+once) and only if it is still where training found it, with the same weights and the prompt format's tokens.
+A double without the record (trained before it existed, or from scratch), or whose base cannot be used,
+answers everywhere itself, as before.
 """
 
 from __future__ import annotations

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from codedouble.server.engine import routing
 from codedouble.trainer.mining.records import ChangeRecord
 from codedouble.trainer.training import loop
 from codedouble.trainer.training.examples import ExampleMix, examples
 
-MANIFEST_KEY = "languages"
+MANIFEST_KEY = routing.KEY  # the server reads it: server/engine/routing.py
 # Validation blocks scored per language and model: enough for a mean loss that moves by less than the gaps
 # measured between a base and its fine-tune (a tenth of a nat and more), few enough to cost seconds on a CPU.
 MAX_BLOCKS = 32
