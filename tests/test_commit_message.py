@@ -15,13 +15,16 @@ import pytest
 from test_server import TINY
 
 from codedouble.server.commits import editor, gitdiff
+from codedouble.server.commits import retrieval as retrieval_module
 from codedouble.server.commits.change import Edit, edits_of_file, from_edits, generic_message, terms
 from codedouble.server.commits.draft import Drafter
 from codedouble.server.commits.retrieval import CommitRetrieval
 from codedouble.server.commits.style import Style
 from codedouble.server.contract import artifact, commits
+from codedouble.server.engine.neural import Neural
 from codedouble.trainer import cli, hooks
-from codedouble.trainer.evaluation import commit_metrics
+from codedouble.trainer.evaluation import commit_metrics, commit_task
+from codedouble.trainer.mining import dataset
 from codedouble.trainer.mining.miner import MineOptions, mine
 from codedouble.trainer.training.train import train
 from conftest import GitRepo
@@ -72,6 +75,43 @@ def test_retrieval_finds_the_commit_with_the_most_similar_change_but_never_itsel
     retrieval = CommitRetrieval(index)
     assert retrieval.nearest(terms(query)).message == "draw table borders"
     assert retrieval.nearest(terms(query), exclude={"b"}).message == "parse the config file"
+
+
+def test_retrieval_reads_only_the_newest_commits_made_before_the_draft(monkeypatch: pytest.MonkeyPatch) -> None:
+    def indexed(sha: str, message: str, day: int | None) -> commits.IndexedCommit:
+        change = from_edits(
+            ["lib/table.py"], [Edit("lib/table.py", "", "def draw_border(table):\n    table.box = HEAVY")]
+        )
+        return commits.IndexedCommit(
+            sha, message, tuple(terms(change)), None if day is None else f"2024-01-{day:02d}T00:00:00+00:00"
+        )
+
+    query = terms(from_edits(["lib/table.py"], [Edit("lib/table.py", "", "def draw_border(t):\n    t.box = ROUNDED")]))
+    index = [indexed("new", "newest voice", 9), indexed("old", "oldest voice", None), indexed("mid", "middle voice", 5)]
+    retrieval = CommitRetrieval(index)
+    assert [e.commit for e in retrieval.pool()[0]] == ["old", "mid", "new"]  # no time: from an older index, oldest
+    # As of a past moment: nothing made then or later, whatever it matches.
+    assert {n.commit for n in retrieval.neighbours(query, before="2024-01-09T00:00:00+00:00")} == {"old", "mid"}
+    assert {n.commit for n in retrieval.neighbours(query, before="2024-01-05T00:00:00+00:00")} == {"old"}
+    # Only the RECENT newest: an equally good match from before them is not read.
+    monkeypatch.setattr(retrieval_module, "RECENT", 2)
+    recent = CommitRetrieval(index)
+    assert {n.commit for n in recent.neighbours(query)} == {"mid", "new"}
+    assert {n.commit for n in recent.neighbours(query, before="2024-01-09T00:00:00+00:00")} == {"old", "mid"}
+
+
+def test_the_commit_index_keeps_commit_times_in_utc_and_reads_older_entries(tmp_path: Path) -> None:
+    assert commits.utc("2024-03-01T09:30:00+02:00") == "2024-03-01T07:30:00+00:00"
+    entries = [commits.IndexedCommit("a", "fix it", ("fix",), "2024-03-01T07:30:00+00:00")]
+    commits.write(tmp_path, entries)
+    assert commits.load(tmp_path) == entries
+    with (tmp_path / commits.COMMITS).open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"commit": "b", "message": "older", "terms": "x"}) + "\n")
+    assert commits.load(tmp_path)[1] == commits.IndexedCommit("b", "older", ("x",), None)
+    with (tmp_path / commits.COMMITS).open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"commit": "c", "message": "bad", "terms": "x", "time": 5}) + "\n")
+    with pytest.raises(commits.CommitIndexError, match=":4: not a commit index entry"):
+        commits.load(tmp_path)
 
 
 def test_commit_message_metrics() -> None:
@@ -183,15 +223,52 @@ def _reset(repo: GitRepo) -> None:
     subprocess.run(["git", "reset", "-q", "--hard"], cwd=repo.path, check=True)
 
 
-def test_train_ships_a_commit_index_of_training_commits_only_and_measures_the_sources(data) -> None:
+def test_train_ships_a_commit_index_of_every_commit_with_its_time_and_measures_the_sources(data) -> None:
     double = data["double"]
     index = commits.load(double)
     manifest = artifact.read_manifest(double)
     heldout = set(manifest["split"]["heldout_commits"])
-    assert index and not {e.commit for e in index} & heldout
-    assert all(e.message and e.terms for e in index)
+    # The held-out commits too: the engineer's newest messages, never training text (eval reads each one's past).
+    assert index and heldout <= {e.commit for e in index} and len(index) == 2 * len(FEATURES)
+    assert all(e.message and e.terms and e.time and e.time.endswith("+00:00") for e in index)
     assert manifest["commit_messages"]["source"] in ("retrieval", "model")
     assert "commits.jsonl" in manifest["files"]
+
+
+def test_a_past_commit_is_drafted_from_the_commits_before_it_only(data, capsys) -> None:
+    repo, index = data["repo"], commits.load(data["double"])
+    times = {e.commit: e.time for e in index}
+    newest = max(index, key=lambda e: e.time or "")
+    drafter = Drafter.load(data["double"], source="retrieval")
+    sha, when = gitdiff.committed(repo.path, "HEAD")
+    assert (sha, when) == (newest.commit, newest.time)
+    done = drafter.draft(gitdiff.of_revision(repo.path, "HEAD"), exclude={sha}, before=when)
+    assert done.source == "retrieval" and done.neighbour is not None and times[done.neighbour] < when
+    # Each message of the fixture names its own commit: the CLI never drafts HEAD's message from itself.
+    assert cli.main(["commit-message", "HEAD", "--repo", str(repo.path), "--source", "retrieval"]) == 0
+    assert capsys.readouterr().out.split("\n")[0] != newest.message
+
+
+def test_eval_drafts_each_heldout_commit_from_the_commits_made_before_it(data, monkeypatch: pytest.MonkeyPatch) -> None:
+    double = data["double"]
+    heldout = set(artifact.read_manifest(double)["split"]["heldout_commits"])
+    records = [r for r in dataset.load_records(data["root"] / "dataset") if r.commit in heldout]
+    samples = commit_task.sample(records, 10, seed=0)
+    asked: list[tuple[str | None, list]] = []
+    neighbours = CommitRetrieval.neighbours
+
+    def spy(self, terms, exclude=(), top=retrieval_module.NEIGHBOURS, before=None):  # type: ignore[no-untyped-def]
+        found = neighbours(self, terms, exclude, top, before)
+        asked.append((before, found))
+        return found
+
+    monkeypatch.setattr(CommitRetrieval, "neighbours", spy)
+    commit_task.evaluate(double, Neural(double), samples, progress=False)
+    # The index holds every held-out commit, itself and later ones included: none of them may be read.
+    times = {e.commit: e.time for e in commits.load(double)}
+    assert len(samples) == len(heldout) and len(asked) == len(samples)
+    for at, (before, found) in zip(samples, asked, strict=True):
+        assert before == at.time and found and all(times[n.commit] < at.time for n in found)
 
 
 def test_commit_message_drafts_the_staged_change_in_the_engineers_style(data, capsys) -> None:

@@ -48,7 +48,12 @@ def draft(opts: Options) -> tuple[Draft, Path]:
         raise CommitMessageError(f"{what} in {root}: stage a change (`git add`) or name a commit (REV)")
     double, _why = choose_artifact(root, opts.artifact)
     drafter = Drafter.load(double, source=opts.source)
-    return drafter.draft(change, gitdiff.identity(root)), double
+    if opts.revision is None:
+        return drafter.draft(change, gitdiff.identity(root)), double
+    # A past commit is drafted as the double would have drafted it then: never from its own message (the index
+    # may hold it) nor from later commits.
+    sha, when = gitdiff.committed(root, opts.revision)
+    return drafter.draft(change, gitdiff.identity(root), exclude={sha}, before=when), double
 
 
 def has_message(text: str, comment: str = "#") -> bool:

@@ -51,7 +51,8 @@ class Drafter:
         self._model: Neural | None = None
         self._model_loaded = False
         self.retrieval = CommitRetrieval(index) if index else None
-        self.style = style or Style.measure([entry.message for entry in index or []])
+        self.index = index or []
+        self.style = style or Style.measure([entry.message for entry in self.index])
         self.preferred = preferred if preferred in SOURCES else "retrieval"
         self.notes: tuple[str, ...] = ()
         if index is None:
@@ -80,11 +81,20 @@ class Drafter:
             self._model, self._model_loaded = self._load_model(), True
         return self._model
 
-    def retrieved(self, change: Change, exclude: Collection[str] = ()) -> tuple[str, str | None]:
+    def retrieved(
+        self, change: Change, exclude: Collection[str] = (), before: str | None = None
+    ) -> tuple[str, str | None]:
         if self.retrieval is None:
             return "", None
-        found = self.retrieval.nearest(terms(change), exclude)
+        found = self.retrieval.nearest(terms(change), exclude, before)
         return (found.message, found.commit) if found is not None else ("", None)
+
+    def style_before(self, before: str | None) -> Style:
+        """The engineer's style as the messages committed before `before` show it (None: all of them): a
+        past commit's draft is styled by what was known then."""
+        if before is None:
+            return self.style
+        return Style.measure([e.message for e in self.index if e.time is None or e.time < before])
 
     def generated(self, change: Change, cancelled: Callable[[], bool] | None = None) -> str:
         if not change.edits or self.model is None:  # the model reads changed definitions; without one it is idle
@@ -99,17 +109,20 @@ class Drafter:
         identity: str | None = None,
         cancelled: Callable[[], bool] | None = None,
         exclude: Collection[str] = (),
+        before: str | None = None,
     ) -> Draft:
-        """The draft for `change`: the preferred source, the other when it has nothing, else the generic one."""
+        """The draft for `change`: the preferred source, the other when it has nothing, else the generic one.
+        `before` (UTC ISO 8601) drafts as of then: only commits made before it are retrieved or styled from."""
         order = [self.preferred, *(s for s in SOURCES if s != self.preferred)]
+        style = self.style_before(before)
         for source in order:
             neighbour = None
             if source == "retrieval":
-                raw, neighbour = self.retrieved(change, exclude)
+                raw, neighbour = self.retrieved(change, exclude, before)
             else:
                 raw = self.generated(change, cancelled)
-            text = self.style.apply(raw, identity) if raw.strip() else ""
+            text = style.apply(raw, identity) if raw.strip() else ""
             if text.strip():
                 return Draft(text, source, raw, neighbour, self.notes)
         raw = generic_message(change) if not change.empty else ""
-        return Draft(self.style.apply(raw, identity) if raw else "", "generic", raw, None, self.notes)
+        return Draft(style.apply(raw, identity) if raw else "", "generic", raw, None, self.notes)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from codedouble.server.commits.change import Change, Edit, edits_of_file, from_edits
 from codedouble.server.commits.editor import SCISSORS
+from codedouble.server.contract import commits
 from codedouble.server.contract.errors import CodedoubleError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of the empty tree: the parent of a root commit
@@ -99,6 +100,12 @@ def of_revision(repo: Path, revision: str) -> Change:
     base = parent.stdout.decode().strip() if parent.returncode == 0 else EMPTY_TREE
     raw = _git(repo, "diff", "-M", "--name-status", "-z", base, sha).stdout
     return _change(repo, _name_status(raw), base, sha)
+
+
+def committed(repo: Path, revision: str) -> tuple[str, str]:
+    """(full SHA, commit time in UTC) of commit `revision`: a past commit is drafted as of when it was made."""
+    out = _git(repo, "show", "-s", "--format=%H %cI", f"{revision}^{{commit}}").stdout.decode().split()
+    return out[0], commits.utc(out[1])
 
 
 # The characters git picks from under `core.commentChar=auto`, in its order (builtin/commit.c,

@@ -8,6 +8,10 @@ its BM25 score), agreement measured as the drafts are scored: ROUGE-L, edit simi
 word. A one-off neighbour says something particular to its own change; the agreed summary is the engineer's
 usual way to name such a change. NEIGHBOURS and the agreement were chosen on the newest 200 training commits
 of Textualize/rich (each left out of its own neighbours), not on held-out commits (README, "Commit messages").
+
+Only the engineer's RECENT newest commits are searched: how they name changes drifts (rich's summaries went
+from "Fix for …" sentences to "typing fix", "simplify"), and a neighbour from years ago drafts in a voice
+they no longer use.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from codedouble.server.contract.commits import IndexedCommit
 from codedouble.server.engine.retrieval import Bm25
 
 NEIGHBOURS = 40
+# Measured on rich's 142 validation commits, each drafted from the commits before it: the newest 300 against
+# all of them, B-Norm 9.5 against 8.4, first word 15.5 % against 10.6, first two words 3.5 % against 0.7, edit
+# similarity 22.9 against 22.2; windows of 150 to 800 all beat every commit on the first words, and 300 was
+# best on three of the five measures. An exponential decay of the BM25 weight instead did less (README).
+RECENT = 300
 
 
 @dataclass(frozen=True)
@@ -31,19 +40,36 @@ class Neighbour:
 
 class CommitRetrieval:
     def __init__(self, index: Sequence[IndexedCommit]) -> None:
-        self.index = [entry for entry in index if summary(entry.message)]
-        self.bm25 = Bm25([list(entry.terms) for entry in self.index])
+        # Oldest first. An entry without a time comes from an index of training commits only, older than any
+        # entry with one; among themselves they keep the index's order (mined oldest first).
+        self.index = sorted((entry for entry in index if summary(entry.message)), key=lambda e: e.time or "")
+        self._pool: tuple[str | None, list[IndexedCommit], Bm25] | None = None
 
-    def neighbours(self, terms: Sequence[str], exclude: Collection[str] = (), top: int = NEIGHBOURS) -> list[Neighbour]:
-        """The past commits whose changes are most like `terms`, best first, leaving out those in `exclude` (a
-        commit never retrieves itself when eval or training measures on commits of the index)."""
-        hits = self.bm25.scored(list(dict.fromkeys(terms)), top=top + len(exclude))
-        found = [Neighbour(self.index[i].commit, summary(self.index[i].message), s) for i, s in hits]
+    def pool(self, before: str | None = None) -> tuple[list[IndexedCommit], Bm25]:
+        """The RECENT newest commits made before `before` (UTC ISO 8601; None: all of them), and their index.
+        The last pool is kept: the server and the hook always ask for the newest."""
+        if self._pool is None or self._pool[0] != before:
+            made = self.index if before is None else [e for e in self.index if e.time is None or e.time < before]
+            entries = made[-RECENT:]
+            self._pool = (before, entries, Bm25([list(entry.terms) for entry in entries]))
+        return self._pool[1], self._pool[2]
+
+    def neighbours(
+        self, terms: Sequence[str], exclude: Collection[str] = (), top: int = NEIGHBOURS, before: str | None = None
+    ) -> list[Neighbour]:
+        """The past commits whose changes are most like `terms`, best first, among the newest made before
+        `before`, leaving out those in `exclude` (a commit never retrieves itself when eval or training measures
+        on commits of the index)."""
+        entries, bm25 = self.pool(before)
+        hits = bm25.scored(list(dict.fromkeys(terms)), top=top + len(exclude))
+        found = [Neighbour(entries[i].commit, summary(entries[i].message), s) for i, s in hits]
         return [n for n in found if n.commit not in exclude][:top]
 
-    def nearest(self, terms: Sequence[str], exclude: Collection[str] = ()) -> Neighbour | None:
+    def nearest(
+        self, terms: Sequence[str], exclude: Collection[str] = (), before: str | None = None
+    ) -> Neighbour | None:
         """The neighbour whose summary the others agree with most; None when no past change shares a term."""
-        found = self.neighbours(terms, exclude)
+        found = self.neighbours(terms, exclude, before=before)
         if len(found) < 3:
             return found[0] if found else None
 

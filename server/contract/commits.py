@@ -1,18 +1,22 @@
 """The commit index: what a double ships so that `codedouble commit-message` and the language server can draft a
-message in the engineer's voice without the dataset: each training commit's message and the bag of terms
-(identifiers, path parts) of what it changed, as JSON lines (no pickle).
+message in the engineer's voice without the dataset: each mined commit's message, when it was committed, and
+the bag of terms (identifiers, path parts) of what it changed, as JSON lines (no pickle).
 
     ARTIFACT/commits.jsonl   {"commits_format": 1}
-                             {"commit": SHA, "message": "...", "terms": "word word ..."}   one per training commit
+                             {"commit": SHA, "message": "...", "terms": "word word ...", "time": "…+00:00"}
 
-Only training-split commits are in it (held-out ones never are: eval scores retrieval on them). A double
-trained before the index existed has no file: drafting then falls back to the model alone, with a note.
+Held-out commits are in it too (their code and messages never reach the model): a draft reads the engineer's
+newest commits, and the newest are the held-out ones. Eval drafts each held-out commit from the commits made
+before it only (`before`), as the double would have drafted it then. `time` (UTC, ISO 8601) came after the
+format: an entry without it is from a double whose index held training commits only, older than any held-out
+one. A double trained before the index existed has no file: drafting then falls back to the model alone.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from codedouble.server.contract import atomic
@@ -27,6 +31,12 @@ class IndexedCommit:
     commit: str
     message: str
     terms: tuple[str, ...]  # what the commit changed, as retrieval compares changes (`commits.change.terms`)
+    time: str | None = None  # when it was committed (UTC, ISO 8601: compares as text); None in older indexes
+
+
+def utc(when: str) -> str:
+    """A commit time (ISO 8601, any offset) in UTC, the form `time` is stored in: two compare as text."""
+    return datetime.fromisoformat(when).astimezone(UTC).isoformat()
 
 
 class CommitIndexError(CodedoubleError):
@@ -38,6 +48,8 @@ def write(folder: Path, entries: list[IndexedCommit]) -> None:
         f.write(json.dumps({"commits_format": COMMITS_FORMAT}) + "\n")
         for e in entries:
             entry = {"commit": e.commit, "message": e.message, "terms": " ".join(e.terms)}
+            if e.time is not None:
+                entry["time"] = e.time
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
@@ -61,7 +73,10 @@ def load(artifact: Path) -> list[IndexedCommit] | None:
         for number, line in enumerate(f, 2):
             try:
                 data = json.loads(line)
-                out.append(IndexedCommit(data["commit"], data["message"], tuple(data["terms"].split())))
+                time = data.get("time")
+                if time is not None and not isinstance(time, str):
+                    raise TypeError(f"time is {time!r}, not a date")
+                out.append(IndexedCommit(data["commit"], data["message"], tuple(data["terms"].split()), time))
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise CommitIndexError(
                     f"{path}:{number}: not a commit index entry ({exc}): train the double again"

@@ -1,6 +1,8 @@
 """The commit-message task of `codedouble eval`: each sampled held-out commit's change drafted by the double's
-model, by retrieval of the engineer's nearest training commits, and by the generic "Update FILE", each
-scored against the message the engineer wrote (`commit_metrics.py`: on the summary line)."""
+model, by retrieval of the engineer's nearest past commits, and by the generic "Update FILE", each scored
+against the message the engineer wrote (`commit_metrics.py`: on the summary line). A held-out commit is
+drafted as the double would have drafted it when it was made: from the commits before it only, as the line
+and block tasks complete a file from its repository at the commit's parent."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from codedouble.trainer.training.commit_index import changes
 SYSTEMS = ("model", "retrieval", "generic")
 DESCRIPTIONS = {
     "model": "the double's model with the commit-message prompt, in the engineer's style",
-    "retrieval": "the message its nearest training commits agree on (BM25 over their changes), in their style",
+    "retrieval": "the message its nearest earlier commits agree on (BM25 over their changes), in their style",
     "generic": 'a tool that knows nothing of the engineer: "Update FILE" / "Update N files"',
 }
 EXAMPLES = 3
@@ -35,41 +37,46 @@ class CommitResult:
     examples: tuple[dict[str, str], ...]  # commit, message, and one draft per system
 
 
-def sample(heldout: list[ChangeRecord], n: int, seed: int) -> list[tuple[str, str, Change]]:
-    """Up to `n` held-out commits with a message, as (commit, message, change), the same for the same seed."""
+@dataclass(frozen=True)
+class Sample:
+    commit: str
+    message: str
+    change: Change
+    time: str  # when it was committed (UTC): its draft reads only the commits made before
+
+
+def sample(heldout: list[ChangeRecord], n: int, seed: int) -> list[Sample]:
+    """Up to `n` held-out commits with a message, the same for the same seed."""
     found = sorted((c for c in changes(heldout) if c.message.strip()), key=lambda c: (c.repository, c.commit))
     chosen = random.Random(seed).sample(found, min(n, len(found)))
-    return [(c.commit, c.message.strip(), c.change) for c in chosen]
+    return [Sample(c.commit, c.message.strip(), c.change, c.time) for c in chosen]
 
 
-def evaluate(artifact: Path, model: Neural, samples: list[tuple[str, str, Change]], progress: bool) -> CommitResult:
+def evaluate(artifact: Path, model: Neural, samples: list[Sample], progress: bool) -> CommitResult:
     from tqdm import tqdm
 
     drafter = Drafter.load(artifact, lambda: model)
-    style = drafter.style
 
-    def styled(raw: str) -> str:
-        return style.apply(raw) if raw.strip() else ""
+    def styled(raw: str, at: Sample) -> str:
+        return drafter.style_before(at.time).apply(raw) if raw.strip() else ""
 
-    systems: dict[str, Callable[[Change], str]] = {
-        "model": lambda change: styled(drafter.generated(change)),
-        "retrieval": lambda change: styled(drafter.retrieved(change)[0]),
-        "generic": generic_message,
+    systems: dict[str, Callable[[Sample], str]] = {
+        "model": lambda at: styled(drafter.generated(at.change), at),
+        "retrieval": lambda at: styled(drafter.retrieved(at.change, {at.commit}, at.time)[0], at),
+        "generic": lambda at: generic_message(at.change),
     }
     scores: dict[str, list[commit_metrics.MessageScore]] = {s: [] for s in SYSTEMS}
     latencies: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     examples: list[dict[str, str]] = []
-    for commit, message, change in tqdm(
-        samples, desc="commit messages", unit="commit", disable=None if progress else True
-    ):
+    for at in tqdm(samples, desc="commit messages", unit="commit", disable=None if progress else True):
         drafts: dict[str, str] = {}
         for name, system in systems.items():
             started = time.perf_counter()
-            drafts[name] = system(change)
+            drafts[name] = system(at)
             latencies[name].append((time.perf_counter() - started) * 1000)
-            scores[name].append(commit_metrics.score(drafts[name], message))
+            scores[name].append(commit_metrics.score(drafts[name], at.message))
         if len(examples) < EXAMPLES:
-            examples.append({"commit": commit, "message": message, **drafts})
+            examples.append({"commit": at.commit, "message": at.message, **drafts})
     rows = []
     for name in SYSTEMS:
         got = scores[name]

@@ -1,6 +1,6 @@
-"""The commit index a double ships (`server/contract/commits.py`) built from the training records, and the
+"""The commit index a double ships (`server/contract/commits.py`) built from the mined records, and the
 measurement that picks a double's commit-message source: retrieval and the model, each scored by B-Norm on
-the validation commits (never in the model's training text; retrieval leaves the commit itself out)."""
+the validation commits (never in the model's training text; retrieval reads only the commits made before)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class CommitChange:
     repository: str
     message: str
     change: Change
+    time: str  # when it was committed, UTC (`commits.utc`)
 
 
 def changes(records: Iterable[ChangeRecord]) -> list[CommitChange]:
@@ -35,14 +36,19 @@ def changes(records: Iterable[ChangeRecord]) -> list[CommitChange]:
     for sha, members in grouped.items():
         paths = [p for r in members for p in (r.path, r.old_path) if p]
         edits = [Edit(r.path, r.before or "", r.after or "") for r in members]
-        out.append(CommitChange(sha, members[0].repository, members[0].message, from_edits(paths, edits)))
+        first = members[0]
+        out.append(
+            CommitChange(
+                sha, first.repository, first.message, from_edits(paths, edits), commits.utc(first.committed_at)
+            )
+        )
     return out
 
 
 def entries(records: Iterable[ChangeRecord]) -> list[commits.IndexedCommit]:
     """The index entries of the commits of `records` that have a message."""
     return [
-        commits.IndexedCommit(c.commit, c.message.strip(), tuple(terms(c.change)))
+        commits.IndexedCommit(c.commit, c.message.strip(), tuple(terms(c.change)), c.time)
         for c in changes(records)
         if c.message.strip()
     ]
@@ -61,8 +67,12 @@ def measure(folder: Path, validation: list[ChangeRecord]) -> dict[str, Any]:
     for source in ("retrieval", "model"):
         total = 0.0
         for c in sample:
-            raw = drafter.retrieved(c.change, {c.commit})[0] if source == "retrieval" else drafter.generated(c.change)
-            total += commit_metrics.score(drafter.style.apply(raw) if raw.strip() else "", c.message).b_norm
+            if source == "retrieval":
+                raw = drafter.retrieved(c.change, {c.commit}, c.time)[0]
+            else:
+                raw = drafter.generated(c.change)
+            style = drafter.style_before(c.time)
+            total += commit_metrics.score(style.apply(raw) if raw.strip() else "", c.message).b_norm
         scores[source] = total / len(sample)
     best = "model" if scores["model"] > scores["retrieval"] else "retrieval"
     return {"source": best, "validation_commits": len(sample), "b_norm": {k: round(v, 4) for k, v in scores.items()}}

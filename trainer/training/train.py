@@ -302,8 +302,10 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                 opts.tune_bodies_seconds,
                 opts.seed,
             )
-            # Past messages for drafting new ones (training commits only), and which source drafts better.
-            commits.write(folder, commit_index.entries(training))
+            # Past messages for drafting new ones, and which source drafts better. Every mined commit's: the
+            # held-out ones are the engineer's newest (eval drafts each from the commits before it only), and
+            # a message is never training text.
+            commits.write(folder, commit_index.entries(records))
             # The shapes the engineer keeps writing, as completion snippets (training commits only).
             snippet_file.write(folder, shapes)
             drafting = commit_index.measure(folder, [r for r in training if r.commit in validation])

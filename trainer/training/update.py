@@ -159,6 +159,7 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     # Held-out honesty: the original split stands; new code must not leak held-out code.
     split = Split.from_dict(double["split"])
     heldout = [r for r in records if split.is_heldout(r)]
+    mined_new = new  # every new commit's message goes into the commit index: a message is never training text
     new, leaked = drop_near_duplicates([r for r in new if not split.is_heldout(r)], heldout)
     trained, _ = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
 
@@ -194,7 +195,8 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
         old_index = commit_log.load(current)
         if old_index is not None:
             known = {e.commit for e in old_index}
-            commit_log.write(folder, [*old_index, *(e for e in commit_index.entries(new) if e.commit not in known)])
+            added_commits = (e for e in commit_index.entries(mined_new) if e.commit not in known)
+            commit_log.write(folder, [*old_index, *added_commits])
         artifact.write_manifest(folder, {**quick, artifact.FILES: artifact.member_hashes(folder)})
     artifact.repoint(current, out)
     result = UpdateResult(out, current, new_commits, len(new), len(added), leaked)
