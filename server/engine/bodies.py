@@ -345,12 +345,24 @@ class Bodies:
         return self.propose(request, cancelled).text
 
     def propose(self, request: Request, cancelled: Callable[[], bool] | None = None) -> Proposal:  # noqa: ARG002 - milliseconds
-        if request.mode != "block":
+        found = self.candidates(request)
+        if found is None or not found.entries:
             return NOTHING
+        # Ties go to the later entry: the corpus, then the workspace's files as they are now, then the document.
+        scored = [(score(found.query, request.path, found.enclosing, c), i) for i, c in enumerate(found.entries)]
+        raw, at = max(scored)
+        return Proposal(found.placed(found.entries[at], request), raw)
+
+    def candidates(self, request: Request, top: int = TOP) -> Candidates | None:
+        """The past definitions a body for `request` is chosen from: those of the signature's name and the
+        `top` best matches of it in the corpus, the workspace's files, the document's own; None where the
+        cursor follows no signature."""
+        if request.mode != "block":
+            return None
         language = request.language
         query = signature_of(request.prefix, language)
         if query is None:
-            return NOTHING
+            return None
         candidates: list[Entry] = []
         entries = self.entries.get(language, [])
         seen: set[int] = set()
@@ -358,22 +370,25 @@ class Bodies:
             seen.add(i)
             candidates.append(entries[i])
         if language in self.index:
-            for i in self.index[language].search(_terms(query), TOP):
+            for i in self.index[language].search(_terms(query), top):
                 if i not in seen:
                     candidates.append(entries[i])
         siblings, enclosing = _document(request, language)
-        enclosing = enclosing or _class_by_indent(request.prefix)
         if request.workspace is not None:
             candidates += request.workspace.bodies(language, request.path)
         candidates += siblings
-        if not candidates:
-            return NOTHING
-        # Ties go to the later entry: the corpus, then the workspace's files as they are now, then the document.
-        scored = [(score(query, request.path, enclosing, c), i) for i, c in enumerate(candidates)]
-        raw, at = max(scored)
-        best = candidates[at]
-        body = adapt(best.body, best.signature, query)
-        return Proposal(place(body, request.prefix, language, best.body), raw)
+        return Candidates(query, enclosing or _class_by_indent(request.prefix), candidates)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    query: Signature  # the signature the cursor follows
+    enclosing: str  # its class, if any
+    entries: list[Entry]
+
+    def placed(self, entry: Entry, request: Request) -> str:
+        """`entry`'s body as the body of the signature at the cursor: renamed, re-indented."""
+        return place(adapt(entry.body, entry.signature, self.query), request.prefix, request.language, entry.body)
 
 
 def _terms(signature: Signature) -> list[str]:
