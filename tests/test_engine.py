@@ -255,6 +255,23 @@ def test_ngram_block_mode_returns_a_body_cut_at_its_syntactic_end() -> None:
     )
 
 
+def test_ngram_block_mode_starts_one_step_inside_the_signature_whatever_its_evidence_says() -> None:
+    # After `-> None:` the engineer's code holds only method bodies, two steps deep. Under a module-level
+    # function the body still starts one step in (its first line's indentation is set, the rest follows).
+    methods = "class Store:\n    def save(self) -> None:\n        self.flush()\n        self.saved = True\n"
+    ngram = CacheNgram([methods] * 3)
+    got = ngram.complete(block("a.py", "import os\n\n\ndef reset() -> None:\n"))
+    assert got.startswith("    ") and not got.startswith("     "), got
+    # Under a method the evidence and the signature agree: the engineer's body, two steps in.
+    assert ngram.complete(block("b.py", "class Cache:\n    def save(self) -> None:\n")) == (
+        "        self.flush()\n        self.saved = True"
+    )
+    # With its indentation half typed, the rest of it (and a tab-indented file keeps its tabs).
+    assert ngram.complete(block("a.py", "def reset() -> None:\n  ")).startswith("  ")
+    go = "package main\n\nfunc Save() {\n\tflush()\n}\n"
+    assert CacheNgram([go]).complete(block("b.go", "package main\n\nfunc Load() {\n")).startswith("\tflush()")
+
+
 def test_ngram_block_mode_in_a_brace_language_ends_at_the_closing_brace() -> None:
     go = 'package main\n\nfunc Parse(line string) string {\n\tif line == "{" {\n\t\treturn "}"\n\t}\n\treturn line\n}\n\nfunc Other() int {\n\treturn 1\n}\n'
     ngram = CacheNgram([go])

@@ -216,6 +216,10 @@ class CacheNgram:
         out: list[str] = []
         limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
         outer = blocks.signature_indent(prefix)
+        # A body starts one step inside its signature. The commonest indentation after `) -> None:` in the
+        # engineer's code is a method's, which put 10 of the n-gram's 95 bodies on rich (seed 0) under a
+        # module-level function one step too deep; the first line break's indentation is set, not guessed.
+        indent = _body_indent(prefix, partial, language) if mode == "block" else None
         score = 1.0
         first_line = True
         for step in range(limit):
@@ -228,8 +232,10 @@ class CacheNgram:
                 # The cursor may be inside a token: only tokens that extend what is typed can come next.
                 fitting = [t for t in dist if t.startswith(partial)]
                 choice = max(fitting, key=dist.__getitem__) if fitting else partial
+                if indent is not None and indent.startswith(partial):
+                    choice = indent  # a body's first line: at its indentation, however rare the evidence
                 text = choice[len(partial) :]
-                share = dist[choice] / sum(dist[t] for t in fitting) if fitting else 0.0
+                share = dist.get(choice, 0) / sum(dist[t] for t in fitting) if fitting else 0.0
             else:
                 choice = max(dist, key=dist.__getitem__)
                 if choice == BOUNDARY:
@@ -255,6 +261,25 @@ class CacheNgram:
         # one threshold can tell them apart (at >= 50 % precision, 15.5 % of characters saved against 10.9 %).
         first = text.split("\n", 1)[0]
         return Proposal(text, score * math.exp(-len(first) / LENGTH_SCALE) if text else 0.0)
+
+
+# A language's indentation step where the file does not show one yet (its formatter's: PEP 8, gofmt).
+_DEFAULT_UNIT = {"python": "    ", "go": "\t"}
+
+
+def _body_indent(prefix: str, partial: str, language: str | None) -> str | None:
+    """The line-break token that opens a body's first line after the signature that ends `prefix`, when the
+    cursor is at that line break (`partial` is it, with any indentation typed so far) and the file or its
+    language says the indentation step; else None (the engineer's evidence decides)."""
+    if not partial or partial.strip() or "\n" not in partial:
+        return None
+    lines = prefix.split("\n")[:-1]
+    indented = any(line[:1] in (" ", "\t") for line in lines)
+    unit = blocks.indent_unit(prefix) if indented else _DEFAULT_UNIT.get(language or "")
+    if unit is None:
+        return None
+    signature = next((line for line in reversed(lines) if line.strip()), "")
+    return partial[: partial.index("\n") + 1] + signature[: blocks.indent_of(signature)] + unit
 
 
 @dataclass(frozen=True)
