@@ -42,6 +42,7 @@ from codedouble.trainer.base.licenses import Licence
 from codedouble.trainer.base.pretrain import PretrainOptions, pretrain
 from codedouble.trainer.base.sources import Source
 from codedouble.trainer.mining import filters
+from codedouble.trainer.training import rehearsal
 from codedouble.trainer.training.train import TrainError, train
 from conftest import GitRepo, isolate_git
 
@@ -956,7 +957,7 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     assert identity["corpus_sha256"] == read_json(base / "manifest.json")["corpus"]["sha256"]
     assert training["learning_rate"] == 2e-4  # a full fine-tune's default, not from scratch's
     # General code rehearsed beside the history (trainer/training/rehearsal.py), and said so.
-    assert training["rehearsal"]["share"] == 0.25 and training["rehearsal"]["chars"] > 0
+    assert training["rehearsal"]["share"] == rehearsal.SHARE and training["rehearsal"]["chars"] > 0
     assert training["rehearsal"]["source"].startswith("python-stdlib ")
     assert training["size"] is None and training["vocab_size"] == len(AutoTokenizer.from_pretrained(base))
 
