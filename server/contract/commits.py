@@ -5,11 +5,11 @@ the bag of terms (identifiers, path parts) of what it changed, as JSON lines (no
     ARTIFACT/commits.jsonl   {"commits_format": 1}
                              {"commit": SHA, "message": "...", "terms": "word word ...", "time": "…+00:00"}
 
-Held-out commits are in it too (their code and messages never reach the model): a draft reads the engineer's
-newest commits, and the newest are the held-out ones. Eval drafts each held-out commit from the commits made
-before it only (`before`), as the double would have drafted it then. `time` (UTC, ISO 8601) came after the
-format: an entry without it is from a double whose index held training commits only, older than any held-out
-one. A double trained before the index existed has no file: drafting then falls back to the model alone.
+Held-out commits are in it too (nothing of theirs is trained on): a draft reads the engineer's newest commits,
+and the newest are the held-out ones. Eval drafts each held-out commit from the commits made before it only
+(`before`), as the double would have drafted it then. `time` (UTC, ISO 8601) came after the format: an entry
+without it is from a double whose index held training commits only, older than any held-out one. A double
+trained before the index existed has no file: drafting then falls back to the model alone.
 """
 
 from __future__ import annotations
