@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import LCSseq, Levenshtein
 
 _WORDS = re.compile(r"\w+|[^\s\w]")
 
@@ -20,21 +20,12 @@ def words(text: str) -> list[str]:
     return _WORDS.findall(text.lower())
 
 
-def _lcs(a: list[str], b: list[str]) -> int:
-    row = [0] * (len(b) + 1)
-    for x in a:
-        previous = 0
-        for j, y in enumerate(b, 1):
-            current = row[j]
-            row[j] = previous + 1 if x == y else max(row[j], row[j - 1])
-            previous = current
-    return row[-1]
-
-
 def rouge_l(prediction: str, reference: str) -> float:
     """ROUGE-L (Lin, 2004): the F-measure of the longest common subsequence of words, 0..1."""
     hyp, ref = words(prediction), words(reference)
-    common = _lcs(hyp, ref)
+    # rapidfuzz's longest common subsequence of the word lists: retrieval's agreement computes 1,560 of them a
+    # draft, which the pure-Python dynamic programme took 0.44 s for on long one-line summaries.
+    common = LCSseq.similarity(hyp, ref)
     if not common:
         return 0.0
     precision, recall = common / len(hyp), common / len(ref)
