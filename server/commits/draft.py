@@ -94,7 +94,7 @@ class Drafter:
         past commit's draft is styled by what was known then."""
         if before is None:
             return self.style
-        return Style.measure([e.message for e in self.index if e.time is None or e.time < before])
+        return Style.measure([e.message for e in commits.made_before(self.index, before)])
 
     def generated(self, change: Change, cancelled: Callable[[], bool] | None = None) -> str:
         if not change.edits or self.model is None:  # the model reads changed definitions; without one it is idle

@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from codedouble.server.commits.similarity import edit_similarity, first_words_match, rouge_l, summary
-from codedouble.server.contract.commits import IndexedCommit
+from codedouble.server.contract.commits import IndexedCommit, made_before
 from codedouble.server.engine.retrieval import Bm25
 
 NEIGHBOURS = 40
@@ -49,8 +49,7 @@ class CommitRetrieval:
         """The RECENT newest commits made before `before` (UTC ISO 8601; None: all of them), and their index.
         The last pool is kept: the server and the hook always ask for the newest."""
         if self._pool is None or self._pool[0] != before:
-            made = self.index if before is None else [e for e in self.index if e.time is None or e.time < before]
-            entries = made[-RECENT:]
+            entries = made_before(self.index, before)[-RECENT:]
             self._pool = (before, entries, Bm25([list(entry.terms) for entry in entries]))
         return self._pool[1], self._pool[2]
 

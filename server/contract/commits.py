@@ -39,6 +39,15 @@ def utc(when: str) -> str:
     return datetime.fromisoformat(when).astimezone(UTC).isoformat()
 
 
+def made_before(entries: list[IndexedCommit], before: str | None) -> list[IndexedCommit]:
+    """The entries committed strictly before `before` (UTC ISO 8601; None: all). An entry without a time is from
+    an index of training commits only, older than any held-out commit: always before. Retrieval and the style
+    both read through this, so that a past commit's draft never sees its own or a later message."""
+    if before is None:
+        return list(entries)
+    return [e for e in entries if e.time is None or e.time < before]
+
+
 class CommitIndexError(CodedoubleError):
     """An artifact whose commit index is damaged or of another format."""
 

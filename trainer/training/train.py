@@ -303,8 +303,8 @@ def _train(dataset_dir: Path, opts: TrainOptions, run: loop.Run, progress: bool,
                 opts.seed,
             )
             # Past messages for drafting new ones, and which source drafts better. Every mined commit's: the
-            # held-out ones are the engineer's newest (eval drafts each from the commits before it only), and
-            # a message is never training text.
+            # held-out ones are the engineer's newest, and the index is what drafts read, not training text
+            # (their messages and code stay out of the model; eval drafts each from the commits before it).
             commits.write(folder, commit_index.entries(records))
             # The shapes the engineer keeps writing, as completion snippets (training commits only).
             snippet_file.write(folder, shapes)

@@ -159,7 +159,9 @@ def _update(dataset_dir: Path, current: Path, opts: UpdateOptions, progress: boo
     # Held-out honesty: the original split stands; new code must not leak held-out code.
     split = Split.from_dict(double["split"])
     heldout = [r for r in records if split.is_heldout(r)]
-    mined_new = new  # every new commit's message goes into the commit index: a message is never training text
+    # Every new commit's message goes into the commit index, also where its code is dropped below: the index
+    # is what drafts read, not what the model trains on.
+    mined_new = new
     new, leaked = drop_near_duplicates([r for r in new if not split.is_heldout(r)], heldout)
     trained, _ = drop_near_duplicates([r for r in records if not split.is_heldout(r)], heldout)
 
