@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from codedouble.server.contract import corpus, prompt
 from codedouble.server.contract.corpus import CorpusError, Snippet
 from codedouble.server.engine import blocks, lexer
-from codedouble.server.engine.document import LINES_AFTER, LINES_BEFORE, Request, mode_at, window
+from codedouble.server.engine.document import LINES_AFTER, Request, mode_at, window
 from codedouble.server.engine.ngram import CacheNgram
 from codedouble.server.engine.retrieval import Bm25Lines
 from codedouble.trainer.mining.records import ChangeRecord, FileContext
@@ -454,59 +454,53 @@ TOP = 3
 """
 
 
-def test_window_is_the_innermost_definition_with_its_enclosing_signatures_and_header() -> None:
+def test_window_is_the_file_before_the_cursor_and_the_rest_of_the_innermost_definition() -> None:
     cursor = PY_FILE.index("x = 1") + 4
     ctx, before, after = window(line("pkg/m.py", PY_FILE[:cursor], PY_FILE[cursor:]))
-    assert ctx == prompt.Context("pkg/m.py", "import os\nfrom x import y", ("class Foo:",))
-    assert before == "def bar(self, a):\n        x = "
-    assert after == "1\n        return x"
+    # No context block: the imports and `class Foo:` are in the text before the cursor itself.
+    assert ctx == prompt.Context("pkg/m.py")
+    assert before == PY_FILE[:cursor]
+    assert after == "1\n        return x"  # the method's rest, not `baz` nor `TOP` below it
 
 
-def test_window_in_a_class_body_outside_its_methods_is_the_class() -> None:
-    text = "import os\n\n\nclass Foo:\n    LIMIT = 3\n\n    def bar(self):\n        pass\n"
+def test_window_in_a_class_body_outside_its_methods_runs_to_the_end_of_the_class() -> None:
+    text = "import os\n\n\nclass Foo:\n    LIMIT = 3\n\n    def bar(self):\n        pass\n\n\nTOP = 1\n"
     cursor = text.index("3")
     ctx, before, after = window(line("m.py", text[:cursor], text[cursor:]))
-    assert ctx == prompt.Context("m.py", "import os", ())
-    assert before == "class Foo:\n    LIMIT = "
+    assert (ctx, before) == (prompt.Context("m.py"), text[:cursor])
     assert after == "3\n\n    def bar(self):\n        pass"
 
 
 def test_window_in_brace_languages() -> None:
-    js = 'import { join } from "path";\n\nexport class Store {\n  path(name) {\n    const full = join(this.root, name);\n    return full;\n  }\n}\n'
+    js = 'import { join } from "path";\n\nexport class Store {\n  path(name) {\n    const full = join(this.root, name);\n    return full;\n  }\n  other() {}\n}\n'
     cursor = js.index("this.root")
     ctx, before, after = window(line("s.js", js[:cursor], js[cursor:]))
-    assert ctx.header == 'import { join } from "path";'
-    assert len(ctx.enclosing) == 1 and ctx.enclosing[0].startswith("export class Store")
-    assert before == "path(name) {\n    const full = join("
+    assert (ctx, before) == (prompt.Context("s.js"), js[:cursor])
     assert after == "this.root, name);\n    return full;\n  }"
-    go = 'package store\n\nimport "strings"\n\nfunc Clean(s string) string {\n\treturn strings.TrimSpace(s)\n}\n'
+    go = 'package store\n\nimport "strings"\n\nfunc Clean(s string) string {\n\treturn strings.TrimSpace(s)\n}\n\nvar X = 1\n'
     cursor = go.index("TrimSpace")
     ctx, before, after = window(line("s.go", go[:cursor], go[cursor:]))
-    assert ctx == prompt.Context("s.go", 'package store\nimport "strings"', ())
-    assert (before, after) == ("func Clean(s string) string {\n\treturn strings.", "TrimSpace(s)\n}")
+    assert (ctx, before, after) == (prompt.Context("s.go"), go[:cursor], "TrimSpace(s)\n}")
 
 
-def test_window_outside_any_definition_is_the_nearby_lines() -> None:
+def test_window_outside_any_definition_is_the_file_before_and_nearby_lines_after() -> None:
     cursor = PY_FILE.index("TOP") + 3
     ctx, before, after = window(line("m.py", PY_FILE[:cursor], PY_FILE[cursor:]))
-    assert ctx == prompt.Context("m.py", "import os\nfrom x import y", ())
-    assert (before, after) == (PY_FILE[:cursor], PY_FILE[cursor:])
-    # A long file: LINES_BEFORE lines up to the cursor and the rest of its line with LINES_AFTER more.
+    assert (ctx, before, after) == (prompt.Context("m.py"), PY_FILE[:cursor], PY_FILE[cursor:])
+    # A long file: all of it before the cursor (fim.py cuts it to the budget), the rest of the line and
+    # LINES_AFTER more after it.
     prefix = "".join(f"v{i} = {i}\n" for i in range(100)) + "w = "
     suffix = "1\n" + "".join(f"u{i} = {i}\n" for i in range(100))
     ctx, before, after = window(line("m.py", prefix, suffix))
-    assert ctx == prompt.Context("m.py", "", ())
-    assert before == "".join(f"v{i} = {i}\n" for i in range(100 - LINES_BEFORE + 1, 100)) + "w = "
+    assert (ctx, before) == (prompt.Context("m.py"), prefix)
     assert after == "1\n" + "\n".join(f"u{i} = {i}" for i in range(LINES_AFTER))
 
 
-def test_window_for_an_unknown_language_is_the_nearby_lines() -> None:
+def test_window_for_an_unknown_language_is_the_file_before_and_nearby_lines_after() -> None:
     prefix = "".join(f"line {i}\n" for i in range(60)) + "def f():\n    x = "
     suffix = "1\n" + "".join(f"after {i}\n" for i in range(30))
     ctx, before, after = window(line("notes.txt", prefix, suffix))
-    assert ctx == prompt.Context("notes.txt", "", ())
-    assert before == "\n".join(prefix.split("\n")[-LINES_BEFORE:])
-    assert before.endswith("def f():\n    x = ") and before.count("\n") == LINES_BEFORE - 1
+    assert (ctx, before) == (prompt.Context("notes.txt"), prefix)
     assert after == "\n".join(suffix.split("\n")[: LINES_AFTER + 1])
 
 

@@ -198,6 +198,19 @@ def test_the_prompt_cut_stays_put_while_a_line_is_typed(pair: tuple[Neural, Neur
     assert kept.startswith("    ") and "\n" + kept in SOURCE
 
 
+def test_the_prompt_reads_the_file_above_the_definition_around_the_cursor(pair: tuple[Neural, Neural]) -> None:
+    """The model sees the lines above the definition the cursor is in (the names they set are what its next
+    line reuses), cut at a line start to fit, with no context block."""
+    reusing, _ = pair
+    cursor = SOURCE.index("    pass") + 6
+    ids, healed = reusing.prompt_ids(at(SOURCE, cursor), 32)
+    text = reusing.tokenizer.decode(ids) + healed
+    assert "<|context|>" not in text and text.startswith("<|file|>app/collect.py\n<|fim_prefix|><|fim_suffix|>")
+    before = text[text.index("<|fim_middle|>") + len("<|fim_middle|>") :]
+    assert SOURCE[:cursor].endswith(before) and SOURCE[: cursor - len(before)].endswith("\n")
+    assert before.endswith("    return total\n\n\ndef other():\n    pa")  # `collect`, above `other`
+
+
 def test_a_short_prompt_limit_caps_the_prompt(pair: tuple[Neural, Neural]) -> None:
     reusing, _ = pair
     cursor = SOURCE.index("    return total") + 8

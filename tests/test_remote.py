@@ -150,7 +150,7 @@ def test_the_fim_prompt_is_rendered_here_with_stop_sequences_and_no_suffix_field
     body = seen["body"]
     ctx, before, after = window(LINE)
     assert body["prompt"] == prompt.fim_prompt(ctx, before, after)
-    assert body["prompt"].endswith(f"{prompt.FIM_MIDDLE}def here():\n    path = os.")
+    assert body["prompt"].endswith(f"{prompt.FIM_MIDDLE}import os\n\n\ndef here():\n    path = os.")
     assert "suffix" not in body  # vLLM refuses it
     assert body["model"] == "alice" and body["temperature"] == 0 and body["max_tokens"] == 32
     assert body["stop"][0] == "\n" and prompt.EOS in body["stop"] and len(body["stop"]) <= 4  # OpenAI's limit

@@ -1,5 +1,5 @@
-"""What a completion is asked for, and the slice of the document the model sees: the definition around
-the cursor with its file's header and enclosing signatures, as the trainer cut its examples."""
+"""What a completion is asked for, and the slice of the document the model sees: the file before the cursor
+and the rest of the definition around it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ if TYPE_CHECKING:
     from codedouble.server.engine.workspace import WorkspaceContext
 
 Mode = Literal["line", "block"]
-# Outside any definition the model sees this many lines around the cursor.
-LINES_BEFORE = 40
+# Outside any definition the model sees this many lines after the cursor.
 LINES_AFTER = 10
 
 
@@ -59,22 +58,24 @@ def mode_at(prefix: str, language: str | None) -> Mode:
 
 
 def window(request: Request) -> tuple[prompt.Context, str, str]:
-    """(context, prefix, suffix) for the prompt: the innermost definition holding the cursor, else nearby lines."""
+    """(context, prefix, suffix) for the prompt: the whole document before the cursor (fim.py cuts it to the
+    model's budget, at a line start) and after it the rest of the innermost definition holding the cursor, else
+    LINES_AFTER lines. No context block: the file's imports and the enclosing signatures are in the text before
+    the cursor whenever the budget reaches them.
+
+    Why the file and not the definition alone, although the trainer cuts its FIM examples that way: the lines
+    above the definition (the class's other methods, the attributes its `__init__` sets, the module's names)
+    are what the next line most often reuses, and the base read whole files as plain text in pretraining.
+    rich's held-out lines, 200 per seed, fp32, 512-token prompts: the base alone 17.5 -> 20.0 % exact (seed 0)
+    and 19.0 -> 19.5 (seed 1), edit similarity +3.3 and +1.8 points; rich's double 20.5 -> 21.5 and
+    18.5 -> 22.0 %, +2.0 and +2.1 points (README "The model's prompt: the file, not the definition")."""
+    after = "\n".join(request.suffix.split("\n")[: LINES_AFTER + 1])
     language = request.language
-    header = ""
     if language is not None:
         source = (request.prefix + request.suffix).encode("utf-8", "surrogatepass")
         cursor = len(request.prefix.encode("utf-8", "surrogatepass"))
         parsed = definitions.parse(language, source)
-        header = parsed.header
-        inside = [i for i, d in enumerate(parsed.definitions) if d.start_byte < cursor <= d.end_byte]
+        inside = [d for d in parsed.definitions if d.start_byte < cursor <= d.end_byte]
         if inside:
-            index = inside[-1]  # definitions are listed outer before inner
-            d = parsed.definitions[index]
-            ctx = prompt.Context(request.path, header, parsed.enclosing_signatures(index))
-            before = source[d.start_byte : cursor].decode("utf-8", "replace")
-            after = source[cursor : d.end_byte].decode("utf-8", "replace")
-            return ctx, before, after
-    before = "\n".join(request.prefix.split("\n")[-LINES_BEFORE:])
-    after = "\n".join(request.suffix.split("\n")[: LINES_AFTER + 1])
-    return prompt.Context(request.path, header, ()), before, after
+            after = source[cursor : inside[-1].end_byte].decode("utf-8", "replace")  # outer before inner
+    return prompt.Context(request.path), request.prefix, after
