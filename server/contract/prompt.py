@@ -7,6 +7,9 @@ before the suffix (version 1's order gave a 4-layer model 0 % exact next-line ma
 
     <|file|>PATH\n<|context|>HEADER + ENCLOSING SIGNATURES\n<|fim_prefix|><|fim_suffix|>SUFFIX<|fim_middle|>PREFIX MIDDLE<|endoftext|>
 
+The trainer cuts its examples per definition, with that context block; the server asks with the file before the
+cursor as PREFIX and no context block (server/engine/document.window says why, with the measurements).
+
 Edit (a changed definition, before → after) and commit message (change → message):
 
     <|file|>PATH\n<|context|>...\n<|edit_before|>BEFORE<|edit_after|>AFTER<|endoftext|>
