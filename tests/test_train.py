@@ -1351,7 +1351,7 @@ def test_training_under_torchrun_with_two_processes(dataset_dir: Path, tmp_path:
         "--quiet",
         "--from-scratch",
         # Tuning has tests of its own; here its time budgets (180 s of lines, 150 s of bodies) would eat the
-        # whole timeout: on 2 cores with the file-wide prompt, rank 0 was still tuning at 180 s.
+        # whole timeout: on a fresh 2-core machine rank 0 was still tuning at 180 s.
         "--tune-lines",
         "0",
         "--tune-bodies",

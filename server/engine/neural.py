@@ -29,9 +29,9 @@ LONGEST_REPEAT = 40  # characters in the repeated unit
 # cost seconds per completion; a run longer than this is counted as this long.
 REPEAT_WINDOW = 4096
 # Tokens of prompt at most. The window is the file before the cursor, so a longer budget is filled: on rich's
-# held-out lines 992 tokens instead of 512 gave the base +1 and the double +2 points of exact lines (200, seed 0),
-# and doubled the model's cold p50 (127 -> 252 ms, fp32), past what the latency goal leaves on 2 cores (README
-# "The model's prompt: the file, not the definition").
+# held-out lines (all authors) 992 tokens instead of 512 gave the base +1 and the double +2 points of exact lines
+# (200, seed 0), and doubled the model's cold p50 (127 -> 252 ms, fp32), past what the latency goal leaves on 2
+# cores (README "The model's prompt: the file, not the definition").
 PROMPT_LIMIT = 512
 # How the weights run: "int8" quantises the Linear layers' weights to int8 and their activations per call
 # (torch dynamic quantisation); "fp32" runs them as saved. Chosen by measurement (README "Serving the Llama
