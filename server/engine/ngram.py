@@ -34,40 +34,51 @@ CACHE_CHARS = 100_000  # of the file before the cursor; a quarter as many after 
 LENGTH_SCALE = 10.0
 LINE_TOKENS = 48
 BLOCK_TOKENS = 128
+VOCAB_SPAN = 1 << 32  # above any source's vocabulary size: (order, source, local id) packed in one int64
 
 
 class _Index:
-    """Token ids, and the sorted positions of each id and of each pair of adjacent ids.
+    """Token ids; the positions of each pair of adjacent ids, sorted by pair; and each distinct pair's count.
 
-    Positions are int32 and ids too (a pair key needs int64): 20 bytes a token, where int64 throughout took
-    32; a workspace of 4 MB of code is about 1.3 M tokens."""
+    Positions are int32 and ids too (a pair key needs int64): 16 to 17 bytes a token on rich's corpus and
+    workspace, where distinct pairs are 2 and 11 % of the tokens (int64 throughout took 32); a workspace of 4 MB
+    of code is about 1.3 M tokens."""
 
     def __init__(self, ids: np.ndarray, vocab_size: int) -> None:
         self.ids = ids.astype(np.int32)
         self.vocab_size = vocab_size
-        self.order = np.argsort(self.ids, kind="stable").astype(np.int32)
-        counts = np.bincount(self.ids, minlength=vocab_size) if len(ids) else np.zeros(vocab_size, dtype=np.int64)
-        self.starts = np.concatenate(([0], np.cumsum(counts)))
         # Pairs narrow a context down at once: the positions after a bare space or `(` run to six figures.
         pairs = self.ids[:-1].astype(np.int64) * vocab_size + self.ids[1:]
         self.pair_order = (np.argsort(pairs, kind="stable") + 1).astype(np.int32)  # each pair's second token
         self.pair_keys = pairs[self.pair_order - 1]
+        # Each distinct pair once with its count: what follows one token is a slice of these, counted already.
+        # The lowest order, the followers of a bare space or `(`, needs no gather nor sort of six figures.
+        starts = np.flatnonzero(np.diff(self.pair_keys, prepend=-1)) if len(pairs) else np.zeros(0, dtype=np.int64)
+        self.pair_distinct = self.pair_keys[starts]
+        self.pair_counts = np.diff(starts, append=len(pairs)).astype(np.int32)
 
-    def _followers(self, pos: np.ndarray, skip: tuple[int, int] | None) -> np.ndarray:
-        pos = pos[pos + 1 < len(self.ids)]
-        if skip is not None:
-            pos = pos[(pos < skip[0]) | (pos >= skip[1])]
-        return self.ids[pos + 1]
-
-    def unigram(self, last: int, skip: tuple[int, int] | None = None) -> np.ndarray:
-        """The ids that follow `last` wherever it occurs (outside the `skip` span of positions)."""
+    def unigram(self, last: int, skip: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ids that follow `last` wherever it occurs (outside the `skip` span of positions), each once,
+        ascending, and how often."""
         if not 0 <= last < self.vocab_size:
-            return self.ids[:0]
-        return self._followers(self.order[self.starts[last] : self.starts[last + 1]], skip)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        low, high = np.searchsorted(self.pair_distinct, [last * self.vocab_size, (last + 1) * self.vocab_size])
+        values = self.pair_distinct[low:high] - last * self.vocab_size
+        counts = self.pair_counts[low:high]
+        if skip is not None:
+            start, end = skip[0], min(skip[1], len(self.ids) - 1)  # the last position has no follower
+            inside = np.flatnonzero(self.ids[start:end] == last) + start
+            if len(inside):
+                gone, times = np.unique(self.ids[inside + 1], return_counts=True)
+                counts = counts.copy()
+                counts[np.searchsorted(values, gone)] -= times
+                kept = counts > 0
+                values, counts = values[kept], counts[kept]
+        return values, counts
 
     def follow(self, context: Sequence[int], skip: tuple[int, int] | None = None) -> list[np.ndarray]:
-        """For k = 2.. the ids that follow the last k tokens of `context` wherever they occur (outside the
-        `skip` span of positions), while they do. An id of -1 (a token this index lacks) matches nothing."""
+        """For k = 2.. the positions where the last k tokens of `context` end (outside the `skip` span, and
+        followed by something), while there are any. An id of -1 (a token this index lacks) matches nothing."""
         if len(context) < 2 or not all(0 <= t < self.vocab_size for t in context[-2:]):
             return []
         key = context[-2] * self.vocab_size + context[-1]
@@ -83,8 +94,12 @@ class _Index:
                 pos = pos[self.ids[pos - (k - 1)] == context[-k]]
             if not len(pos):
                 break
-            found.append(self.ids[pos + 1])
+            found.append(pos)
         return found
+
+    def followers(self, positions: np.ndarray) -> np.ndarray:
+        """The ids after `positions` (as `follow` gives them): gathered only for the orders a request counts."""
+        return self.ids[positions + 1]
 
 
 BOUNDARY = "\0"  # between texts: a boundary no context runs across (in the corpus, a definition's end)
@@ -107,6 +122,7 @@ class Source:
         self.strings = list(vocab)
         self.spans = starts
         self.index = _Index(np.asarray(ids, dtype=np.int64), len(vocab))
+        self._mapped: tuple[Source | None, _Mapping] | None = None
 
     @classmethod
     def of_texts(cls, texts: Iterable[str]) -> Source:
@@ -122,6 +138,71 @@ class Source:
     @property
     def tokens(self) -> int:
         return len(self.index.ids)
+
+    def ids_after(self, anchor: Source | None) -> _Mapping:
+        """This source's ids in the id space that `anchor`'s vocabulary begins (`_Vocabulary`): computed once
+        per anchor, since a workspace snapshot serves request after request with the same corpus."""
+        cached = self._mapped
+        if cached is None or cached[0] is not anchor:
+            cached = (anchor, _Mapping.of(self.strings, anchor.vocab if anchor is not None else {BOUNDARY: 0}, {}))
+            self._mapped = cached
+        return cached[1]
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    """A source's local ids as shared ids, and the strings it added to the shared space (numbered from the end
+    of what was there before)."""
+
+    ids: np.ndarray
+    added: dict[str, int]
+
+    @classmethod
+    def of(cls, strings: Sequence[str], first: dict[str, int], then: dict[str, int]) -> _Mapping:
+        added: dict[str, int] = {}
+        size = len(first) + len(then)
+        ids = np.empty(len(strings), dtype=np.int64)
+        for local, string in enumerate(strings):
+            shared = first.get(string)
+            if shared is None:
+                shared = then.get(string)
+                if shared is None:
+                    shared = added.setdefault(string, size + len(added))
+            ids[local] = shared
+        return cls(ids, added)
+
+
+class _Vocabulary:
+    """One id space over the sources of a request, so that their counts are added up in arrays instead of
+    dictionaries of strings: the anchor's (the corpus's) ids, then the strings the workspace adds (mapped once
+    per snapshot, `Source.ids_after`), then the ones only the current file has. The boundary is 0 in all."""
+
+    def __init__(self, anchor: Source | None, shared: Sequence[Source], fresh: Sequence[Source]) -> None:
+        first = anchor.vocab if anchor is not None else {BOUNDARY: 0}
+        self.mapped: dict[int, np.ndarray] = {}
+        if anchor is not None:
+            self.mapped[id(anchor)] = np.arange(len(first), dtype=np.int64)
+        added: dict[str, int] = {}
+        for source in shared:  # at most one: a second would need the first's strings, not the anchor's alone
+            mapping = source.ids_after(anchor)
+            self.mapped[id(source)] = mapping.ids
+            added = mapping.added
+        for source in fresh:
+            mapping = _Mapping.of(source.strings, first, added)
+            self.mapped[id(source)] = mapping.ids
+            added = {**added, **mapping.added}
+        self.first: list[str] = list(first) if anchor is None else anchor.strings
+        self.extra: list[str] = sorted(added, key=added.__getitem__)
+
+    @property
+    def size(self) -> int:
+        return len(self.first) + len(self.extra)
+
+    def ids(self, source: Source, local: np.ndarray) -> np.ndarray:
+        return self.mapped[id(source)][local]
+
+    def string(self, shared: int) -> str:
+        return self.first[shared] if shared < len(self.first) else self.extra[shared - len(self.first)]
 
 
 class CacheNgram:
@@ -141,61 +222,99 @@ class CacheNgram:
         return self.sources.get(ANY) or self.sources.get(language)
 
     # -- the model ------------------------------------------------------------------------------------------
-    def _distribution(self, context: Sequence[str], sources: Sequence[_Weighted], ends: bool) -> dict[str, float]:
+    def _distribution(
+        self, context: Sequence[str], sources: Sequence[_Weighted], vocab: _Vocabulary, ends: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """P(next | context), Witten-Bell interpolated from the longest matched order down, counts of every
-        source added with its weight. With `ends`, the end of a definition in the corpus is a possible next
-        token (a body may end here)."""
+        source added with its weight: the shared ids of `vocab` and their probabilities, in the order each id
+        was first counted (the highest order first), which decides ties. With `ends`, the end of a definition in
+        the corpus is a possible next token (a body may end here)."""
         tail = context[-MAX_ORDER:]
         found = [(s.source.index.follow(s.source.ids(tail), s.skip), s) for s in sources]
         depth = max((len(orders) for orders, _ in found), default=0)
 
-        # level(k) holds, per source, the followers of the last k + 2 tokens (k = -1: of the last token).
+        # level(k) holds, per source, the positions where the last k + 2 tokens end.
         def level(k: int) -> list[tuple[np.ndarray, _Weighted]]:
-            if k < 0:
-                return [(s.source.index.unigram(s.source.vocab.get(tail[-1], -1), s.skip), s) for s in sources]
             return [(orders[k], s) for orders, s in found if k < len(orders)]
 
         # Only the top orders matter once they are well attested: stop descending there.
         bottom = depth - 1
         while bottom >= 0 and sum(len(a) * s.weight for a, s in level(bottom)) < ENOUGH:
             bottom -= 1
-        tables: list[dict[str, float]] = []
-        for k in range(max(bottom, -1), depth):
-            counts: dict[str, float] = {}
-            for followers, s in level(k):
-                values, freq = np.unique(followers, return_counts=True)
-                strings = s.source.strings
-                for v, f in zip(values.tolist(), freq.tolist(), strict=True):
-                    if v != 0 or (ends and s.may_end):
-                        token = strings[v]
-                        counts[token] = counts.get(token, 0.0) + s.weight * f
-            if counts:
-                tables.append(counts)
+        # Every order's counts at once, in arrays: one table per order (up to 31 of them) counted token by token
+        # in dictionaries took most of a request's time, and one array call per order and source not much less.
+        # Each follower is packed as (order, source, its id in that source), the highest order first: sorted, the
+        # keys come in the order that breaks ties (the highest order's tokens first, then by source, then by id).
+        levels = list(range(depth - 1, max(bottom, -1) - 1, -1))
+        number = {id(s): i for i, s in enumerate(sources)}
+
+        def pack(rank: int, s: _Weighted, followers: np.ndarray) -> np.ndarray:
+            return (rank * len(sources) + number[id(s)]) * VOCAB_SPAN + followers.astype(np.int64)
+
+        packed: list[np.ndarray] = []
+        for rank, k in enumerate(levels[:-1] if bottom < 0 else levels):
+            for positions, s in level(k):
+                followers = s.source.index.followers(positions)
+                packed.append(pack(rank, s, followers if ends and s.may_end else followers[followers != 0]))
+        every = np.concatenate(packed) if packed else np.zeros(0, dtype=np.int64)
+        keys, found_counts = np.unique(every, return_counts=True)
+        if bottom < 0:  # the lowest order, followers of the last token alone: counted already, ids ascending
+            lowest: list[tuple[np.ndarray, np.ndarray]] = []
+            for s in sources:
+                values, counts = s.source.index.unigram(s.source.vocab.get(tail[-1], -1), s.skip)
+                if not (ends and s.may_end):
+                    kept = values != 0
+                    values, counts = values[kept], counts[kept]
+                lowest.append((pack(len(levels) - 1, s, values), counts))
+            keys = np.concatenate([keys, *(k for k, _ in lowest)])
+            found_counts = np.concatenate([found_counts, *(c for _, c in lowest)])
+        if not len(keys):
+            return keys, np.zeros(0)
+        group, local = np.divmod(keys, VOCAB_SPAN)
+        rank_of, source_of = np.divmod(group, len(sources))
+        token = np.empty(len(keys), dtype=np.int64)
+        counts = np.empty(len(keys))
+        for i, s in enumerate(sources):
+            mine = source_of == i
+            token[mine] = vocab.ids(s.source, local[mine])
+            counts[mine] = s.weight * found_counts[mine]
+        # Per order, each token's counts over the sources (whole multiples of their weights: exact sums).
+        by_order, inverse = np.unique(rank_of * vocab.size + token, return_inverse=True)
+        order_counts = np.bincount(inverse, weights=counts, minlength=len(by_order))
+        order_of, order_token = np.divmod(by_order, vocab.size)
+        totals = np.bincount(order_of, weights=order_counts, minlength=len(levels))
+        distinct = np.bincount(order_of, minlength=len(levels))
         # P = λ_top·ML_top + (1 − λ_top)·(λ_next·ML_next + ...): each order's weight is its λ times what the
         # orders above it left, so every table is added once, never rescaled.
-        dist: dict[str, float] = {}
+        shares = np.zeros(len(levels))
         left = 1.0
-        for counts in reversed(tables):
-            total = sum(counts.values())
-            lam = total / (total + len(counts))
-            share = left * lam / total
-            for t, c in counts.items():
-                dist[t] = dist.get(t, 0.0) + share * c
-            left *= 1 - lam
-        return dist
+        for rank in range(len(levels)):
+            if distinct[rank]:
+                total = float(totals[rank])
+                lam = total / (total + int(distinct[rank]))
+                shares[rank] = left * lam / total
+                left *= 1 - lam
+        ids, inverse = np.unique(order_token, return_inverse=True)
+        # Added up highest order first, as a running sum over the orders did: the same floating-point sums.
+        probs = np.bincount(inverse, weights=shares[order_of] * order_counts, minlength=len(ids))
+        _, first = np.unique(token, return_index=True)  # where each token was first counted, ids ascending
+        order = np.argsort(first, kind="stable")
+        return ids[order], probs[order]
 
-    def _sources(self, request: Request, before: list[str], after: list[str]) -> list[_Weighted]:
+    def _sources(self, request: Request, before: list[str], after: list[str]) -> tuple[list[_Weighted], _Vocabulary]:
         """What a request counts in: the corpus in its language, the file around the cursor (the cache, its
-        boundary marking the cursor, which is never an end) and the workspace's other files in its language."""
+        boundary marking the cursor, which is never an end) and the workspace's other files in its language;
+        and the id space they share."""
         out: list[_Weighted] = []
         corpus = self.source(request.language)
         if corpus is not None:
             out.append(_Weighted(corpus, 1.0, True, None))
-        out.append(_Weighted(Source([before, after]), CACHE_WEIGHT, False, None))
+        cache = Source([before, after])
+        out.append(_Weighted(cache, CACHE_WEIGHT, False, None))
         workspace = request.workspace.ngram(request.language, request.path) if request.workspace else None
         if workspace is not None:
             out.append(_Weighted(workspace[0], WORKSPACE_WEIGHT, False, workspace[1]))
-        return out
+        return out, _Vocabulary(corpus, [workspace[0]] if workspace is not None else [], [cache])
 
     # -- completion -----------------------------------------------------------------------------------------
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
@@ -211,7 +330,7 @@ class CacheNgram:
         if partial:
             before.pop()
         after = lexer.tokens(suffix[: CACHE_CHARS // 4])
-        sources = self._sources(request, before, after)
+        sources, vocab = self._sources(request, before, after)
         context = before[-MAX_ORDER:] or [BOUNDARY]
         out: list[str] = []
         limit = LINE_TOKENS if mode == "line" else BLOCK_TOKENS
@@ -225,11 +344,12 @@ class CacheNgram:
         for step in range(limit):
             if cancelled is not None and cancelled():
                 return NOTHING
-            dist = self._distribution(context, sources, ends=mode == "block")
-            if not dist:
+            ids, probs = self._distribution(context, sources, vocab, ends=mode == "block")
+            if not len(ids):
                 break
             if step == 0 and partial:
                 # The cursor may be inside a token: only tokens that extend what is typed can come next.
+                dist = dict(zip(map(vocab.string, ids.tolist()), probs.tolist(), strict=True))
                 fitting = [t for t in dist if t.startswith(partial)]
                 choice = max(fitting, key=dist.__getitem__) if fitting else partial
                 if indent is not None and indent.startswith(partial):
@@ -237,11 +357,12 @@ class CacheNgram:
                 text = choice[len(partial) :]
                 share = dist.get(choice, 0) / sum(dist[t] for t in fitting) if fitting else 0.0
             else:
-                choice = max(dist, key=dist.__getitem__)
+                best = int(np.argmax(probs))  # the first of equals, as the order of counting has it
+                choice = vocab.string(int(ids[best]))
                 if choice == BOUNDARY:
                     break  # the body ends here, as the engineer's definitions end after such code
                 text = choice
-                share = dist[choice] / sum(dist.values())
+                share = float(probs[best]) / sum(probs.tolist())
             if mode == "line" and "\n" in text:
                 break
             if first_line:
