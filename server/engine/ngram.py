@@ -90,7 +90,9 @@ class _Index:
         found: list[np.ndarray] = []
         for k in range(2, min(MAX_ORDER, len(context)) + 1):
             if k > 2:
-                pos = pos[pos >= k - 1]
+                # One pair's positions are ascending (a stable sort), so those too near the start are a head.
+                if len(pos) and pos[0] < k - 1:
+                    pos = pos[np.searchsorted(pos, k - 1) :]
                 pos = pos[self.ids[pos - (k - 1)] == context[-k]]
             if not len(pos):
                 break
