@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from codedouble.grammars import definitions
+from codedouble.grammars.incremental import Trees
 from codedouble.grammars.languages import language_for_path
 from codedouble.server.contract import prompt
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 Mode = Literal["line", "block"]
 # Outside any definition the model sees this many lines after the cursor.
 LINES_AFTER = 10
+# The documents being typed in, parsed: `window` finds the definition around the cursor at every keystroke.
+_TREES = Trees()
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,10 @@ def window(request: Request) -> tuple[prompt.Context, str, str]:
     if language is not None:
         source = (request.prefix + request.suffix).encode("utf-8", "surrogatepass")
         cursor = len(request.prefix.encode("utf-8", "surrogatepass"))
-        parsed = definitions.parse(language, source)
-        inside = [d for d in parsed.definitions if d.start_byte < cursor <= d.end_byte]
+        with _TREES.tree(language, request.path, source) as tree:
+            # Only the definitions around the cursor: the query over a whole 100 KB file took 9 ms.
+            around = definitions.extract(language, source, tree, ranges=[(max(cursor - 1, 0), cursor + 1)])
+        inside = [d for d in around.definitions if d.start_byte < cursor <= d.end_byte]
         if inside:
             after = source[cursor : inside[-1].end_byte].decode("utf-8", "replace")  # outer before inner
     return prompt.Context(request.path), request.prefix, after

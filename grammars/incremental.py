@@ -1,0 +1,95 @@
+"""Parse trees kept from one keystroke to the next. Between two completion requests a document changes by a
+character or so, and tree-sitter reparses only what an edit touched when the old tree is told where the edit
+was (`Tree.edit`), instead of the whole file: rich's `console.py` (100 KB) took 18 ms to parse from scratch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import tree_sitter as ts
+
+from codedouble.grammars.languages import parser
+
+
+def _common_head(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix of `a` and `b` (a binary search over slice comparisons, which
+    compare in C: about 17 of them for 100 KB, not a loop over every byte in Python)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _common_tail(a: bytes, b: bytes, limit: int) -> int:
+    """The length of the longest common suffix of `a` and `b`, at most `limit`."""
+    low, high = 0, min(len(a), len(b), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[len(a) - middle :] == b[len(b) - middle :]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _point(source: bytes, byte: int) -> tuple[int, int]:
+    """(row, column in bytes) of a byte offset, as tree-sitter counts them."""
+    return source.count(b"\n", 0, byte), byte - (source.rfind(b"\n", 0, byte) + 1)
+
+
+def edited(old: bytes, new: bytes) -> tuple[int, int, int]:
+    """The one edit that turns `old` into `new`: (start, end in `old`, end in `new`), as small as the two texts'
+    common head and tail make it."""
+    start = _common_head(old, new)
+    tail = _common_tail(old, new, min(len(old), len(new)) - start)
+    return start, len(old) - tail, len(new) - tail
+
+
+class Trees:
+    """The last `size` documents' trees, each with the source it was parsed from. A tree is lent to one caller
+    at a time (`tree`); a second asking for the same document meanwhile parses it from scratch."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[str, str], tuple[bytes, ts.Tree]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def tree(self, language: str, document: str, source: bytes) -> Iterator[ts.Tree]:
+        """`source` (the text of `document`, in `language`) parsed, from the tree kept for it if there is one;
+        kept for the next call once the caller is done with it."""
+        key = (language, document)
+        with self._lock:
+            kept = self._kept.pop(key, None)
+        if kept is not None and kept[0] == source:
+            tree = kept[1]
+        elif kept is not None:
+            old_source, old_tree = kept
+            start, old_end, new_end = edited(old_source, source)
+            old_tree.edit(
+                start_byte=start,
+                old_end_byte=old_end,
+                new_end_byte=new_end,
+                start_point=_point(old_source, start),
+                old_end_point=_point(old_source, old_end),
+                new_end_point=_point(source, new_end),
+            )
+            tree = parser(language).parse(source, old_tree)
+        else:
+            tree = parser(language).parse(source)
+        try:
+            yield tree
+        finally:
+            with self._lock:
+                self._kept[key] = (source, tree)
+                self._kept.move_to_end(key)
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
