@@ -9,48 +9,39 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import AnyStr
 
 import tree_sitter as ts
 
 from codedouble.grammars.languages import parser
 
 
-def _common_head(a: bytes, b: bytes) -> int:
-    """The length of the longest common prefix of `a` and `b` (a binary search over slice comparisons, which
-    compare in C: about 17 of them for 100 KB, not a loop over every byte in Python)."""
-    low, high = 0, min(len(a), len(b))
+def changed_span(old: AnyStr, new: AnyStr) -> tuple[int, int, int]:
+    """The one edit that turns `old` into `new`, as small as their common prefix and suffix make it: (start,
+    end in `old`, end in `new`). Each is found by halving, since slices compare in C: about 17 comparisons for
+    100 KB, where a loop over the characters in Python would take milliseconds."""
+    limit = min(len(old), len(new))
+    low, high = 0, limit
     while low < high:
         middle = (low + high + 1) // 2
-        if a[:middle] == b[:middle]:
+        if old[:middle] == new[:middle]:
             low = middle
         else:
             high = middle - 1
-    return low
-
-
-def _common_tail(a: bytes, b: bytes, limit: int) -> int:
-    """The length of the longest common suffix of `a` and `b`, at most `limit`."""
-    low, high = 0, min(len(a), len(b), limit)
+    start = low
+    low, high = 0, limit - start  # the suffix never overlaps the prefix
     while low < high:
         middle = (low + high + 1) // 2
-        if a[len(a) - middle :] == b[len(b) - middle :]:
+        if old[len(old) - middle :] == new[len(new) - middle :]:
             low = middle
         else:
             high = middle - 1
-    return low
+    return start, len(old) - low, len(new) - low
 
 
 def _point(source: bytes, byte: int) -> tuple[int, int]:
     """(row, column in bytes) of a byte offset, as tree-sitter counts them."""
     return source.count(b"\n", 0, byte), byte - (source.rfind(b"\n", 0, byte) + 1)
-
-
-def edited(old: bytes, new: bytes) -> tuple[int, int, int]:
-    """The one edit that turns `old` into `new`: (start, end in `old`, end in `new`), as small as the two texts'
-    common head and tail make it."""
-    start = _common_head(old, new)
-    tail = _common_tail(old, new, min(len(old), len(new)) - start)
-    return start, len(old) - tail, len(new) - tail
 
 
 class Trees:
@@ -73,7 +64,7 @@ class Trees:
             tree = kept[1]
         elif kept is not None:
             old_source, old_tree = kept
-            start, old_end, new_end = edited(old_source, source)
+            start, old_end, new_end = changed_span(old_source, source)
             old_tree.edit(
                 start_byte=start,
                 old_end_byte=old_end,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codedouble.grammars import definitions
-from codedouble.grammars.incremental import Trees, edited
+from codedouble.grammars.incremental import Trees, changed_span
 from codedouble.grammars.languages import parser
 from codedouble.server.engine.document import LINES_AFTER, Request, window
 
@@ -32,7 +32,7 @@ sources = st.lists(st.sampled_from(PIECES), max_size=30).map("".join)
 @settings(max_examples=200, deadline=None)
 @given(old=st.binary(max_size=40), new=st.binary(max_size=40))
 def test_the_edit_found_turns_the_old_text_into_the_new(old: bytes, new: bytes) -> None:
-    start, old_end, new_end = edited(old, new)
+    start, old_end, new_end = changed_span(old, new)
     assert 0 <= start <= old_end <= len(old) and start <= new_end <= len(new)
     assert old[:start] + new[start:new_end] + old[old_end:] == new
 

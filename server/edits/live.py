@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from codedouble.grammars.incremental import changed_span
 from codedouble.server.edits import rules, tokens
 
 # Rewrites remembered after their run ended: applying a proposal is itself an edit elsewhere, and must not
@@ -32,27 +33,6 @@ class MadeEdit:
     # The same edit only where the very same text is (rules.literal): proposed instead of the generalised one
     # when the engineer's history says only that is precise enough (propose.Gate). None: `rewrite` is literal.
     literal: rules.Rewrite | None = None
-
-
-def changed_span(old: str, new: str) -> tuple[int, int, int]:
-    """(start, old end, new end): the stretch where two texts differ, by their common prefix and suffix."""
-    limit = min(len(old), len(new))
-    low, high = 0, limit
-    while low < high:  # the longest common prefix, found by halving: slices compare in C
-        middle = (low + high + 1) // 2
-        if old[:middle] == new[:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    start = low
-    low, high = 0, limit - start
-    while low < high:
-        middle = (low + high + 1) // 2
-        if old[len(old) - middle :] == new[len(new) - middle :]:
-            low = middle
-        else:
-            high = middle - 1
-    return start, len(old) - low, len(new) - low
 
 
 Tokenizer = Callable[[str, str | None], tokens.Tokens]
