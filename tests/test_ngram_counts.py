@@ -98,7 +98,7 @@ def test_counts_in_arrays_are_the_counts_by_hand(
     if shared is not None:
         skip = shared.span(skipped) if skipped < len(workspace or []) else None
         sources.append(_Weighted(shared, 2.0, False, skip))
-    vocab = _Vocabulary(anchor, [shared] if shared is not None else [], [cache])
+    vocab = _Vocabulary(anchor, shared, cache)
 
     kept, ngram.ENOUGH = ngram.ENOUGH, enough
     try:

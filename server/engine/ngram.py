@@ -179,20 +179,19 @@ class _Vocabulary:
     dictionaries of strings: the anchor's (the corpus's) ids, then the strings the workspace adds (mapped once
     per snapshot, `Source.ids_after`), then the ones only the current file has. The boundary is 0 in all."""
 
-    def __init__(self, anchor: Source | None, shared: Sequence[Source], fresh: Sequence[Source]) -> None:
+    def __init__(self, anchor: Source | None, workspace: Source | None, file: Source) -> None:
         first = anchor.vocab if anchor is not None else {BOUNDARY: 0}
         self.mapped: dict[int, np.ndarray] = {}
         if anchor is not None:
             self.mapped[id(anchor)] = np.arange(len(first), dtype=np.int64)
         added: dict[str, int] = {}
-        for source in shared:  # at most one: a second would need the first's strings, not the anchor's alone
-            mapping = source.ids_after(anchor)
-            self.mapped[id(source)] = mapping.ids
+        if workspace is not None:
+            mapping = workspace.ids_after(anchor)
+            self.mapped[id(workspace)] = mapping.ids
             added = mapping.added
-        for source in fresh:
-            mapping = _Mapping.of(source.strings, first, added)
-            self.mapped[id(source)] = mapping.ids
-            added = {**added, **mapping.added}
+        mapping = _Mapping.of(file.strings, first, added)
+        self.mapped[id(file)] = mapping.ids
+        added = {**added, **mapping.added}
         self.first: list[str] = list(first) if anchor is None else anchor.strings
         self.extra: list[str] = sorted(added, key=added.__getitem__)
 
@@ -316,7 +315,7 @@ class CacheNgram:
         workspace = request.workspace.ngram(request.language, request.path) if request.workspace else None
         if workspace is not None:
             out.append(_Weighted(workspace[0], WORKSPACE_WEIGHT, False, workspace[1]))
-        return out, _Vocabulary(corpus, [workspace[0]] if workspace is not None else [], [cache])
+        return out, _Vocabulary(corpus, workspace[0] if workspace is not None else None, cache)
 
     # -- completion -----------------------------------------------------------------------------------------
     def complete(self, request: Request, cancelled: Callable[[], bool] | None = None) -> str:
