@@ -158,6 +158,7 @@ class _Mapping:
 
     ids: np.ndarray
     added: dict[str, int]
+    strings: tuple[str, ...]  # the added ones in id order
 
     @classmethod
     def of(cls, strings: Sequence[str], first: dict[str, int], then: dict[str, int]) -> _Mapping:
@@ -171,7 +172,10 @@ class _Mapping:
                 if shared is None:
                     shared = added.setdefault(string, size + len(added))
             ids[local] = shared
-        return cls(ids, added)
+        return cls(ids, added, tuple(added))
+
+
+_NO_MAPPING = _Mapping(np.zeros(0, dtype=np.int64), {}, ())
 
 
 class _Vocabulary:
@@ -181,29 +185,34 @@ class _Vocabulary:
 
     def __init__(self, anchor: Source | None, workspace: Source | None, file: Source) -> None:
         first = anchor.vocab if anchor is not None else {BOUNDARY: 0}
+        self.anchor = anchor
         self.mapped: dict[int, np.ndarray] = {}
-        if anchor is not None:
-            self.mapped[id(anchor)] = np.arange(len(first), dtype=np.int64)
-        added: dict[str, int] = {}
+        shared = _NO_MAPPING
         if workspace is not None:
-            mapping = workspace.ids_after(anchor)
-            self.mapped[id(workspace)] = mapping.ids
-            added = mapping.added
-        mapping = _Mapping.of(file.strings, first, added)
-        self.mapped[id(file)] = mapping.ids
-        added = {**added, **mapping.added}
-        self.first: list[str] = list(first) if anchor is None else anchor.strings
-        self.extra: list[str] = sorted(added, key=added.__getitem__)
+            shared = workspace.ids_after(anchor)
+            self.mapped[id(workspace)] = shared.ids
+        own = _Mapping.of(file.strings, first, shared.added)
+        self.mapped[id(file)] = own.ids
+        # Each id's string: the anchor's, then the workspace's additions, then the file's, each in id order.
+        self.segments: tuple[Sequence[str], ...] = (
+            list(first) if anchor is None else anchor.strings,
+            shared.strings,
+            own.strings,
+        )
 
     @property
     def size(self) -> int:
-        return len(self.first) + len(self.extra)
+        return sum(map(len, self.segments))
 
     def ids(self, source: Source, local: np.ndarray) -> np.ndarray:
-        return self.mapped[id(source)][local]
+        return local.astype(np.int64) if source is self.anchor else self.mapped[id(source)][local]
 
     def string(self, shared: int) -> str:
-        return self.first[shared] if shared < len(self.first) else self.extra[shared - len(self.first)]
+        for segment in self.segments:
+            if shared < len(segment):
+                return segment[shared]
+            shared -= len(segment)
+        raise IndexError(shared)
 
 
 class CacheNgram:
