@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from codedouble.grammars.definitions import parse
+from codedouble.grammars.incremental import CHUNK as _CHUNK
 from codedouble.trainer.mining import filters
-from codedouble.trainer.mining.changes import _CHUNK, DefinitionChange, Region, changed_region, definition_changes
+from codedouble.trainer.mining.changes import DefinitionChange, Region, changed_region, definition_changes
 from codedouble.trainer.mining.extract import Extractor, FileWork
 from codedouble.trainer.mining.identity import is_bot
 

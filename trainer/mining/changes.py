@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from codedouble.grammars.definitions import Definition, ParsedFile
+from codedouble.grammars.incremental import changed_span
 
 
 @dataclass(frozen=True)
@@ -144,41 +145,6 @@ class Region:
         return offset - self.old_end + self.new_end if offset >= self.old_end else self.new_end
 
 
-_CHUNK = 4096
-
-
-def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
-    # Compare whole chunks in C first, then halve the first differing chunk: no byte-by-byte Python loop.
-    i = 0
-    while i + _CHUNK <= limit and a[i : i + _CHUNK] == b[i : i + _CHUNK]:
-        i += _CHUNK
-    lo, hi = i, min(i + _CHUNK, limit)  # the answer lies in [lo, hi]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[lo:mid] == b[lo:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    i = 0
-    while i + _CHUNK <= limit and a[len(a) - i - _CHUNK : len(a) - i] == b[len(b) - i - _CHUNK : len(b) - i]:
-        i += _CHUNK
-    lo, hi = i, min(i + _CHUNK, limit)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def changed_region(before: bytes, after: bytes) -> Region:
     """The smallest single span outside which `before` and `after` are byte for byte the same."""
-    limit = min(len(before), len(after))
-    start = _common_prefix(before, after, limit)
-    suffix = _common_suffix(before, after, limit - start)  # bounded so it never overlaps the prefix
-    return Region(start, len(before) - suffix, len(after) - suffix)
+    return Region(*changed_span(before, after))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import tree_sitter as ts
 
 from codedouble.grammars import definitions
+from codedouble.grammars.incremental import point
 from codedouble.grammars.languages import parser
 from codedouble.trainer.mining.changes import changed_region, definition_changes
 from codedouble.trainer.mining.gitio import CommitInfo
@@ -93,9 +94,9 @@ class Extractor:
             region.start,
             region.old_end,
             region.new_end,
-            _point(f.before, region.start),
-            _point(f.before, region.old_end),
-            _point(f.after, region.new_end),
+            point(f.before, region.start),
+            point(f.before, region.old_end),
+            point(f.after, region.new_end),
         )
         after_tree = self._tree(f.language, f.after, f.after_blob, edited)
         # One byte of margin on each side catches definitions that end or start right at the change.
@@ -183,9 +184,3 @@ def _span(
     for d in definitions_:
         low, high = min(low, to_other(d.start_byte)), max(high, to_other(d.end_byte))
     return low, high
-
-
-def _point(source: bytes, offset: int) -> tuple[int, int]:
-    """Tree-sitter's (row, byte column) for a byte offset."""
-    row = source.count(b"\n", 0, offset)
-    return row, offset - (source.rfind(b"\n", 0, offset) + 1)
