@@ -5,7 +5,7 @@ DATASET ?= .codedouble/dataset
 DOUBLE ?= .codedouble/double
 MINUTES ?= 3
 
-.PHONY: demo test lint format llama-cpp bench fuzz-bench base base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
+.PHONY: demo test lint format llama-cpp bench fuzz-bench base rehearsal-pack base-gpu-prepare base-gpu-rehearsal base-gpu-unpack
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -67,6 +67,13 @@ base: $(VENV)/.installed
 	$(VENV)/bin/codedouble base corpus --out $(BASE_CORPUS) --exclude rich --debian golang-1.19-src --debian rust-src \
 		--node-modules editors/vscode/node_modules
 	$(VENV)/bin/codedouble base train $(BASE_CORPUS) --out $(BASE_OUT) --size $(BASE_SIZE) --minutes $(BASE_MINUTES)
+
+# The rehearsal pack that ships with the base (trainer/base/rehearsal/, README "Rehearsal in the base's other
+# languages"): a seeded 0.5 MB of each of its corpus's Go, Rust, JavaScript and TypeScript, never a file the base
+# held out, with each source's licence files. Needs the same Debian packages and the VS Code client's node_modules.
+rehearsal-pack: $(VENV)/.installed editors/vscode/node_modules/.installed
+	$(VENV)/bin/codedouble base rehearsal-pack --out trainer/base/rehearsal --debian golang-1.19-src \
+		--debian rust-src --node-modules editors/vscode/node_modules
 
 # The base's pretraining on a lent GPU machine (README "Pretraining on a lent GPU"), in three steps:
 # 1. here: the wheels the machine lacks (.whl/) and the Go/Rust/JS corpus packed (.gpu/); prints the command.

@@ -1,4 +1,5 @@
-"""Rehearsal: the standard library's code mixed into a base's fine-tune, never a file the base held out."""
+"""Rehearsal: the standard library's code and the shipped pack's mixed into a base's fine-tune, never a file the
+base held out."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from codedouble.server.contract import prompt
-from codedouble.trainer.base import sources
+from codedouble.trainer.base import rehearsal_pack, sources
 from codedouble.trainer.base.licenses import Licence
 from codedouble.trainer.base.pretrain import held_out
 from codedouble.trainer.training import rehearsal
@@ -21,7 +22,8 @@ def test_rehearsal_makes_up_its_share_of_the_mix_from_files_the_base_did_not_hol
     personal = 400_000
     got = rehearsal.texts(0.25, personal, seed=3)
     wanted = personal * 0.25 / 0.75
-    assert wanted <= got.chars < wanted + rehearsal.MAX_FILE_CHARS + 1000
+    groups = len(got.languages)  # Python and the pack's four, each cut at the file that reaches its part
+    assert groups == 5 and wanted - groups <= got.chars < wanted + groups * (rehearsal.MAX_FILE_CHARS + 1000)
     assert got.source.startswith("python-stdlib ") and got.files == len(_paths(got.texts))
     paths = _paths(got.texts)
     assert not [p for p in paths if held_out(p)]
@@ -36,8 +38,9 @@ def test_rehearsal_makes_up_its_share_of_the_mix_from_files_the_base_did_not_hol
 def test_more_rehearsal_than_the_library_holds_repeats_it() -> None:
     _, files = rehearsal._files()
     library = sum(len(text) for _, text in files)
-    got = rehearsal.texts(0.5, 2 * library, seed=0)
-    assert got.chars >= 2 * library and got.files == len(files)
+    got = rehearsal.texts(0.5, 2 * library / (1 - rehearsal.PACKED), seed=0)
+    python = next(found for found in got.languages if found[0] == "python")
+    assert python[1] >= 2 * library - 1 and python[2] == len(files)
 
 
 def test_no_share_or_an_unlicensed_library_gives_no_rehearsal(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,11 +49,14 @@ def test_no_share_or_an_unlicensed_library_gives_no_rehearsal(monkeypatch: pytes
     stdlib = sources.python_stdlib()
     unknown = sources.Source(stdlib.name, stdlib.version, stdlib.kind, Licence("", "unknown", False), stdlib.files)
     monkeypatch.setattr(sources, "python_stdlib", lambda: unknown)
-    got = rehearsal.texts(0.25, 1_000_000, seed=0)
-    assert got.texts == () and got.chars == 0 and got.to_dict() == {"share": 0.25, "chars": 0, "files": 0, "source": ""}
+    got = rehearsal.texts(0.25, 1_000_000, seed=0)  # then only the pack's languages: its licences are known
+    assert [lang for lang, _, _ in got.languages] == ["go", "javascript", "rust", "typescript"]
+    assert got.source == "rehearsal pack" and got.chars == sum(chars for _, chars, _ in got.languages)
 
 
-def test_the_rehearsal_files_are_the_standard_library_s_own(tmp_path: Path) -> None:
+def test_the_rehearsal_files_are_the_standard_library_s_own_or_the_pack_s(tmp_path: Path) -> None:
     stdlib = sources.python_stdlib()
     on_disk = {path for path, _ in stdlib.files}
-    assert _paths(rehearsal.texts(0.25, 100_000, seed=1).texts) <= on_disk
+    packed = {found.path for found in rehearsal_pack.read()[1]}
+    paths = _paths(rehearsal.texts(0.25, 100_000, seed=1).texts)
+    assert paths <= on_disk | packed and paths & on_disk and paths & packed

@@ -1,4 +1,5 @@
-"""`codedouble base corpus|train`: the tools that build the shipped base (users rarely run them)."""
+"""`codedouble base corpus|train|score|rehearsal-pack`: the tools that build the shipped base and what ships with
+it (users rarely run them)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codedouble.trainer.base.sizes import CPU_BATCH, DEFAULT_SIZE, MAX_TOKENS_PER_STEP, SIZES
+
+if TYPE_CHECKING:
+    from codedouble.trainer.base.sources import Source
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -141,13 +147,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("corpus", type=Path, metavar="CORPUS_DIR")
     s.add_argument("models", type=Path, nargs="+", metavar="MODEL_DIR")
     s.add_argument("--max-mb", type=float, metavar="N", help="score on the first N MB of held-out code (default all)")
+    s.add_argument(
+        "--language",
+        action="append",
+        default=[],
+        metavar="LANG",
+        help="score on this language's held-out files only (repeatable; default every language)",
+    )
     s.add_argument("--json", action="store_true", help="one JSON object per model instead of a table")
     s.set_defaults(run=_run_score)
+
+    r = steps.add_parser(
+        "rehearsal-pack",
+        help="pack a sample of the corpus's other languages to ship for rehearsal",
+        description="Write the rehearsal pack that ships with the base (trainer/base/rehearsal): a seeded "
+        "sample of permissively licensed Go, Rust, JavaScript, ... files, never one the base held out, with each "
+        "source's licence files, which a fine-tune mixes in so that a double keeps the languages its history "
+        "lacks. Python comes from the engineer's own standard library instead.",
+    )
+    r.add_argument("--out", type=Path, required=True, metavar="PACK_DIR")
+    r.add_argument("--debian", action="append", default=[], metavar="PACKAGE", help="as for `base corpus`")
+    r.add_argument("--node-modules", action="append", default=[], type=Path, metavar="DIR", help="as for `base corpus`")
+    r.add_argument(
+        "--kb-per-language",
+        type=int,
+        default=500,
+        metavar="N",
+        help="about N kB of each language's files (default 500)",
+    )
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per core)")
+    r.set_defaults(run=_run_rehearsal_pack)
 
 
 def _run_corpus(args: argparse.Namespace) -> int:
     import re
-    from collections.abc import Iterator
 
     from codedouble.trainer.base import sources
     from codedouble.trainer.base.corpus import CorpusOptions, build
@@ -159,15 +193,9 @@ def _run_corpus(args: argparse.Namespace) -> int:
             yield sources.python_stdlib()
         if not args.no_site:
             yield from sources.python_distributions(exclude, [str(p) for p in args.site] if args.site else None)
-        for package in args.debian:
-            yield sources.debian_package(package)
-        for folder in args.node_modules:
-            yield from sources.npm_packages(folder)
+        yield from _packages(args)
 
-    for option, folders in (("--node-modules", args.node_modules), ("--site", args.site)):
-        for folder in folders:
-            if not folder.is_dir():
-                raise sources.SourceError(f"{option} {folder}: no such folder")
+    _check_folders(args)
     manifest = build(
         gathered(),
         args.out,
@@ -179,6 +207,49 @@ def _run_corpus(args: argparse.Namespace) -> int:
     print(
         f"{len(manifest['sources'])} sources kept, {len(manifest['rejected_sources'])} rejected; "
         f"{manifest['files']:,} files, {manifest['bytes'] / 1e6:.1f} MB ({languages}) → {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _packages(args: argparse.Namespace) -> Iterator[Source]:
+    """The Debian and npm sources named by --debian and --node-modules."""
+    from codedouble.trainer.base import sources
+
+    for package in args.debian:
+        yield sources.debian_package(package)
+    for folder in args.node_modules:
+        yield from sources.npm_packages(folder)
+
+
+def _check_folders(args: argparse.Namespace) -> None:
+    from codedouble.trainer.base.sources import SourceError
+
+    for option, folders in (("--node-modules", args.node_modules), ("--site", getattr(args, "site", []))):
+        for folder in folders:
+            if not folder.is_dir():
+                raise SourceError(f"{option} {folder}: no such folder")
+
+
+def _run_rehearsal_pack(args: argparse.Namespace) -> int:
+    from codedouble.trainer.base.rehearsal_pack import build
+
+    _check_folders(args)
+    command = "codedouble " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["base"] else ""
+    manifest = build(
+        list(_packages(args)),
+        args.out,
+        bytes_per_language=args.kb_per_language * 1000,
+        seed=args.seed,
+        jobs=args.jobs or os.cpu_count() or 1,
+        command=command,
+    )
+    languages = ", ".join(
+        f"{lang} {v['files']} files, {v['bytes'] / 1e3:.0f} kB" for lang, v in manifest["languages"].items()
+    )
+    size = (args.out / "texts.jsonl.xz").stat().st_size
+    print(
+        f"{len(manifest['sources'])} sources: {languages}; {size / 1e3:.0f} kB packed → {args.out}",
         file=sys.stderr,
     )
     return 0
@@ -228,7 +299,9 @@ def _run_score(args: argparse.Namespace) -> int:
 
     from codedouble.trainer.base.score import held_out_texts, score
 
-    texts = held_out_texts(args.corpus, None if args.max_mb is None else int(args.max_mb * 1_000_000))
+    texts = held_out_texts(
+        args.corpus, None if args.max_mb is None else int(args.max_mb * 1_000_000), frozenset(args.language)
+    )
     for model in args.models:
         result = score(model, texts)
         if args.json:

@@ -35,12 +35,15 @@ class Score:
     bytes: int
 
 
-def held_out_texts(corpus_dir: Path, max_bytes: int | None = None) -> list[str]:
-    """The held-out files' plain texts, in corpus order, up to about `max_bytes` of code (all when None)."""
+def held_out_texts(
+    corpus_dir: Path, max_bytes: int | None = None, languages: frozenset[str] = frozenset()
+) -> list[str]:
+    """The held-out files' plain texts, in corpus order, up to about `max_bytes` of code (all when None), of
+    `languages` only when given."""
     texts: list[str] = []
     size = 0
     for entry in corpus.read_files(corpus_dir):
-        if not held_out(entry["path"]):
+        if not held_out(entry["path"]) or (languages and entry["language"] not in languages):
             continue
         pieces = plain_texts(entry["path"], entry["text"])
         texts.extend(pieces)
@@ -48,7 +51,8 @@ def held_out_texts(corpus_dir: Path, max_bytes: int | None = None) -> list[str]:
         if max_bytes is not None and size >= max_bytes:
             break
     if not texts:
-        raise ScoreError(f"{corpus_dir} has no held-out file to score on (one in 100 by path hash)")
+        only = f" in {', '.join(sorted(languages))}" if languages else ""
+        raise ScoreError(f"{corpus_dir} has no held-out file{only} to score on (one in 100 by path hash)")
     return texts
 
 

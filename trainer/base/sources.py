@@ -35,6 +35,9 @@ class Source:
     licence: Licence
     files: tuple[tuple[str, Path], ...]  # (path as the source names it, where it is on disk)
     rejected_files: int = 0  # files another licence covers (Debian's per-file licences)
+    # The source's own licence and copyright files: what must travel with any of its code that is passed on
+    # (the rehearsal pack ships some), not what decides the licence (that is `licence.evidence`).
+    notices: tuple[Path, ...] = ()
 
 
 def python_stdlib() -> Source:
@@ -48,7 +51,8 @@ def python_stdlib() -> Source:
         for p in sorted(root.rglob("*.py"))
         if "site-packages" not in p.relative_to(root).parts  # other distributions, judged on their own
     )
-    return Source("python-stdlib", sys.version.split()[0], "python-stdlib", licence, files)
+    notices = (licence_file,) if licence_file.is_file() else ()
+    return Source("python-stdlib", sys.version.split()[0], "python-stdlib", licence, files, notices=notices)
 
 
 def python_distributions(exclude: frozenset[str] = frozenset(), path: list[str] | None = None) -> Iterator[Source]:
@@ -152,7 +156,7 @@ def debian_package(
         }
     )
     summary = Licence(" AND ".join(used), "DEP-5 per file", bool(kept))
-    return Source(package, version, "debian", summary, tuple(kept), rejected)
+    return Source(package, version, "debian", summary, tuple(kept), rejected, notices=(copyright_file,))
 
 
 def _upstream_path(path: Path) -> str:
@@ -181,6 +185,8 @@ def _dpkg_version(package: str, status: Path) -> str:
 # What a package's files give the corpus: its JavaScript and TypeScript, and the Java of packages that ship an
 # Android side (React Native and Cordova plugins), under the same package.json licence.
 NPM_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".ts", ".java"})
+# LICENSE, LICENSE.md, LICENCE-MIT, COPYING, NOTICE.txt; not license-checker.js.
+NOTICE_NAME = re.compile(r"(?i)(licen[cs]e|copying|notice)([-_.](md|txt|markdown|rst|mit|apache(-2\.0)?|bsd|isc))*")
 
 
 def npm_packages(node_modules: Path) -> Iterator[Source]:
@@ -207,4 +213,5 @@ def npm_packages(node_modules: Path) -> Iterator[Source]:
             and "node_modules" not in p.relative_to(root).parts
             and p.is_file()
         )
-        yield Source(name, str(data.get("version") or ""), "npm", licence, files)
+        notices = tuple(p for p in sorted(root.iterdir()) if NOTICE_NAME.fullmatch(p.name) and p.is_file())
+        yield Source(name, str(data.get("version") or ""), "npm", licence, files, notices=notices)
