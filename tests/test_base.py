@@ -959,6 +959,8 @@ def test_a_double_names_the_base_it_was_finetuned_from(full_double: Path, base: 
     # General code rehearsed beside the history (trainer/training/rehearsal.py), and said so.
     assert training["rehearsal"]["share"] == rehearsal.SHARE and training["rehearsal"]["chars"] > 0
     assert training["rehearsal"]["source"].startswith("python-stdlib ")
+    assert set(training["rehearsal"]["languages"]) == {"python", "go", "javascript", "rust", "typescript"}
+    assert len(training["rehearsal"]["pack"]) == 64  # the shipped pack's texts, by hash
     assert training["size"] is None and training["vocab_size"] == len(AutoTokenizer.from_pretrained(base))
 
 
