@@ -75,33 +75,11 @@ def build(
     `bytes_per_language` of each language's files in a seeded order; return its manifest."""
     listed = list(sources)
     notices = {s.name: s for s in listed}
-    rows: list[PackFile] = []
-    held = 0
     with tempfile.TemporaryDirectory(prefix="codedouble-pack-") as tmp:
         built = corpus.build(listed, Path(tmp), jobs=jobs)  # the corpus's filters, duplicates and scrubbing
-        for r in corpus.read_files(Path(tmp)):
-            if not r["language"] or r["language"] in LEFT_TO_THE_MACHINE:
-                continue
-            if held_out(r["path"]):
-                held += 1
-                continue
-            rows.append(PackFile(r["source"], r["path"], r["language"], r["text"]))
+        rows, held = _candidates(corpus.read_files(Path(tmp)))
     unshippable = sorted({r.source for r in rows if not notices[r.source].notices})
-    by_language: dict[str, list[PackFile]] = defaultdict(list)
-    for row in rows:
-        if row.source not in unshippable:
-            by_language[row.language].append(row)
-    rng = random.Random(seed)
-    chosen: list[PackFile] = []
-    for language in sorted(by_language):
-        candidates = sorted(by_language[language], key=lambda r: (r.source, r.path))
-        rng.shuffle(candidates)
-        size = 0
-        for row in candidates:
-            if size >= bytes_per_language:
-                break
-            chosen.append(row)
-            size += _size(row)
+    chosen = _sample([r for r in rows if r.source not in unshippable], bytes_per_language, seed)
     if not chosen:
         raise RehearsalPackError(
             "none of these sources has a file to pack: code in a language other than "
@@ -135,6 +113,40 @@ def build(
         (staging / NOTICE).write_text(_notice(used, notices), encoding="utf-8")
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def _candidates(rows: Iterable[dict[str, str]]) -> tuple[list[PackFile], int]:
+    """The corpus rows a pack may hold, and how many were left out because the base held them out."""
+    found: list[PackFile] = []
+    held = 0
+    for r in rows:
+        if not r["language"] or r["language"] in LEFT_TO_THE_MACHINE:
+            continue
+        if held_out(r["path"]):
+            held += 1
+            continue
+        found.append(PackFile(r["source"], r["path"], r["language"], r["text"]))
+    return found, held
+
+
+def _sample(rows: list[PackFile], bytes_per_language: int, seed: int) -> list[PackFile]:
+    """Each language's files in a seeded order (from a sorted one, so the corpus's order does not matter), up
+    to the file that reaches `bytes_per_language`."""
+    by_language: dict[str, list[PackFile]] = defaultdict(list)
+    for row in rows:
+        by_language[row.language].append(row)
+    rng = random.Random(seed)
+    chosen: list[PackFile] = []
+    for language in sorted(by_language):
+        candidates = sorted(by_language[language], key=lambda r: (r.source, r.path))
+        rng.shuffle(candidates)
+        size = 0
+        for row in candidates:
+            if size >= bytes_per_language:
+                break
+            chosen.append(row)
+            size += _size(row)
+    return chosen
 
 
 def _size(row: PackFile) -> int:
