@@ -147,11 +147,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument(
         "--rehearsal",
         type=float,
-        default=0.6,  # rehearsal.SHARE (not imported here: the CLI starts without torch)
+        default=0.5,  # rehearsal.SHARE (not imported here: the CLI starts without torch)
         metavar="SHARE",
         help="share of general code (this Python's standard library, and the rehearsal pack's Go, Rust, "
         "JavaScript and TypeScript) mixed into a base's fine-tune so that it keeps what the base knows "
-        "(default 0.6; 0: your history alone)",
+        "(default 0.5; 0: your history alone)",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run for the same --out")
